@@ -1,0 +1,301 @@
+//! Configuration: `strata.toml`, the environment and flags, merged into one [`Config`].
+//!
+//! Precedence, highest first: command-line flags, environment variables
+//! (`DATABASE_URL`, or `DB_HOST`/`DB_PORT`/`DB_NAME`/`DB_USER`/`DB_PASSWORD`/`DB_SSL_MODE`),
+//! the selected `[environments.NAME]` table, the top level of `strata.toml`, the
+//! manifest's `settings:`, and finally the embedded default `sqlite://strata.db`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::SourceError;
+
+/// The database used when nothing else is configured.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://strata.db";
+
+/// Tunables of a run. Every field is optional so layers can be merged; the accessors
+/// apply the defaults SPEC section 4 lists.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub timeout_seconds: Option<u64>,
+    pub retry_attempts: Option<u32>,
+    pub retry_delay_seconds: Option<u64>,
+    pub lock_timeout_seconds: Option<u64>,
+    pub lock_wait_ms: Option<u64>,
+    /// Statements run at the start of every migration session.
+    pub init_sql: Option<InitSql>,
+    pub out_of_order: Option<bool>,
+    pub dry_run_enabled: Option<bool>,
+    pub rollback_enabled: Option<bool>,
+}
+
+/// `init_sql` as one string or a list of statements.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum InitSql {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Settings {
+    /// Fills every unset field from `lower`.
+    pub fn or(mut self, lower: &Settings) -> Settings {
+        macro_rules! fill { ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = lower.$f.clone(); } )* } }
+        fill!(timeout_seconds, retry_attempts, retry_delay_seconds, lock_timeout_seconds, lock_wait_ms, init_sql, out_of_order, dry_run_enabled, rollback_enabled);
+        self
+    }
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_seconds.unwrap_or(300))
+    }
+    pub fn lock_timeout(&self) -> Duration {
+        Duration::from_secs(self.lock_timeout_seconds.unwrap_or(60))
+    }
+    pub fn lock_wait(&self) -> Duration {
+        Duration::from_millis(self.lock_wait_ms.unwrap_or(2000))
+    }
+    pub fn retry_attempts(&self) -> u32 {
+        self.retry_attempts.unwrap_or(3)
+    }
+    pub fn retry_delay(&self) -> Duration {
+        Duration::from_secs(self.retry_delay_seconds.unwrap_or(5))
+    }
+    pub fn out_of_order(&self) -> bool {
+        self.out_of_order.unwrap_or(false)
+    }
+    pub fn rollback_enabled(&self) -> bool {
+        self.rollback_enabled.unwrap_or(true)
+    }
+    pub fn init_sql(&self) -> Vec<String> {
+        match &self.init_sql {
+            None => vec![],
+            Some(InitSql::One(s)) => vec![s.clone()],
+            Some(InitSql::Many(v)) => v.clone(),
+        }
+    }
+}
+
+/// `strata.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(alias = "url")]
+    pub database_url: Option<String>,
+    /// The migrations directory.
+    pub migrations: Option<PathBuf>,
+    pub history_table: Option<String>,
+    pub schema: Option<String>,
+    pub env: Option<String>,
+    #[serde(default)]
+    pub settings: Settings,
+    #[serde(default)]
+    pub environments: BTreeMap<String, EnvironmentConfig>,
+    // Sections owned by later features; accepted here so the file validates.
+    pub databases: Option<toml::Value>,
+    pub server: Option<toml::Value>,
+    pub backup: Option<toml::Value>,
+    pub fleet: Option<toml::Value>,
+}
+
+/// `[environments.NAME]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentConfig {
+    #[serde(alias = "url")]
+    pub database_url: Option<String>,
+    pub migrations: Option<PathBuf>,
+    pub protected: Option<bool>,
+    #[serde(default)]
+    pub settings: Settings,
+}
+
+impl ConfigFile {
+    /// Reads and validates a config file.
+    pub fn read(path: &Path) -> Result<Self, SourceError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SourceError::new(path, None, format!("cannot read config: {e}")))?;
+        toml::from_str(&text).map_err(|e| crate::source::toml_error(path, &text, &e))
+    }
+}
+
+/// Where the database URL came from, for `info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UrlSource {
+    Flag,
+    Environment,
+    ConfigFile,
+    Default,
+}
+
+/// What the caller (CLI flags, server options) says, before merging.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub database_url: Option<String>,
+    pub dir: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+    pub env: Option<String>,
+}
+
+/// The merged configuration of one run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub url_source: UrlSource,
+    pub dir: PathBuf,
+    pub config_path: Option<PathBuf>,
+    pub env: Option<String>,
+    pub protected: bool,
+    pub history_table: String,
+    pub schema: Option<String>,
+    pub settings: Settings,
+}
+
+impl Config {
+    /// Merges flags, environment, `strata.toml` and defaults. `getenv` is the environment
+    /// (injected so tests need not mutate the process environment).
+    pub fn load(o: &Overrides, getenv: &dyn Fn(&str) -> Option<String>) -> Result<Config, SourceError> {
+        let config_path = match &o.config {
+            Some(p) => Some(p.clone()),
+            None => Some(PathBuf::from("strata.toml")).filter(|p| p.exists()),
+        };
+        let file = match &config_path {
+            Some(p) => ConfigFile::read(p)?,
+            None => ConfigFile::default(),
+        };
+        let env = o.env.clone().or_else(|| getenv("STRATA_ENV")).or_else(|| getenv("ENV")).or(file.env.clone()).filter(|e| !e.is_empty());
+        // `.env.NAME` supplies variables the real environment does not set.
+        let dotenv = env.as_deref().map(read_dotenv).transpose()?.unwrap_or_default();
+        let var = |k: &str| getenv(k).or_else(|| dotenv.get(k).cloned()).filter(|v| !v.is_empty());
+        let env_cfg = match &env {
+            Some(name) => file.environments.get(name).cloned(),
+            None => None,
+        };
+        if let (Some(name), Some(path)) = (&env, &config_path) {
+            if env_cfg.is_none() && !file.environments.is_empty() {
+                return Err(SourceError::new(path, None, format!("environment `{name}` is not defined"))
+                    .with_help(format!("defined: {}", file.environments.keys().cloned().collect::<Vec<_>>().join(", "))));
+            }
+        }
+        let env_cfg = env_cfg.unwrap_or_default();
+
+        let (database_url, url_source) = if let Some(u) = &o.database_url {
+            (u.clone(), UrlSource::Flag)
+        } else if let Some(u) = var("DATABASE_URL") {
+            (u, UrlSource::Environment)
+        } else if let Some(u) = compose_url(&var) {
+            (u, UrlSource::Environment)
+        } else if let Some(u) = env_cfg.database_url.clone().or(file.database_url.clone()) {
+            (u, UrlSource::ConfigFile)
+        } else {
+            (DEFAULT_DATABASE_URL.to_string(), UrlSource::Default)
+        };
+        let dir = o.dir.clone().or(env_cfg.migrations.clone()).or(file.migrations.clone()).unwrap_or_else(|| PathBuf::from("migrations"));
+        let protected = env_cfg.protected.unwrap_or(matches!(env.as_deref(), Some("prod" | "production")));
+        Ok(Config {
+            database_url,
+            url_source,
+            dir,
+            config_path,
+            protected,
+            env,
+            history_table: file.history_table.clone().unwrap_or_else(|| "schema_migrations".into()),
+            schema: file.schema.clone(),
+            settings: env_cfg.settings.or(&file.settings),
+        })
+    }
+}
+
+fn read_dotenv(env: &str) -> Result<BTreeMap<String, String>, SourceError> {
+    let path = PathBuf::from(format!(".env.{env}"));
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(BTreeMap::new()) };
+    let mut out = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(SourceError::new(&path, Some(i + 1), "expected KEY=VALUE"));
+        };
+        out.insert(k.trim().to_string(), v.trim().trim_matches('"').trim_matches('\'').to_string());
+    }
+    Ok(out)
+}
+
+/// `DB_HOST` and friends as a PostgreSQL URL (or `DB_TYPE=mysql`), when `DB_HOST` or `DB_NAME` is set.
+fn compose_url(var: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let host = var("DB_HOST");
+    let name = var("DB_NAME");
+    if host.is_none() && name.is_none() {
+        return None;
+    }
+    let scheme = var("DB_TYPE").unwrap_or_else(|| "postgres".into());
+    let mut u = url::Url::parse(&format!("{scheme}://localhost")).ok()?;
+    u.set_host(Some(&host.unwrap_or_else(|| "localhost".into()))).ok()?;
+    if let Some(p) = var("DB_PORT").and_then(|p| p.parse().ok()) {
+        u.set_port(Some(p)).ok()?;
+    }
+    if let Some(user) = var("DB_USER") {
+        u.set_username(&user).ok()?;
+    }
+    if let Some(pw) = var("DB_PASSWORD") {
+        u.set_password(Some(&pw)).ok()?;
+    }
+    u.set_path(&name.unwrap_or_default());
+    if let Some(ssl) = var("DB_SSL_MODE") {
+        u.query_pairs_mut().append_pair("sslmode", &ssl);
+    }
+    Some(u.to_string())
+}
+
+/// A URL with its password replaced by `***`, for every message, log line and response.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(_) => url.to_string(),
+        // Not parseable: hide anything between `:` and `@` after the scheme.
+        Err(_) => match (url.find("://"), url.rfind('@')) {
+            (Some(s), Some(at)) if at > s => {
+                let auth = &url[s + 3..at];
+                match auth.find(':') {
+                    Some(c) => format!("{}{}:***{}", &url[..s + 3], &auth[..c], &url[at..]),
+                    None => url.to_string(),
+                }
+            }
+            _ => url.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("sqlite://strata.db"), "sqlite://strata.db");
+        assert!(!redact("postgres://u:se cret@h:bad/db").contains("se cret"));
+    }
+
+    #[test]
+    fn composes_from_db_vars() {
+        let vars: BTreeMap<&str, &str> = [("DB_HOST", "db"), ("DB_NAME", "app"), ("DB_USER", "me"), ("DB_PASSWORD", "p@ss"), ("DB_PORT", "5433")].into();
+        let u = compose_url(&|k| vars.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(u, "postgres://me:p%40ss@db:5433/app");
+    }
+
+    #[test]
+    fn default_is_embedded_sqlite() {
+        let c = Config::load(&Overrides { config: None, ..Default::default() }, &|_| None).unwrap();
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.url_source, UrlSource::Default);
+    }
+}

@@ -1,0 +1,108 @@
+//! The seam between the core and a database: [`Driver`], spoken in the verbs of a run
+//! (lock, read history, execute a change, unlock), never raw SQL from the core.
+//!
+//! A driver receives scripts as text plus metadata; splitting statements, mapping
+//! server errors to file lines and keeping the history row in the migration's own
+//! transaction are its job.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::error::DriverError;
+use crate::migration::{AppliedMigration, Script};
+
+/// What a database can do, which changes how a run behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// DDL can be rolled back (PostgreSQL, SQLite), so a failed migration leaves nothing.
+    pub transactional_ddl: bool,
+}
+
+/// What a change does to the history table, in the same transaction as its script.
+#[derive(Debug, Clone)]
+pub enum Record {
+    /// Insert (or replace) the row; the driver fills in `execution_time_ms`.
+    Apply(AppliedMigration),
+    /// Delete the row of this version.
+    Remove { version: String },
+}
+
+/// One row for `audit_log`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    /// `apply`, `rollback`, `stamp`, `baseline`, `repair`, `failure`.
+    pub operation: String,
+    /// The migration version.
+    pub record_id: String,
+    pub old_values: Option<serde_json::Value>,
+    pub new_values: Option<serde_json::Value>,
+    pub changed_by: String,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A row read back from `audit_log`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub operation: String,
+    pub record_id: String,
+    pub old_values: Option<serde_json::Value>,
+    pub new_values: Option<serde_json::Value>,
+    pub changed_by: Option<String>,
+    pub changed_at: DateTime<Utc>,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// One unit of work: a script (none for `stamp`), its history change, its audit row and
+/// metadata updates, committed together (or, for non-transactional scripts, tracked
+/// statement by statement: a `success=false` row first, `statements_done` after each).
+#[derive(Debug, Clone)]
+pub struct Change<'a> {
+    pub script: Option<&'a Script>,
+    pub transactional: bool,
+    pub record: Record,
+    pub audit: AuditEntry,
+    /// `application_metadata` keys to upsert.
+    pub metadata: Vec<(&'static str, String)>,
+    /// Skip this many statements (resuming a failed non-transactional run).
+    pub resume_from: usize,
+    pub timeout: Duration,
+    /// Session setup run first (`init_sql`).
+    pub init_sql: &'a [String],
+    /// Log every statement (`DB_ECHO=true`).
+    pub echo: bool,
+}
+
+/// A database behind strata. One connection; every method may be called in any order,
+/// but only [`crate::Migrator`] calls `lock`/`unlock`.
+#[async_trait]
+pub trait Driver: Send {
+    /// `postgres`, `sqlite`, ...
+    fn kind(&self) -> &'static str;
+    fn capabilities(&self) -> Capabilities;
+    /// The server's version string.
+    async fn server_version(&mut self) -> Result<String, DriverError>;
+    /// Takes the database-wide migration lock, waiting up to `timeout`
+    /// ([`crate::DriverErrorKind::LockTimeout`] after, naming the holder).
+    async fn lock(&mut self, timeout: Duration) -> Result<(), DriverError>;
+    async fn unlock(&mut self) -> Result<(), DriverError>;
+    /// Creates the history, metadata and audit tables if missing.
+    async fn ensure_history(&mut self) -> Result<(), DriverError>;
+    /// True when the history table exists.
+    async fn has_history(&mut self) -> Result<bool, DriverError>;
+    /// Every history row, in apply order; empty when the table does not exist.
+    async fn applied(&mut self) -> Result<Vec<AppliedMigration>, DriverError>;
+    /// Runs a change; returns the time its script took.
+    async fn execute(&mut self, change: &Change<'_>) -> Result<Duration, DriverError>;
+    /// Writes an audit row on its own (failures: the migration's transaction rolled back).
+    async fn audit(&mut self, entry: &AuditEntry) -> Result<(), DriverError>;
+    /// The newest `limit` audit rows, newest first.
+    async fn audit_log(&mut self, limit: usize) -> Result<Vec<AuditRecord>, DriverError>;
+    /// `application_metadata` as key/value pairs.
+    async fn metadata(&mut self) -> Result<Vec<(String, String)>, DriverError>;
+}

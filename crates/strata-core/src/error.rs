@@ -1,0 +1,230 @@
+//! Error types, one per area, wrapped by [`Error`]. Each carries what a caller needs to
+//! say *what* and *where*: the file and line for bad input, the migration and statement
+//! for a failed run. Messages are lower-case without a trailing period.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::migration::Checksum;
+
+/// Bad input in a migrations directory, manifest or config file. Nothing ran.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub struct SourceError {
+    pub path: PathBuf,
+    /// 1-based line, when the problem is on one line.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+    /// How to fix it, when known.
+    pub help: Option<String>,
+}
+
+impl SourceError {
+    pub fn new(path: impl Into<PathBuf>, line: Option<usize>, message: impl Into<String>) -> Self {
+        SourceError { path: path.into(), line, column: None, message: message.into(), help: None }
+    }
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+    pub fn with_column(mut self, column: Option<usize>) -> Self {
+        self.column = column;
+        self
+    }
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+            if let Some(c) = self.column {
+                write!(f, ":{c}")?;
+            }
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// The plan cannot be made: the request or the history is not one strata will act on.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    #[error("unknown target `{0}`: not a version, a migration id, head, base, -N or +N")]
+    UnknownTarget(String),
+    #[error("migration {version} is not applied")]
+    NotApplied { version: String },
+    #[error("migration {version} has no rollback script")]
+    NoRollback { version: String, path: Option<PathBuf> },
+    #[error("applied migrations depend on {version}: {dependents}; use --cascade to roll them back first")]
+    HasDependents { version: String, dependents: String },
+    #[error(
+        "pending migration {version} is older than applied migration {applied}: out of order (two branches merged?); use --allow-out-of-order to apply it"
+    )]
+    OutOfOrder { version: String, applied: String, path: PathBuf },
+    #[error("migration {version} was applied with checksum {applied}, file now hashes to {now}; run `strata repair` if the change is deliberate")]
+    Modified { version: String, applied: String, now: String, path: PathBuf },
+    #[error("migration {version} ({name}) is applied but its file is missing")]
+    Missing { version: String, name: String },
+    #[error("migration {version} failed midway ({done} statements done); fix it, then `strata up --resume` or `strata repair`")]
+    Failed { version: String, done: i64 },
+    #[error("migration {version} is already applied")]
+    AlreadyApplied { version: String },
+}
+
+impl PlanError {
+    pub(crate) fn modified(version: &str, applied: &Checksum, now: &Checksum, path: PathBuf) -> Self {
+        PlanError::Modified { version: version.into(), applied: applied.short().into(), now: now.short().into(), path }
+    }
+}
+
+/// What kind of database failure a [`DriverError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DriverErrorKind {
+    /// The URL could not be used or the server not reached.
+    Connect,
+    /// A statement failed.
+    Query,
+    /// The migration lock was not granted within `lock_timeout`.
+    LockTimeout,
+    /// Another kind of failure (I/O, protocol).
+    Other,
+}
+
+/// Where in a script a statement failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementRef {
+    /// 1-based index of the statement in the script.
+    pub index: usize,
+    /// 1-based line of the file where the statement, or the server's error position, is.
+    pub line: usize,
+    pub path: PathBuf,
+    /// The statement's first line, for messages.
+    pub excerpt: String,
+}
+
+/// A database operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub struct DriverError {
+    pub kind: DriverErrorKind,
+    pub message: String,
+    /// SQLSTATE or engine error code, when the server sent one.
+    pub code: Option<String>,
+    /// Server detail, hint and context lines.
+    pub detail: Option<String>,
+    pub statement: Option<StatementRef>,
+}
+
+impl DriverError {
+    pub fn new(kind: DriverErrorKind, message: impl Into<String>) -> Self {
+        DriverError { kind, message: message.into(), code: None, detail: None, statement: None }
+    }
+    pub fn query(message: impl Into<String>) -> Self {
+        Self::new(DriverErrorKind::Query, message)
+    }
+}
+
+impl fmt::Display for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(s) = &self.statement {
+            write!(f, "statement {} at {}:{} (`{}`): ", s.index, s.path.display(), s.line, s.excerpt)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(c) = &self.code {
+            write!(f, " [{c}]")?;
+        }
+        if let Some(d) = &self.detail {
+            write!(f, "\n{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every error the library returns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// `strata.sum` does not match the directory (edited, inserted or reordered migrations).
+    #[error("{0}")]
+    SumMismatch(SourceError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// A migration failed; what ran before it in this run stays applied.
+    #[error("migration {id} failed: {source}")]
+    Migration { id: String, version: String, source: DriverError },
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+    #[error("{0}")]
+    Config(String),
+    /// Refused for safety (protected environment without confirmation, ...).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl Error {
+    /// The process exit code SPEC section 2 assigns to this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Source(_) | Error::Config(_) => 2,
+            Error::Plan(p) => match p {
+                PlanError::UnknownTarget(_)
+                | PlanError::NotApplied { .. }
+                | PlanError::NoRollback { .. }
+                | PlanError::AlreadyApplied { .. } => 2,
+                PlanError::HasDependents { .. }
+                | PlanError::OutOfOrder { .. }
+                | PlanError::Modified { .. }
+                | PlanError::Missing { .. }
+                | PlanError::Failed { .. } => 3,
+            },
+            Error::Driver(d) if d.kind == DriverErrorKind::LockTimeout => 3,
+            Error::Refused(_) | Error::SumMismatch(_) => 3,
+            Error::Migration { .. } | Error::Driver(_) => 1,
+        }
+    }
+
+    /// A stable snake_case name for JSON output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Source(_) => "invalid_source",
+            Error::SumMismatch(_) => "sum_mismatch",
+            Error::Config(_) => "invalid_config",
+            Error::Plan(p) => match p {
+                PlanError::UnknownTarget(_) => "unknown_target",
+                PlanError::NotApplied { .. } => "not_applied",
+                PlanError::NoRollback { .. } => "no_rollback",
+                PlanError::HasDependents { .. } => "has_dependents",
+                PlanError::OutOfOrder { .. } => "out_of_order",
+                PlanError::Modified { .. } => "drift",
+                PlanError::Missing { .. } => "missing",
+                PlanError::Failed { .. } => "failed_state",
+                PlanError::AlreadyApplied { .. } => "already_applied",
+            },
+            Error::Migration { .. } => "migration_failed",
+            Error::Driver(d) => match d.kind {
+                DriverErrorKind::Connect => "connection_failed",
+                DriverErrorKind::LockTimeout => "lock_timeout",
+                _ => "database_error",
+            },
+            Error::Refused(_) => "refused",
+        }
+    }
+
+    /// The file and line the error is about, when there is one.
+    pub fn location(&self) -> Option<(PathBuf, Option<usize>)> {
+        match self {
+            Error::Source(e) | Error::SumMismatch(e) => Some((e.path.clone(), e.line)),
+            Error::Plan(PlanError::OutOfOrder { path, .. } | PlanError::Modified { path, .. }) => Some((path.clone(), None)),
+            Error::Plan(PlanError::NoRollback { path: Some(p), .. }) => Some((p.clone(), None)),
+            Error::Migration { source: DriverError { statement: Some(s), .. }, .. } => Some((s.path.clone(), Some(s.line))),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

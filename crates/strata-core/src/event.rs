@@ -1,0 +1,33 @@
+//! Events a run emits. The library never prints: the CLI renders events, the server
+//! collects them, tests assert on them.
+
+use std::time::Duration;
+
+use crate::error::DriverError;
+use crate::plan::{Plan, Step};
+
+/// Something that happened during a command.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// Waiting for the migration lock.
+    LockWaiting,
+    LockAcquired { waited: Duration },
+    PlanReady { plan: &'a Plan, dry_run: bool },
+    StepStarted { step: &'a Step, index: usize, total: usize },
+    StepFinished { step: &'a Step, elapsed: Duration },
+    StepFailed { step: &'a Step, error: &'a DriverError },
+    /// A stamp or baseline recorded a migration without running it.
+    StepRecorded { step: &'a Step },
+}
+
+/// Receives events.
+pub trait Reporter: Send {
+    fn report(&mut self, event: Event<'_>);
+}
+
+/// Discards every event.
+pub struct Silent;
+impl Reporter for Silent {
+    fn report(&mut self, _: Event<'_>) {}
+}

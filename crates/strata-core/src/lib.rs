@@ -1,0 +1,25 @@
+//! strata's core: the migration model, reading migration directories, checksums and
+//! `strata.sum`, ordering and planning, the [`Driver`] trait and the [`Migrator`] run
+//! loop. No database client crates here: drivers live in `strata-drivers`.
+
+mod config;
+mod driver;
+mod error;
+mod event;
+mod migration;
+mod migrator;
+mod plan;
+pub mod source;
+pub mod sql;
+pub mod sum;
+mod version;
+
+pub use config::{redact, Config, ConfigFile, EnvironmentConfig, InitSql, Overrides, Settings, UrlSource, DEFAULT_DATABASE_URL};
+pub use driver::{AuditEntry, AuditRecord, Capabilities, Change, Driver, Record};
+pub use error::{DriverError, DriverErrorKind, Error, PlanError, Result, SourceError, StatementRef};
+pub use event::{Event, Reporter, Silent};
+pub use migration::{AppliedMigration, Checksum, Dependency, Migration, MigrationKind, MigrationState, Script};
+pub use migrator::{Actor, Finding, Mark, Migrator, RunOptions, RunReport, StatusReport, StepResult};
+pub use plan::{check_history, order, plan_down, plan_mark, plan_rollback, plan_up, states, Catalog, Direction, Plan, StatusRow, Step, Target, UpOptions};
+pub use source::{read_dir, Manifest, Source};
+pub use version::Version;

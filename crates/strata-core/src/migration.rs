@@ -1,0 +1,180 @@
+//! The migration model: a [`Migration`] is what a directory holds, an
+//! [`AppliedMigration`] is what a history table says. They are separate types on purpose:
+//! comparing them is what `status`, drift detection and the planner do.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::version::Version;
+
+/// SHA-256 of a script with CRLF normalised to LF, as 64 lowercase hex digits.
+///
+/// The algorithm and the normalisation are fixed forever: every history table ever
+/// written stores these values, and changing either would flag every migration as
+/// modified.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Checksum(String);
+
+impl Checksum {
+    /// Hashes a script's text.
+    pub fn of(text: &str) -> Self {
+        let mut h = Sha256::new();
+        // Normalise CRLF without allocating a copy of the script.
+        let mut rest = text;
+        while let Some(i) = rest.find("\r\n") {
+            h.update(&rest.as_bytes()[..i]);
+            h.update(b"\n");
+            rest = &rest[i + 2..];
+        }
+        h.update(rest.as_bytes());
+        Checksum(hex::encode(h.finalize()))
+    }
+
+    /// Wraps a stored hex checksum.
+    pub fn from_hex(s: impl Into<String>) -> Self {
+        Checksum(s.into().trim().to_ascii_lowercase())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 12 hex digits, for messages.
+    pub fn short(&self) -> &str {
+        &self.0[..self.0.len().min(12)]
+    }
+}
+
+impl fmt::Display for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl fmt::Debug for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Checksum({})", self.short())
+    }
+}
+
+/// One script (up or down) with where it came from, so errors can name file and line.
+#[derive(Clone, Debug)]
+pub struct Script {
+    pub sql: String,
+    pub path: PathBuf,
+    /// 1-based line in `path` where `sql` starts.
+    pub first_line: usize,
+}
+
+impl Script {
+    /// The 1-based line in the file for a byte offset into `sql`.
+    pub fn line_at(&self, byte: usize) -> usize {
+        let byte = byte.min(self.sql.len());
+        self.first_line + self.sql.as_bytes()[..byte].iter().filter(|&&b| b == b'\n').count()
+    }
+
+    /// True when the script holds nothing but comments and white space.
+    pub fn is_blank(&self) -> bool {
+        crate::sql::split(&self.sql).is_empty()
+    }
+}
+
+/// Whether a migration runs once (versioned) or again whenever it changes (repeatable).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationKind {
+    Versioned,
+    Repeatable,
+}
+
+/// A dependency as written, kept with its location for error messages.
+#[derive(Clone, Debug)]
+pub struct Dependency {
+    /// A version or a migration id, as written.
+    pub target: String,
+    pub path: PathBuf,
+    pub line: usize,
+}
+
+/// A migration on disk.
+#[derive(Clone, Debug)]
+pub struct Migration {
+    /// The file stem or directory name, e.g. `002_user_preferences`.
+    pub id: String,
+    pub version: Version,
+    pub name: String,
+    pub description: Option<String>,
+    pub kind: MigrationKind,
+    pub up: Script,
+    pub down: Option<Script>,
+    pub checksum: Checksum,
+    /// False for `-- strata:no-transaction` and its synonyms.
+    pub transactional: bool,
+    pub dependencies: Vec<Dependency>,
+    /// `-- strata:timeout`, overriding the configured timeout.
+    pub timeout: Option<Duration>,
+    /// The file (or directory) that defines the migration.
+    pub source: PathBuf,
+}
+
+/// A row of the history table.
+#[derive(Clone, Debug, Serialize)]
+pub struct AppliedMigration {
+    pub version: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub applied_at: DateTime<Utc>,
+    pub checksum: Checksum,
+    pub execution_time_ms: i64,
+    pub rollback_sql: Option<String>,
+    /// False while a non-transactional migration runs, and after it broke midway.
+    pub success: bool,
+    pub statements_done: i64,
+    pub applied_by: Option<String>,
+}
+
+/// The state `status` reports for a migration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationState {
+    Applied,
+    Pending,
+    /// Applied, but the file now hashes differently.
+    Modified,
+    /// Applied, but its file is gone.
+    Missing,
+    /// A non-transactional run broke midway.
+    Failed,
+}
+
+impl fmt::Display for MigrationState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Applied => "applied",
+            Self::Pending => "pending",
+            Self::Modified => "modified",
+            Self::Missing => "missing",
+            Self::Failed => "failed",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_ignores_crlf() {
+        assert_eq!(Checksum::of("a;\r\nb;\r\n"), Checksum::of("a;\nb;\n"));
+        assert_ne!(Checksum::of("a;\nb;\n"), Checksum::of("a;\nb;"));
+        assert_eq!(
+            Checksum::of("").as_str(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}

@@ -1,0 +1,365 @@
+//! [`Migrator`]: the one run loop. It reads the source, takes the lock, plans, executes
+//! through a [`Driver`] and emits [`Event`]s; the CLI and the server are shells over it.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::driver::{AuditEntry, AuditRecord, Change, Driver, Record};
+use crate::error::{DriverError, Error, Result};
+use crate::event::{Event, Reporter};
+use crate::migration::{AppliedMigration, Migration, MigrationKind, MigrationState, Script};
+use crate::plan::{self, Direction, Plan, Step, StatusRow, Target, UpOptions};
+use crate::source::{self, Source};
+use crate::sum;
+
+/// Who is acting, for `applied_by` and `audit_log`.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: String,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl Actor {
+    /// The operating-system user running this process.
+    pub fn os_user() -> Self {
+        Actor { name: whoami::username(), ip_address: None, user_agent: None }
+    }
+}
+
+/// Options shared by the commands that change state.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Plan and report, change nothing.
+    pub dry_run: bool,
+    pub up: UpOptions,
+    /// Log every statement (`DB_ECHO=true`).
+    pub echo: bool,
+}
+
+/// What a state-changing command did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub plan: Plan,
+    /// Steps completed, in order.
+    pub done: Vec<StepResult>,
+    pub dry_run: bool,
+}
+
+/// One completed step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    pub version: String,
+    pub name: String,
+    pub execution_time_ms: u64,
+}
+
+/// The answer of `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub current: Option<String>,
+    pub head: Option<String>,
+    pub migrations: Vec<StatusRow>,
+}
+
+impl StatusReport {
+    pub fn count(&self, state: MigrationState) -> usize {
+        self.migrations.iter().filter(|r| r.state == state).count()
+    }
+}
+
+/// A problem `validate` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub kind: &'static str,
+    pub version: Option<String>,
+    pub message: String,
+    pub file: Option<PathBuf>,
+    pub line: Option<usize>,
+}
+
+/// Which history change a mark command makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// `stamp V`: record V only.
+    Stamp,
+    /// `baseline V`: record V and every pending migration before it.
+    Baseline,
+}
+
+enum Request<'a> {
+    Up(&'a Target),
+    Rollback(&'a Target),
+    Down { version: &'a str, cascade: bool },
+    Mark { version: &'a str, mark: Mark },
+}
+
+/// Applies, rolls back and inspects the migrations of one directory.
+#[derive(Debug, Clone)]
+pub struct Migrator {
+    source: Source,
+    settings: Settings,
+    actor: Actor,
+}
+
+impl Migrator {
+    /// Reads a migrations directory (see [`crate::source`] for the format).
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
+        let source = source::read_dir(dir.as_ref())?;
+        let settings = source.manifest.as_ref().and_then(|m| m.settings.clone()).unwrap_or_default();
+        Ok(Migrator { source, settings, actor: Actor::os_user() })
+    }
+
+    /// Settings from config take precedence over the manifest's.
+    pub fn with_settings(mut self, settings: &Settings) -> Self {
+        self.settings = settings.clone().or(&self.settings);
+        self
+    }
+
+    pub fn with_actor(mut self, actor: Actor) -> Self {
+        self.actor = actor;
+        self
+    }
+
+    pub fn migrations(&self) -> &[Migration] {
+        &self.source.migrations
+    }
+
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Checks `strata.sum` when the directory has one.
+    pub fn check_sum(&self) -> Result<()> {
+        sum::verify(&self.source.dir, &self.source.migrations).map(|_| ()).map_err(Error::SumMismatch)
+    }
+
+    /// Every migration with its state.
+    pub async fn status(&self, d: &mut dyn Driver) -> Result<StatusReport> {
+        let applied = d.applied().await?;
+        Ok(self.status_of(&applied))
+    }
+
+    fn status_of(&self, applied: &[AppliedMigration]) -> StatusReport {
+        let rows = plan::states(&self.source.migrations, applied);
+        let current = rows.iter().rev().find(|r| matches!(r.state, MigrationState::Applied | MigrationState::Modified) && !r.version.starts_with("R__")).map(|r| r.version.clone());
+        let head = self.source.migrations.iter().rev().find(|m| m.kind == MigrationKind::Versioned).map(|m| m.version.to_string());
+        StatusReport { current, head, migrations: rows }
+    }
+
+    /// What `validate` finds wrong with the sources and, when given, the history.
+    pub fn validate(&self, applied: Option<&[AppliedMigration]>) -> Vec<Finding> {
+        let mut out = Vec::new();
+        if let Err(e) = sum::verify(&self.source.dir, &self.source.migrations) {
+            out.push(Finding { kind: "sum_mismatch", version: None, message: e.message.clone(), file: Some(e.path.clone()), line: e.line });
+        }
+        let Some(applied) = applied else { return out };
+        for row in plan::states(&self.source.migrations, applied) {
+            let file = self.source.migrations.iter().find(|m| m.version.as_str() == row.version).map(|m| m.source.clone());
+            let message = match row.state {
+                MigrationState::Modified => format!("migration {} was edited after it was applied", row.version),
+                MigrationState::Missing => format!("migration {} ({}) is applied but its file is missing", row.version, row.name),
+                MigrationState::Failed => format!("migration {} failed midway; `strata up --resume` or `strata repair`", row.version),
+                _ => continue,
+            };
+            out.push(Finding { kind: state_kind(row.state), version: Some(row.version), message, file, line: None });
+        }
+        if let Err(crate::PlanError::OutOfOrder { version, applied, path }) = plan::plan_up(&self.source.migrations, applied, &Target::Head, UpOptions { resume: true, ..Default::default() }) {
+            out.push(Finding { kind: "out_of_order", message: format!("pending migration {version} is older than applied {applied}"), version: Some(version), file: Some(path), line: None });
+        }
+        out
+    }
+
+    /// Applies pending migrations in plan order up to `target`.
+    pub async fn up(&self, d: &mut dyn Driver, target: &Target, opts: &RunOptions, rep: &mut dyn Reporter) -> Result<RunReport> {
+        self.check_sum()?;
+        self.run(d, Request::Up(target), opts, rep).await
+    }
+
+    /// Rolls back everything applied after `target` (`-1`: the last one; `base`: all).
+    pub async fn rollback(&self, d: &mut dyn Driver, target: &Target, opts: &RunOptions, rep: &mut dyn Reporter) -> Result<RunReport> {
+        self.ensure_rollback_enabled()?;
+        self.run(d, Request::Rollback(target), opts, rep).await
+    }
+
+    /// Rolls back one applied migration; with `cascade`, its applied dependents first.
+    pub async fn down(&self, d: &mut dyn Driver, version: &str, cascade: bool, opts: &RunOptions, rep: &mut dyn Reporter) -> Result<RunReport> {
+        self.ensure_rollback_enabled()?;
+        self.run(d, Request::Down { version, cascade }, opts, rep).await
+    }
+
+    /// Records migrations as applied without running them.
+    pub async fn mark(&self, d: &mut dyn Driver, version: &str, mark: Mark, opts: &RunOptions, rep: &mut dyn Reporter) -> Result<RunReport> {
+        self.run(d, Request::Mark { version, mark }, opts, rep).await
+    }
+
+    /// The newest `limit` audit events.
+    pub async fn history(&self, d: &mut dyn Driver, limit: usize) -> Result<Vec<AuditRecord>> {
+        if !d.has_history().await? {
+            return Ok(vec![]);
+        }
+        Ok(d.audit_log(limit).await?)
+    }
+
+    fn ensure_rollback_enabled(&self) -> Result<()> {
+        if self.settings.rollback_enabled() {
+            Ok(())
+        } else {
+            Err(Error::Refused("rollback is disabled by the `rollback_enabled = false` setting".into()))
+        }
+    }
+
+    fn plan(&self, req: &Request<'_>, applied: &[AppliedMigration], opts: &RunOptions) -> Result<Plan> {
+        let ms = &self.source.migrations;
+        let up_opts = UpOptions { allow_out_of_order: opts.up.allow_out_of_order || self.settings.out_of_order(), ..opts.up };
+        Ok(match req {
+            Request::Up(t) => plan::plan_up(ms, applied, t, up_opts)?,
+            Request::Rollback(t) => plan::plan_rollback(ms, applied, t)?,
+            Request::Down { version, cascade } => plan::plan_down(ms, applied, version, *cascade)?,
+            Request::Mark { version, mark } => plan::plan_mark(ms, applied, version, *mark == Mark::Baseline)?,
+        })
+    }
+
+    async fn run(&self, d: &mut dyn Driver, req: Request<'_>, opts: &RunOptions, rep: &mut dyn Reporter) -> Result<RunReport> {
+        if opts.dry_run {
+            let applied = d.applied().await?;
+            let plan = self.plan(&req, &applied, opts)?;
+            rep.report(Event::PlanReady { plan: &plan, dry_run: true });
+            return Ok(RunReport { plan, done: vec![], dry_run: true });
+        }
+        let started = Instant::now();
+        rep.report(Event::LockWaiting);
+        d.lock(self.settings.lock_timeout()).await?;
+        rep.report(Event::LockAcquired { waited: started.elapsed() });
+        // Everything between lock and unlock is one expression: no early return may skip
+        // the unlock, and the run's own error wins over an unlock error.
+        let result = self.run_locked(d, &req, opts, rep).await;
+        let unlocked = d.unlock().await;
+        let report = result?;
+        unlocked?;
+        Ok(report)
+    }
+
+    async fn run_locked(&self, d: &mut dyn Driver, req: &Request<'_>, opts: &RunOptions, rep: &mut dyn Reporter) -> Result<RunReport> {
+        d.ensure_history().await?;
+        // Read after taking the lock: another process may have applied migrations meanwhile.
+        let mut applied = d.applied().await?;
+        let plan = self.plan(req, &applied, opts)?;
+        rep.report(Event::PlanReady { plan: &plan, dry_run: false });
+        let mut done = Vec::with_capacity(plan.steps.len());
+        let total = plan.steps.len();
+        for (index, step) in plan.steps.iter().enumerate() {
+            let m = step.migration.map(|i| &self.source.migrations[i]);
+            match req {
+                Request::Mark { mark, .. } => {
+                    let m = m.expect("mark plans only hold migrations on disk");
+                    let op = if *mark == Mark::Baseline { "baseline" } else { "stamp" };
+                    let row = self.history_row(m, 0);
+                    let change = self.change(None, true, Record::Apply(row), self.audit(op, step, None), vec![("schema_version", step.version.clone())], 0, m.timeout, opts);
+                    d.execute(&change).await?;
+                    rep.report(Event::StepRecorded { step });
+                    done.push(StepResult { version: step.version.clone(), name: step.name.clone(), execution_time_ms: 0 });
+                    continue;
+                }
+                _ => rep.report(Event::StepStarted { step, index, total }),
+            }
+            let down_script;
+            let (script, record, op, schema_version) = match step.direction {
+                Direction::Up => {
+                    let m = m.expect("up plans only hold migrations on disk");
+                    (&m.up, Record::Apply(self.history_row(m, step.resume_from as i64)), "apply", step.version.clone())
+                }
+                Direction::Down => {
+                    down_script = self.down_script(step, m);
+                    applied.retain(|a| a.version != step.version);
+                    let remaining = self.status_of(&applied).current.unwrap_or_default();
+                    (&down_script, Record::Remove { version: step.version.clone() }, "rollback", remaining)
+                }
+            };
+            let change = self.change(Some(script), step.transactional, record, self.audit(op, step, None), vec![("schema_version", schema_version)], step.resume_from, m.and_then(|m| m.timeout), opts);
+            match d.execute(&change).await {
+                Ok(elapsed) => {
+                    rep.report(Event::StepFinished { step, elapsed });
+                    done.push(StepResult { version: step.version.clone(), name: step.name.clone(), execution_time_ms: elapsed.as_millis() as u64 });
+                }
+                Err(error) => {
+                    rep.report(Event::StepFailed { step, error: &error });
+                    let failure = self.audit("failure", step, Some(&error));
+                    if let Err(e) = d.audit(&failure).await {
+                        tracing::warn!(version = %step.version, "could not write the failure to audit_log: {e}");
+                    }
+                    return Err(Error::Migration { id: step.id.clone(), version: step.version.clone(), source: error });
+                }
+            }
+        }
+        Ok(RunReport { plan, done, dry_run: false })
+    }
+
+    fn down_script(&self, step: &Step, m: Option<&Migration>) -> Script {
+        match m.and_then(|m| m.down.as_ref()) {
+            // Keep file and line for errors when the stored script is the file's.
+            Some(d) if d.sql == step.sql => d.clone(),
+            _ => Script { sql: step.sql.clone(), path: PathBuf::from(format!("<rollback of {} stored at apply time>", step.version)), first_line: 1 },
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn change<'a>(&'a self, script: Option<&'a Script>, transactional: bool, record: Record, audit: AuditEntry, mut metadata: Vec<(&'static str, String)>, resume_from: usize, timeout: Option<Duration>, opts: &RunOptions) -> Change<'a> {
+        metadata.push(("strata_version", env!("CARGO_PKG_VERSION").to_string()));
+        Change { script, transactional, record, audit, metadata, resume_from, timeout: timeout.unwrap_or(self.settings.timeout()), init_sql: &[], echo: opts.echo }
+    }
+
+    fn history_row(&self, m: &Migration, statements_done: i64) -> AppliedMigration {
+        AppliedMigration {
+            version: m.version.to_string(),
+            name: m.name.clone(),
+            description: m.description.clone(),
+            applied_at: chrono::Utc::now(),
+            checksum: m.checksum.clone(),
+            execution_time_ms: 0,
+            rollback_sql: m.down.as_ref().map(|d| d.sql.clone()),
+            success: true,
+            statements_done,
+            applied_by: Some(self.actor.name.clone()),
+        }
+    }
+
+    fn audit(&self, operation: &str, step: &Step, error: Option<&DriverError>) -> AuditEntry {
+        let m = step.migration.map(|i| &self.source.migrations[i]);
+        let mut values = serde_json::json!({ "version": step.version, "name": step.name });
+        if let Some(m) = m {
+            values["checksum"] = serde_json::json!(m.checksum);
+        }
+        if let Some(e) = error {
+            values["error"] = serde_json::json!(e.to_string());
+            values["direction"] = serde_json::json!(step.direction);
+        }
+        let (old_values, new_values) = if operation == "rollback" { (Some(values), None) } else { (None, Some(values)) };
+        AuditEntry {
+            operation: operation.into(),
+            record_id: step.version.clone(),
+            old_values,
+            new_values,
+            changed_by: self.actor.name.clone(),
+            ip_address: self.actor.ip_address.clone(),
+            user_agent: self.actor.user_agent.clone(),
+        }
+    }
+}
+
+fn state_kind(s: MigrationState) -> &'static str {
+    match s {
+        MigrationState::Modified => "modified",
+        MigrationState::Missing => "missing",
+        MigrationState::Failed => "failed",
+        MigrationState::Applied => "applied",
+        MigrationState::Pending => "pending",
+    }
+}

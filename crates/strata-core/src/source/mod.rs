@@ -1,0 +1,404 @@
+//! Reading a migrations directory into [`Migration`]s.
+//!
+//! # The format
+//!
+//! strata reads every layout below from one directory, mixed freely:
+//!
+//! ```text
+//! migrations/
+//!   001_initial_schema.sql            strata: header comments, optional `-- strata:down` section
+//!   002_users.sql + 002_users.down.sql   rollback as a sibling (`.rollback.sql` also accepted)
+//!   003_prefs.json + 003_prefs.sql    JSON metadata pair (+ 003_prefs_rollback.sql)
+//!   004_x.up.sql + 004_x.down.sql     golang-migrate / sqlx reversible
+//!   20240101120000_x.sql              sqlx (first line `-- no-transaction`), dbmate, goose
+//!   V5__add_index.sql, U5__add_index.sql, R__views.sql     Flyway versioned, undo, repeatable
+//!   V0006.Name.up.sql + .down.sql     Flyway-like pairs (authelia)
+//!   2019-09-12-150000_name/up.sql     diesel directory (+ down.sql, metadata.toml)
+//!   1528395834/up.sql + metadata.yaml directory with `parents` (sourcegraph)
+//!   migration_config.yaml             optional manifest: dependencies, descriptions, settings
+//!   strata.sum                        integrity file (see [`crate::sum`])
+//! ```
+//!
+//! A SQL file may start with header comments (case-insensitive): `-- Migration: <file>`,
+//! `-- Description: …`, `-- Version: <app version>`, `-- Created: <RFC 3339>`,
+//! `-- Depends: 001, 002`, and directives `-- strata:no-transaction`,
+//! `-- strata:timeout 600s`. Section markers `-- strata:up` / `-- strata:down`, dbmate's
+//! `-- migrate:up [transaction:false]` / `-- migrate:down` and goose's `-- +goose Up` /
+//! `-- +goose Down` / `-- +goose NO TRANSACTION` split a file into up and down scripts.
+//! Files that match no layout (README.md, .gitkeep, schema dumps) are ignored.
+//!
+//! Every problem is a [`SourceError`] naming the file and line; nothing is executed
+//! before the whole directory has been read.
+
+mod manifest;
+mod sqlfile;
+
+pub use manifest::Manifest;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::SourceError;
+use crate::migration::{Checksum, Dependency, Migration, MigrationKind, Script};
+use crate::version::Version;
+
+/// The migrations of one directory, in plan order, plus the manifest if any.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub dir: PathBuf,
+    pub migrations: Vec<Migration>,
+    pub manifest: Option<Manifest>,
+}
+
+/// Reads a migrations directory. A missing directory reads as empty.
+pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
+    let mut found: Vec<Migration> = Vec::new();
+    let mut downs: HashMap<String, Script> = HashMap::new(); // key: stem the down belongs to
+    let mut undo: HashMap<String, Script> = HashMap::new(); // Flyway U<version>: key is version
+    let mut json_meta: HashMap<String, PathBuf> = HashMap::new();
+
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Source { dir: dir.to_path_buf(), migrations: vec![], manifest: None })
+        }
+        Err(e) => return Err(SourceError::new(dir, None, format!("cannot read directory: {e}"))),
+    };
+    let mut names: Vec<(String, PathBuf, bool)> = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| SourceError::new(dir, None, format!("cannot read directory: {e}")))?;
+        let path = entry.path();
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            return Err(SourceError::new(&path, None, "file name is not valid UTF-8"));
+        };
+        let is_dir = path.is_dir();
+        names.push((name, path, is_dir));
+    }
+    names.sort();
+
+    for (name, path, is_dir) in &names {
+        if *is_dir {
+            if let Some(m) = read_migration_dir(name, path)? {
+                found.push(m);
+            }
+            continue;
+        }
+        let Some(layout) = FileLayout::classify(name) else { continue };
+        match layout {
+            FileLayout::Down { stem } => {
+                let text = read_text(path)?;
+                downs.insert(stem, Script { sql: text, path: path.clone(), first_line: 1 });
+            }
+            FileLayout::FlywayUndo { version } => {
+                let text = read_text(path)?;
+                undo.insert(version, Script { sql: text, path: path.clone(), first_line: 1 });
+            }
+            FileLayout::JsonMeta { stem } => {
+                json_meta.insert(stem, path.clone());
+            }
+            FileLayout::Up { stem, version, name: mname, kind } => {
+                let text = read_text(path)?;
+                let parsed = sqlfile::parse(path, &text)?;
+                if let Some((header, line)) = &parsed.header_migration {
+                    let header_stem = header.trim_end_matches(".sql");
+                    if header_stem != stem && header != name {
+                        return Err(SourceError::new(path, Some(*line), format!("header says `Migration: {header}` but the file is {name}"))
+                            .with_help("fix the header or rename the file; a copied file often keeps its old header"));
+                    }
+                }
+                found.push(build(&stem, version, mname, kind, path.clone(), parsed));
+            }
+        }
+    }
+
+    // Attach sibling rollbacks and JSON metadata.
+    for m in &mut found {
+        if let Some(d) = downs.remove(&m.id) {
+            if m.down.is_some() {
+                return Err(SourceError::new(&d.path, None, format!("{} already has a down section; keep one rollback script", m.source.display())));
+            }
+            m.down = Some(d);
+        }
+        if let Some(d) = undo.remove(m.version.as_str()) {
+            m.down = Some(d);
+        }
+        if let Some(meta) = json_meta.remove(&m.id) {
+            apply_json_meta(&meta, m)?;
+        }
+    }
+    if let Some((stem, d)) = downs.into_iter().next() {
+        return Err(SourceError::new(&d.path, None, format!("rollback script without a migration (no up script for `{stem}`)")));
+    }
+
+    let manifest_path = dir.join("migration_config.yaml");
+    let manifest = if manifest_path.exists() {
+        let m = Manifest::read(&manifest_path)?;
+        m.apply_to(&mut found)?;
+        Some(m)
+    } else {
+        None
+    };
+
+    check_duplicates(&found)?;
+    let migrations = crate::plan::order(found)?;
+    Ok(Source { dir: dir.to_path_buf(), migrations, manifest })
+}
+
+fn read_text(path: &Path) -> Result<String, SourceError> {
+    let bytes = fs::read(path).map_err(|e| SourceError::new(path, None, format!("cannot read file: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+        SourceError::new(path, Some(line), "file is not valid UTF-8").with_help("save the file as UTF-8")
+    })
+}
+
+fn build(stem: &str, version: String, name: String, kind: MigrationKind, path: PathBuf, f: sqlfile::SqlFile) -> Migration {
+    let up = f.up.unwrap_or(Script { sql: String::new(), path: path.clone(), first_line: 1 });
+    Migration {
+        id: stem.to_string(),
+        version: Version::new(version),
+        name,
+        description: f.description,
+        kind,
+        checksum: Checksum::of(&up.sql),
+        up,
+        down: f.down,
+        transactional: !f.no_transaction,
+        dependencies: f.dependencies,
+        timeout: f.timeout,
+        source: path,
+    }
+}
+
+/// How a file name maps to a layout.
+#[derive(Debug, PartialEq)]
+enum FileLayout {
+    Up { stem: String, version: String, name: String, kind: MigrationKind },
+    /// A rollback for the migration whose id is `stem`.
+    Down { stem: String },
+    FlywayUndo { version: String },
+    JsonMeta { stem: String },
+}
+
+impl FileLayout {
+    fn classify(file: &str) -> Option<Self> {
+        if let Some(stem) = file.strip_suffix(".json") {
+            return split_version(stem).map(|_| FileLayout::JsonMeta { stem: stem.to_string() });
+        }
+        let base = file.strip_suffix(".sql")?;
+        // Flyway: V1_1__name.sql, U1_1__name.sql, R__name.sql
+        if let Some(rest) = base.strip_prefix("R__") {
+            return Some(FileLayout::Up { stem: base.into(), version: base.into(), name: rest.into(), kind: MigrationKind::Repeatable });
+        }
+        for (prefix, undo) in [("V", false), ("U", true)] {
+            if let Some((v, name)) = base.strip_prefix(prefix).and_then(|r| r.split_once("__")) {
+                if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'_' || b == b'.') {
+                    let version = v.replace('_', ".");
+                    return Some(if undo {
+                        FileLayout::FlywayUndo { version }
+                    } else {
+                        FileLayout::Up { stem: base.into(), version, name: name.into(), kind: MigrationKind::Versioned }
+                    });
+                }
+            }
+        }
+        // V0001.Name.up.sql / .down.sql (authelia)
+        if let Some(rest) = base.strip_prefix('V') {
+            if let Some((v, tail)) = rest.split_once('.') {
+                if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+                    if let Some(name) = tail.strip_suffix(".up") {
+                        let stem = format!("V{v}.{name}");
+                        return Some(FileLayout::Up { stem, version: v.into(), name: name.into(), kind: MigrationKind::Versioned });
+                    }
+                    if let Some(name) = tail.strip_suffix(".down") {
+                        return Some(FileLayout::Down { stem: format!("V{v}.{name}") });
+                    }
+                }
+            }
+        }
+        for suffix in [".down", ".rollback", "_rollback"] {
+            if let Some(stem) = base.strip_suffix(suffix) {
+                if split_version(stem).is_some() {
+                    return Some(FileLayout::Down { stem: stem.into() });
+                }
+            }
+        }
+        let stem = base.strip_suffix(".up").unwrap_or(base);
+        let (version, name) = split_version(stem)?;
+        Some(FileLayout::Up { stem: stem.into(), version, name, kind: MigrationKind::Versioned })
+    }
+}
+
+/// `001_name` -> ("001", "name"); `2019-09-12-150000_name` -> (…); `001` -> ("001", "").
+fn split_version(stem: &str) -> Option<(String, String)> {
+    let (v, name) = stem.split_once('_').unwrap_or((stem, ""));
+    let ok = !v.is_empty() && v.as_bytes()[0].is_ascii_digit() && v.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'.');
+    ok.then(|| (v.to_string(), name.to_string()))
+}
+
+/// A directory migration: diesel (`up.sql`, `down.sql`, `metadata.toml`) or one with
+/// `metadata.yaml` listing `parents`. Directories without `up.sql` are not migrations.
+fn read_migration_dir(dir_name: &str, dir: &Path) -> Result<Option<Migration>, SourceError> {
+    let up_path = dir.join("up.sql");
+    if !up_path.is_file() {
+        return Ok(None);
+    }
+    let Some((version, name)) = split_version(dir_name) else {
+        return Err(SourceError::new(dir, None, "migration directory name does not start with a version")
+            .with_help("name it <version>_<name>, e.g. 2024-01-01-000000_create_users"));
+    };
+    let text = read_text(&up_path)?;
+    let parsed = sqlfile::parse(&up_path, &text)?;
+    let mut m = build(dir_name, version, name, MigrationKind::Versioned, up_path, parsed);
+    m.source = dir.to_path_buf();
+    let down_path = dir.join("down.sql");
+    if down_path.is_file() {
+        m.down = Some(Script { sql: read_text(&down_path)?, path: down_path, first_line: 1 });
+    }
+    let toml_path = dir.join("metadata.toml");
+    if toml_path.is_file() {
+        let text = read_text(&toml_path)?;
+        let meta: toml::Table = toml::from_str(&text).map_err(|e| toml_error(&toml_path, &text, &e))?;
+        if let Some(v) = meta.get("run_in_transaction") {
+            m.transactional = v.as_bool().ok_or_else(|| SourceError::new(&toml_path, None, "`run_in_transaction` must be true or false"))?;
+        }
+    }
+    let yaml_path = dir.join("metadata.yaml");
+    if yaml_path.is_file() {
+        let text = read_text(&yaml_path)?;
+        let meta: DirMeta = serde_yaml::from_str(&text).map_err(|e| yaml_error(&yaml_path, &e))?;
+        if let Some(n) = meta.name {
+            m.description = Some(n);
+        }
+        for p in meta.parents {
+            let target = match p {
+                serde_yaml::Value::String(s) => s,
+                serde_yaml::Value::Number(n) => n.to_string(),
+                _ => return Err(SourceError::new(&yaml_path, Some(line_of(&text, "parents")), "`parents` must list versions")),
+            };
+            m.dependencies.push(Dependency { target, path: yaml_path.clone(), line: line_of(&text, "parents") });
+        }
+        if meta.create_index_concurrently {
+            m.transactional = false;
+        }
+    }
+    Ok(Some(m))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DirMeta {
+    name: Option<String>,
+    #[serde(default)]
+    parents: Vec<serde_yaml::Value>,
+    #[serde(default)]
+    create_index_concurrently: bool,
+}
+
+/// `NNN_name.json` beside `NNN_name.sql`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonMeta {
+    version: Option<serde_json::Value>,
+    name: Option<String>,
+    description: Option<String>,
+    #[allow(dead_code)]
+    database_type: Option<String>,
+    #[allow(dead_code)]
+    migration_type: Option<String>,
+    #[serde(default)]
+    dependencies: Vec<serde_json::Value>,
+    transactional: Option<bool>,
+    #[allow(dead_code)]
+    author: Option<String>,
+    #[allow(dead_code)]
+    created_at: Option<String>,
+    #[allow(dead_code)]
+    rollback_supported: Option<bool>,
+}
+
+fn apply_json_meta(path: &Path, m: &mut Migration) -> Result<(), SourceError> {
+    let text = read_text(path)?;
+    let meta: JsonMeta = serde_json::from_str(&text).map_err(|e| {
+        SourceError::new(path, Some(e.line()), format!("malformed JSON metadata: {e}")).with_column(Some(e.column()))
+    })?;
+    if let Some(v) = meta.version {
+        let v = scalar_string(&v).ok_or_else(|| SourceError::new(path, Some(line_of(&text, "\"version\"")), "`version` must be a string or number"))?;
+        m.version = Version::new(v);
+    }
+    if let Some(n) = meta.name {
+        m.name = n;
+    }
+    if meta.description.is_some() {
+        m.description = meta.description;
+    }
+    if let Some(t) = meta.transactional {
+        m.transactional = t;
+    }
+    let dep_line = line_of(&text, "\"dependencies\"");
+    for d in meta.dependencies {
+        let target = scalar_string(&d).ok_or_else(|| SourceError::new(path, Some(dep_line), "dependencies must be versions"))?;
+        m.dependencies.push(Dependency { target, path: path.to_path_buf(), line: dep_line });
+    }
+    Ok(())
+}
+
+fn scalar_string(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// 1-based line of the first occurrence of `needle`, or 1.
+pub(crate) fn line_of(text: &str, needle: &str) -> usize {
+    text.find(needle).map(|i| text[..i].matches('\n').count() + 1).unwrap_or(1)
+}
+
+pub(crate) fn yaml_error(path: &Path, e: &serde_yaml::Error) -> SourceError {
+    let loc = e.location();
+    SourceError::new(path, loc.as_ref().map(|l| l.line()), format!("malformed YAML: {e}")).with_column(loc.map(|l| l.column()))
+}
+
+pub(crate) fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> SourceError {
+    let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    SourceError::new(path, line, format!("malformed TOML: {}", e.message()))
+}
+
+fn check_duplicates(found: &[Migration]) -> Result<(), SourceError> {
+    let mut seen: BTreeMap<&Version, &Migration> = BTreeMap::new();
+    for m in found.iter().filter(|m| m.kind == MigrationKind::Versioned) {
+        if let Some(first) = seen.insert(&m.version, m) {
+            return Err(SourceError::new(&m.source, None, format!("version {} is used twice: {} and {}", m.version, first.source.display(), m.source.display()))
+                .with_help("give one of them the next free version"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_every_layout() {
+        use FileLayout::*;
+        let up = |stem: &str, v: &str, n: &str| Up { stem: stem.into(), version: v.into(), name: n.into(), kind: MigrationKind::Versioned };
+        assert_eq!(FileLayout::classify("001_init.sql"), Some(up("001_init", "001", "init")));
+        assert_eq!(FileLayout::classify("001_init.up.sql"), Some(up("001_init", "001", "init")));
+        assert_eq!(FileLayout::classify("001_init.down.sql"), Some(Down { stem: "001_init".into() }));
+        assert_eq!(FileLayout::classify("001_init.rollback.sql"), Some(Down { stem: "001_init".into() }));
+        assert_eq!(FileLayout::classify("001_init_rollback.sql"), Some(Down { stem: "001_init".into() }));
+        assert_eq!(FileLayout::classify("V1_1__add.sql"), Some(up("V1_1__add", "1.1", "add")));
+        assert_eq!(FileLayout::classify("U1_1__add.sql"), Some(FlywayUndo { version: "1.1".into() }));
+        assert!(matches!(FileLayout::classify("R__views.sql"), Some(Up { kind: MigrationKind::Repeatable, .. })));
+        assert_eq!(FileLayout::classify("V0007.Name.up.sql"), Some(up("V0007.Name", "0007", "Name")));
+        assert_eq!(FileLayout::classify("V0007.Name.down.sql"), Some(Down { stem: "V0007.Name".into() }));
+        assert_eq!(FileLayout::classify("001_init.json"), Some(JsonMeta { stem: "001_init".into() }));
+        assert_eq!(FileLayout::classify("README.md"), None);
+        assert_eq!(FileLayout::classify("schema.sql"), None);
+    }
+}

@@ -1,0 +1,210 @@
+//! One SQL file: header comments, directives and up/down sections (see [`super`] for
+//! the format).
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::SourceError;
+use crate::migration::{Dependency, Script};
+
+/// What a SQL file says about itself.
+#[derive(Debug, Default)]
+pub(crate) struct SqlFile {
+    pub up: Option<Script>,
+    pub down: Option<Script>,
+    pub description: Option<String>,
+    pub header_migration: Option<(String, usize)>,
+    pub dependencies: Vec<Dependency>,
+    pub no_transaction: bool,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Section {
+    Preamble,
+    Up,
+    Down,
+}
+
+/// Parses a SQL file's text. `path` is only used in errors and script locations.
+pub(crate) fn parse(path: &Path, text: &str) -> Result<SqlFile, SourceError> {
+    let mut f = SqlFile::default();
+    let mut section = Section::Preamble;
+    let mut saw_up_marker = false;
+    // (section, byte start of its text, 1-based first line)
+    let mut up_start: (usize, usize) = (0, 1);
+    let mut down_start: Option<(usize, usize)> = None;
+    let mut up_end = text.len();
+    let mut in_header = true;
+    let mut offset = 0usize;
+
+    for (idx, raw_line) in text.split_inclusive('\n').enumerate() {
+        let lineno = idx + 1;
+        let line_start = offset;
+        offset += raw_line.len();
+        let line = raw_line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some(comment) = line.strip_prefix("--") else {
+            in_header = false;
+            continue;
+        };
+        let body = comment.trim();
+        let lower = body.to_ascii_lowercase();
+
+        // Section markers, accepted anywhere.
+        let marker = if lower == "strata:up" || lower.starts_with("migrate:up") || lower == "+goose up" {
+            Some(Section::Up)
+        } else if lower == "strata:down" || lower.starts_with("migrate:down") || lower == "+goose down" {
+            Some(Section::Down)
+        } else {
+            None
+        };
+        if let Some(m) = marker {
+            if m == Section::Up {
+                if saw_up_marker || section == Section::Down {
+                    return Err(SourceError::new(path, Some(lineno), "a second up section marker"));
+                }
+                saw_up_marker = true;
+                up_start = (offset, lineno + 1);
+                if lower.contains("transaction:false") {
+                    f.no_transaction = true;
+                }
+            } else {
+                if down_start.is_some() {
+                    return Err(SourceError::new(path, Some(lineno), "a second down section marker"));
+                }
+                up_end = line_start;
+                down_start = Some((offset, lineno + 1));
+            }
+            section = m;
+            continue;
+        }
+        if lower == "+goose no transaction" || (lineno == 1 && lower == "no-transaction") {
+            f.no_transaction = true;
+            continue;
+        }
+        if let Some(directive) = lower.strip_prefix("strata:") {
+            directive_line(path, lineno, directive.trim(), &mut f)?;
+            continue;
+        }
+        if in_header {
+            header_line(path, lineno, body, &mut f)?;
+        }
+    }
+
+    if saw_up_marker && up_start.0 > up_end {
+        up_end = up_start.0;
+    }
+    f.up = Some(Script { sql: text[up_start.0..up_end].to_string(), path: path.to_path_buf(), first_line: up_start.1 });
+    if let Some((start, line)) = down_start {
+        f.down = Some(Script { sql: text[start..].to_string(), path: path.to_path_buf(), first_line: line });
+    }
+    Ok(f)
+}
+
+fn directive_line(path: &Path, lineno: usize, directive: &str, f: &mut SqlFile) -> Result<(), SourceError> {
+    if directive == "no-transaction" {
+        f.no_transaction = true;
+    } else if let Some(arg) = directive.strip_prefix("timeout") {
+        f.timeout = Some(parse_duration(arg.trim()).ok_or_else(|| {
+            SourceError::new(path, Some(lineno), format!("bad timeout `{}`", arg.trim()))
+                .with_help("write a duration such as `-- strata:timeout 600s`, `10m` or `1h`")
+        })?);
+    } else {
+        return Err(SourceError::new(path, Some(lineno), format!("unknown directive `strata:{directive}`"))
+            .with_help("known directives: strata:up, strata:down, strata:no-transaction, strata:timeout <duration>"));
+    }
+    Ok(())
+}
+
+fn header_line(path: &Path, lineno: usize, body: &str, f: &mut SqlFile) -> Result<(), SourceError> {
+    let Some((key, value)) = body.split_once(':') else { return Ok(()) };
+    let value = value.trim();
+    match key.trim().to_ascii_lowercase().as_str() {
+        "migration" => f.header_migration = Some((value.to_string(), lineno)),
+        "description" => f.description = Some(value.to_string()),
+        "depends" | "depends on" => {
+            for dep in value.split(',') {
+                let dep = dep.trim();
+                if dep.is_empty() || !dep.chars().all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c)) {
+                    return Err(SourceError::new(path, Some(lineno), format!("malformed `Depends:` header `{value}`"))
+                        .with_help("list versions or migration ids separated by commas, e.g. `-- Depends: 001, 002`"));
+                }
+                f.dependencies.push(Dependency { target: dep.to_string(), path: path.to_path_buf(), line: lineno });
+            }
+        }
+        "created" => {
+            let ok = chrono::DateTime::parse_from_rfc3339(value).is_ok()
+                || chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").is_ok()
+                || chrono::NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S").is_ok();
+            if !ok {
+                return Err(SourceError::new(path, Some(lineno), format!("malformed `Created:` header `{value}`"))
+                    .with_help("use an RFC 3339 timestamp such as 2024-01-01T00:00:00Z"));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `600`, `600s`, `10m`, `1h`, `500ms`.
+pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    Some(match unit.trim() {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" | "min" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> SqlFile {
+        parse(Path::new("x.sql"), text).unwrap()
+    }
+
+    #[test]
+    fn up_and_down_sections() {
+        let f = p("-- Description: d\n-- strata:up\ncreate table a();\n-- strata:down\ndrop table a;\n");
+        assert_eq!(f.up.as_ref().unwrap().sql, "create table a();\n");
+        assert_eq!(f.up.as_ref().unwrap().first_line, 3);
+        assert_eq!(f.down.as_ref().unwrap().sql, "drop table a;\n");
+        assert_eq!(f.down.as_ref().unwrap().first_line, 5);
+        assert_eq!(f.description.as_deref(), Some("d"));
+    }
+
+    #[test]
+    fn dbmate_and_goose_markers() {
+        let f = p("-- migrate:up transaction:false\ncreate index concurrently i on a(x);\n-- migrate:down\ndrop index i;\n");
+        assert!(f.no_transaction);
+        assert_eq!(f.down.unwrap().sql, "drop index i;\n");
+        let g = p("-- +goose NO TRANSACTION\n-- +goose Up\nselect 1;\n-- +goose Down\nselect 2;\n");
+        assert!(g.no_transaction);
+        assert_eq!(g.up.unwrap().sql, "select 1;\n");
+    }
+
+    #[test]
+    fn header_errors_name_the_line() {
+        let e = parse(Path::new("x.sql"), "-- Depends: 001,\nselect 1;").unwrap_err();
+        assert_eq!(e.line, Some(1));
+        let e = parse(Path::new("x.sql"), "select 1;\n-- strata:tmeout 5s\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.contains("unknown directive"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("600s"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("x"), None);
+    }
+}

@@ -1,0 +1,296 @@
+//! Splitting SQL scripts into statements.
+//!
+//! Written here rather than taken from a SQL parser crate because it must be lossless
+//! and never refuse input: it only finds statement boundaries, and every byte between
+//! them goes to the server untouched. Parsers such as `sqlparser` reject valid
+//! PostgreSQL they do not know (plpgsql, new syntax) and re-print what they accept.
+//!
+//! It understands `--` and nested `/* */` comments, `'…'` strings (with `''`, and `E'…'`
+//! backslash escapes), `"…"` and `` `…` `` identifiers, `$tag$…$tag$` dollar quoting,
+//! parentheses, `BEGIN … END` bodies of `CREATE TRIGGER/FUNCTION/PROCEDURE` (SQLite
+//! triggers, PostgreSQL `BEGIN ATOMIC`, MySQL procedures) and goose's
+//! `-- +goose StatementBegin` / `StatementEnd` blocks.
+
+use std::ops::Range;
+
+/// One statement: its byte range in the script, without the terminating `;`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Statement {
+    pub range: Range<usize>,
+}
+
+impl Statement {
+    pub fn text<'a>(&self, script: &'a str) -> &'a str {
+        &script[self.range.clone()]
+    }
+}
+
+/// Splits a script into statements, skipping empty ones (only comments or white space).
+pub fn split(sql: &str) -> Vec<Statement> {
+    Splitter::new(sql).run()
+}
+
+/// The index of the statement holding byte `offset`, if any.
+pub fn statement_at(stmts: &[Statement], offset: usize) -> Option<usize> {
+    // A position between statements belongs to the next one (leading comments).
+    stmts.iter().position(|s| offset < s.range.end + 1).or(if stmts.is_empty() { None } else { Some(stmts.len() - 1) })
+}
+
+struct Splitter<'a> {
+    s: &'a [u8],
+    src: &'a str,
+    i: usize,
+    out: Vec<Statement>,
+    /// Start of the first token of the current statement.
+    start: Option<usize>,
+    first_word: Option<String>,
+    body_depth: usize,
+    paren_depth: usize,
+    goose_block: bool,
+    prev_word: String,
+}
+
+impl<'a> Splitter<'a> {
+    fn new(src: &'a str) -> Self {
+        Splitter {
+            s: src.as_bytes(),
+            src,
+            i: 0,
+            out: Vec::new(),
+            start: None,
+            first_word: None,
+            body_depth: 0,
+            paren_depth: 0,
+            goose_block: false,
+            prev_word: String::new(),
+        }
+    }
+
+    fn mark(&mut self, at: usize) {
+        if self.start.is_none() {
+            self.start = Some(at);
+        }
+    }
+
+    fn finish(&mut self, end: usize) {
+        if let Some(start) = self.start.take() {
+            let mut e = end;
+            while e > start && self.s[e - 1].is_ascii_whitespace() {
+                e -= 1;
+            }
+            self.out.push(Statement { range: start..e });
+        }
+        self.first_word = None;
+        self.body_depth = 0;
+        self.paren_depth = 0;
+        self.prev_word.clear();
+    }
+
+    fn run(mut self) -> Vec<Statement> {
+        let n = self.s.len();
+        while self.i < n {
+            let c = self.s[self.i];
+            match c {
+                b'-' if self.peek(1) == Some(b'-') => {
+                    let end = self.find_byte(b'\n').unwrap_or(n);
+                    let comment = self.src[self.i..end].trim();
+                    self.goose_marker(comment, end);
+                    self.i = end;
+                }
+                b'/' if self.peek(1) == Some(b'*') => self.skip_block_comment(),
+                b'\'' => {
+                    self.mark(self.i);
+                    let escapes = self.i > 0 && matches!(self.s[self.i - 1], b'e' | b'E') && !self.ident_before(self.i - 1);
+                    self.skip_quoted(b'\'', escapes);
+                }
+                b'"' | b'`' => {
+                    self.mark(self.i);
+                    self.skip_quoted(c, false);
+                }
+                b'$' if self.dollar_tag().is_some() => {
+                    self.mark(self.i);
+                    let tag = self.dollar_tag().unwrap_or_default();
+                    let body_start = self.i + tag.len();
+                    self.i = match self.src[body_start..].find(&tag) {
+                        Some(p) => body_start + p + tag.len(),
+                        None => n,
+                    };
+                }
+                b'(' => {
+                    self.mark(self.i);
+                    self.paren_depth += 1;
+                    self.i += 1;
+                }
+                b')' => {
+                    self.mark(self.i);
+                    self.paren_depth = self.paren_depth.saturating_sub(1);
+                    self.i += 1;
+                }
+                b';' => {
+                    if self.goose_block || self.body_depth > 0 || self.paren_depth > 0 {
+                        self.i += 1;
+                    } else {
+                        self.finish(self.i);
+                        self.i += 1;
+                    }
+                }
+                c if c.is_ascii_alphabetic() || c == b'_' => self.word(),
+                c if c.is_ascii_whitespace() => self.i += 1,
+                _ => {
+                    self.mark(self.i);
+                    self.i += 1;
+                }
+            }
+        }
+        self.finish(n);
+        self.out
+    }
+
+    fn peek(&self, k: usize) -> Option<u8> {
+        self.s.get(self.i + k).copied()
+    }
+
+    fn find_byte(&self, b: u8) -> Option<usize> {
+        self.s[self.i..].iter().position(|&x| x == b).map(|p| self.i + p)
+    }
+
+    fn ident_before(&self, at: usize) -> bool {
+        at > 0 && (self.s[at - 1].is_ascii_alphanumeric() || self.s[at - 1] == b'_')
+    }
+
+    fn goose_marker(&mut self, comment: &str, end: usize) {
+        let lower = comment.to_ascii_lowercase();
+        if lower.starts_with("-- +goose statementbegin") {
+            self.goose_block = true;
+        } else if lower.starts_with("-- +goose statementend") {
+            self.goose_block = false;
+            self.finish(self.i);
+            self.i = end;
+        }
+    }
+
+    fn skip_block_comment(&mut self) {
+        // PostgreSQL nests block comments; other engines never see `/*` inside one.
+        let mut depth = 0usize;
+        let n = self.s.len();
+        while self.i < n {
+            if self.s[self.i] == b'/' && self.peek(1) == Some(b'*') {
+                depth += 1;
+                self.i += 2;
+            } else if self.s[self.i] == b'*' && self.peek(1) == Some(b'/') {
+                depth -= 1;
+                self.i += 2;
+                if depth == 0 {
+                    return;
+                }
+            } else {
+                self.i += 1;
+            }
+        }
+    }
+
+    fn skip_quoted(&mut self, q: u8, backslash_escapes: bool) {
+        let n = self.s.len();
+        self.i += 1;
+        while self.i < n {
+            let c = self.s[self.i];
+            if backslash_escapes && c == b'\\' {
+                self.i += 2;
+                continue;
+            }
+            self.i += 1;
+            if c == q {
+                if self.s.get(self.i) == Some(&q) {
+                    self.i += 1; // doubled quote
+                } else {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// `$tag$` or `$$` at the cursor, if it opens a dollar-quoted string.
+    fn dollar_tag(&self) -> Option<String> {
+        if self.ident_before(self.i) {
+            return None; // part of an identifier such as `a$b`
+        }
+        let rest = &self.s[self.i + 1..];
+        let len = rest.iter().position(|&b| !(b.is_ascii_alphanumeric() || b == b'_'))?;
+        if rest[len] != b'$' || rest.first().is_some_and(|b| b.is_ascii_digit()) {
+            return None; // `$1` parameters are not quotes
+        }
+        Some(self.src[self.i..self.i + len + 2].to_string())
+    }
+
+    fn word(&mut self) {
+        let start = self.i;
+        while self.i < self.s.len() && (self.s[self.i].is_ascii_alphanumeric() || matches!(self.s[self.i], b'_' | b'$')) {
+            self.i += 1;
+        }
+        self.mark(start);
+        let w = self.src[start..self.i].to_ascii_uppercase();
+        match &self.first_word {
+            None => self.first_word = Some(w.clone()),
+            Some(first) if first == "CREATE" => match w.as_str() {
+                "BEGIN" => self.body_depth += 1,
+                "CASE" if self.body_depth > 0 => self.body_depth += 1,
+                "END" if self.body_depth > 0 => self.body_depth -= 1,
+                // MySQL's END IF / END LOOP close blocks that were never counted.
+                "IF" | "LOOP" | "WHILE" | "REPEAT" if self.prev_word == "END" => self.body_depth += 1,
+                _ => {}
+            },
+            _ => {}
+        }
+        self.prev_word = w;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(sql: &str) -> Vec<&str> {
+        split(sql).iter().map(|s| s.text(sql)).collect()
+    }
+
+    #[test]
+    fn splits_simple_statements() {
+        assert_eq!(texts("create table a(x int);\n-- c;\ninsert into a values (1);"), ["create table a(x int)", "insert into a values (1)"]);
+        assert!(texts("-- only a comment\n/* and ; this */\n").is_empty());
+    }
+
+    #[test]
+    fn keeps_quotes_and_dollar_bodies_whole() {
+        let sql = "select 'a;b', \"c;d\", E'x\\';y';\nCREATE FUNCTION f() RETURNS int AS $body$ BEGIN; select 1; END; $body$ LANGUAGE plpgsql;\nselect $$;$$;";
+        let t = texts(sql);
+        assert_eq!(t.len(), 3, "{t:?}");
+        assert!(t[1].ends_with("LANGUAGE plpgsql"));
+    }
+
+    #[test]
+    fn trigger_bodies_and_nested_comments() {
+        let sql = "CREATE TRIGGER t AFTER INSERT ON a BEGIN UPDATE b SET n = CASE WHEN 1 THEN 2 END; DELETE FROM c; END;\n/* a /* nested */ ; */ select 1;";
+        assert_eq!(texts(sql).len(), 2);
+        let mysql = "CREATE PROCEDURE p() BEGIN IF 1 THEN SELECT 1; END IF; SELECT 2; END;\nSELECT 3;";
+        assert_eq!(texts(mysql).len(), 2);
+    }
+
+    #[test]
+    fn goose_blocks_are_one_statement() {
+        let sql = "-- +goose StatementBegin\nselect 1; select 2;\n-- +goose StatementEnd\nselect 3;";
+        assert_eq!(texts(sql).len(), 2);
+    }
+
+    #[test]
+    fn begin_transaction_is_not_a_body() {
+        assert_eq!(texts("BEGIN; select 1; COMMIT;").len(), 3);
+    }
+
+    #[test]
+    fn statement_at_maps_offsets() {
+        let sql = "select 1;\nselect 2;";
+        let st = split(sql);
+        assert_eq!(statement_at(&st, 0), Some(0));
+        assert_eq!(statement_at(&st, 12), Some(1));
+    }
+}

@@ -1,0 +1,84 @@
+//! `strata.sum`: the directory's integrity file.
+//!
+//! ```text
+//! h1:<sha256 of every line below>
+//! 001_init h1:<chain>
+//! 002_users h1:<chain>
+//! ```
+//! Each migration's line carries a chained hash: SHA-256 of the previous line's hash, the
+//! migration id and the SHA-256 of its up and down scripts. Editing a migration changes
+//! its line; inserting or reordering changes every line after it; editing the file by
+//! hand breaks the first line. The hash algorithm is fixed forever, like checksums.
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::SourceError;
+use crate::migration::Migration;
+
+/// The file name inside a migrations directory.
+pub const SUM_FILE: &str = "strata.sum";
+
+fn entries(migrations: &[Migration]) -> Vec<(String, String)> {
+    let mut prev = String::new();
+    migrations
+        .iter()
+        .map(|m| {
+            let mut content = Sha256::new();
+            content.update(m.up.sql.replace("\r\n", "\n"));
+            if let Some(d) = &m.down {
+                content.update(b"\0down\0");
+                content.update(d.sql.replace("\r\n", "\n"));
+            }
+            let mut h = Sha256::new();
+            h.update(prev.as_bytes());
+            h.update(m.id.as_bytes());
+            h.update(content.finalize());
+            prev = hex::encode(h.finalize());
+            (m.id.clone(), prev.clone())
+        })
+        .collect()
+}
+
+/// The text of `strata.sum` for these migrations (in plan order).
+pub fn render(migrations: &[Migration]) -> String {
+    let body: String = entries(migrations).into_iter().map(|(id, h)| format!("{id} h1:{h}\n")).collect();
+    format!("h1:{}\n{body}", hex::encode(Sha256::digest(body.as_bytes())))
+}
+
+/// Writes `strata.sum` into `dir`.
+pub fn write(dir: &Path, migrations: &[Migration]) -> std::io::Result<()> {
+    std::fs::write(dir.join(SUM_FILE), render(migrations))
+}
+
+/// Checks `dir/strata.sum` against the migrations. `Ok(false)` when there is no sum file.
+pub fn verify(dir: &Path, migrations: &[Migration]) -> Result<bool, SourceError> {
+    let path = dir.join(SUM_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(false) };
+    let help = "run `strata sum` after a deliberate change; after a merge, renumber the newer migrations first";
+    let mut lines = text.lines();
+    let head = lines.next().unwrap_or("");
+    let body: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    if head != format!("h1:{}", hex::encode(Sha256::digest(body.as_bytes()))) {
+        return Err(SourceError::new(&path, Some(1), "strata.sum was edited by hand or is corrupt").with_help(help));
+    }
+    let want = entries(migrations);
+    for (i, line) in text.lines().skip(1).enumerate() {
+        let (id, _) = line.split_once(' ').unwrap_or((line, ""));
+        match want.get(i) {
+            Some((wid, wh)) if wid == id && line == format!("{wid} h1:{wh}") => continue,
+            Some((wid, _)) if wid == id => {
+                return Err(SourceError::new(&path, Some(i + 2), format!("migration {id} changed since strata.sum was written")).with_help(help))
+            }
+            Some((wid, _)) => {
+                return Err(SourceError::new(&path, Some(i + 2), format!("strata.sum expects {id} here, the directory has {wid} (inserted, removed or reordered)")).with_help(help))
+            }
+            None => return Err(SourceError::new(&path, Some(i + 2), format!("migration {id} is in strata.sum but not in the directory")).with_help(help)),
+        }
+    }
+    if let Some((id, _)) = want.get(text.lines().count().saturating_sub(1)) {
+        return Err(SourceError::new(&path, None, format!("migration {id} is not in strata.sum")).with_help(help));
+    }
+    Ok(true)
+}
