@@ -1,0 +1,243 @@
+//! Running a change on PostgreSQL.
+//!
+//! Transactional: `BEGIN`, the whole script as one simple query (the server parses it,
+//! one round trip), the history/audit/metadata statement, `COMMIT`. On failure the
+//! transaction is rolled back, and the error is mapped to a statement and file line
+//! from the server's error position; when the server gives none (a runtime error), the
+//! script is replayed statement by statement inside a transaction that is rolled back,
+//! to find which statement fails.
+//!
+//! Non-transactional (`CREATE INDEX CONCURRENTLY` and friends): a `success=false` row
+//! first, then each statement on its own with `statements_done` updated after each, and
+//! the final row, audit and metadata in one transaction.
+
+use std::time::{Duration, Instant};
+
+use strata_core::sql::{split, statement_at, Statement};
+use strata_core::{Change, DriverError, DriverErrorKind, Record, Script, StatementRef};
+use tokio_postgres::error::ErrorPosition;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls};
+
+use super::history::{audit_params, Tables};
+
+/// A tokio-postgres error without statement context.
+pub(crate) fn db_error(e: &tokio_postgres::Error) -> DriverError {
+    let mut err = DriverError::new(if e.as_db_error().is_some() { DriverErrorKind::Query } else { DriverErrorKind::Other }, super::error_text(e));
+    if let Some(db) = e.as_db_error() {
+        err.code = Some(db.code().code().to_string());
+        let extra: Vec<String> = [("detail", db.detail()), ("hint", db.hint()), ("context", db.where_())]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| format!("{k}: {v}")))
+            .collect();
+        if !extra.is_empty() {
+            err.detail = Some(extra.join("\n"));
+        }
+    }
+    err
+}
+
+pub(super) async fn execute(client: &Client, t: &Tables, change: &Change<'_>) -> Result<Duration, DriverError> {
+    if change.transactional || change.script.is_none() {
+        transactional(client, t, change).await
+    } else {
+        non_transactional(client, t, change).await
+    }
+}
+
+async fn transactional(client: &Client, t: &Tables, change: &Change<'_>) -> Result<Duration, DriverError> {
+    let timeout_ms = change.timeout.as_millis();
+    client.batch_execute(&format!("BEGIN; SET LOCAL statement_timeout = {timeout_ms}")).await.map_err(|e| db_error(&e))?;
+    let result = async {
+        run_init(client, change).await?;
+        let started = Instant::now();
+        if let Some(script) = change.script {
+            if change.echo {
+                tracing::info!(path = %script.path.display(), "{}", script.sql);
+            }
+            if let Err(e) = with_deadline(client, change.timeout, client.batch_execute(&script.sql)).await {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(locate(client, script, e, change.timeout).await);
+            }
+        }
+        let elapsed = started.elapsed();
+        record(client, t, change, elapsed).await?;
+        client.batch_execute("COMMIT").await.map_err(|e| db_error(&e))?;
+        Ok(elapsed)
+    }
+    .await;
+    if result.is_err() {
+        // Harmless when already rolled back; leaves the session clean for the next step.
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    result
+}
+
+async fn run_init(client: &Client, change: &Change<'_>) -> Result<(), DriverError> {
+    for stmt in change.init_sql {
+        client.batch_execute(stmt).await.map_err(|e| {
+            let mut err = db_error(&e);
+            err.message = format!("init_sql `{stmt}` failed: {}", err.message);
+            err
+        })?;
+    }
+    Ok(())
+}
+
+/// Runs `fut` with a client-side deadline a little past the server's statement timeout;
+/// past it, the running query is cancelled (the server may be unresponsive).
+async fn with_deadline<F>(client: &Client, timeout: Duration, fut: F) -> Result<(), PgFailure>
+where
+    F: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
+{
+    match tokio::time::timeout(timeout + Duration::from_secs(5), fut).await {
+        Ok(r) => r.map_err(PgFailure::Db),
+        Err(_) => {
+            let _ = client.cancel_token().cancel_query(NoTls).await;
+            Err(PgFailure::Deadline(timeout))
+        }
+    }
+}
+
+enum PgFailure {
+    Db(tokio_postgres::Error),
+    Deadline(Duration),
+}
+
+/// Maps a script failure to the statement and line it happened at.
+async fn locate(client: &Client, script: &Script, failure: PgFailure, timeout: Duration) -> DriverError {
+    let e = match failure {
+        PgFailure::Db(e) => e,
+        PgFailure::Deadline(d) => return DriverError::query(format!("timed out after {}s; the query was cancelled", d.as_secs())),
+    };
+    let mut err = db_error(&e);
+    let stmts = split(&script.sql);
+    let position = e.as_db_error().and_then(|db| match db.position() {
+        Some(ErrorPosition::Original(p)) => Some(*p as usize),
+        _ => None,
+    });
+    let (index, byte) = match position {
+        // The server counts characters from 1.
+        Some(p) => {
+            let byte = script.sql.char_indices().nth(p.saturating_sub(1)).map(|(b, _)| b).unwrap_or(script.sql.len());
+            (statement_at(&stmts, byte), Some(byte))
+        }
+        None => (replay(client, &script.sql, &stmts, timeout).await, None),
+    };
+    if let Some(i) = index {
+        let s = &stmts[i];
+        err.statement = Some(StatementRef {
+            index: i + 1,
+            line: script.line_at(byte.unwrap_or(s.range.start)),
+            path: script.path.clone(),
+            excerpt: crate::excerpt(s.text(&script.sql)),
+        });
+    }
+    err
+}
+
+/// Runs the statements one by one in a transaction that is always rolled back, and
+/// returns the index of the first that fails.
+async fn replay(client: &Client, sql: &str, stmts: &[Statement], timeout: Duration) -> Option<usize> {
+    if stmts.len() < 2 {
+        return stmts.first().map(|_| 0);
+    }
+    client.batch_execute(&format!("BEGIN; SET LOCAL statement_timeout = {}", timeout.as_millis())).await.ok()?;
+    let mut failed = None;
+    for (i, s) in stmts.iter().enumerate() {
+        if client.batch_execute(s.text(sql)).await.is_err() {
+            failed = Some(i);
+            break;
+        }
+    }
+    let _ = client.batch_execute("ROLLBACK").await;
+    failed
+}
+
+/// Writes the history change, audit row and metadata in one statement.
+async fn record(client: &Client, t: &Tables, change: &Change<'_>, elapsed: Duration) -> Result<(), DriverError> {
+    let ms = elapsed.as_millis() as i64;
+    let mut audit = change.audit.clone();
+    if let Some(v) = audit.new_values.as_mut().or(audit.old_values.as_mut()) {
+        v["execution_time_ms"] = serde_json::json!(ms);
+    }
+    let meta = |k: &str| change.metadata.iter().find(|(key, _)| *key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let (sql, mut params): (String, Vec<Box<dyn ToSql + Sync + Send>>) = match &change.record {
+        Record::Apply(row) => (
+            t.record_apply_sql(),
+            vec![
+                Box::new(row.version.clone()),
+                Box::new(row.name.clone()),
+                Box::new(row.description.clone()),
+                Box::new(row.checksum.to_string()),
+                Box::new(ms),
+                Box::new(row.rollback_sql.clone()),
+                Box::new(row.success),
+                Box::new(row.statements_done as i32),
+                Box::new(row.applied_by.clone()),
+            ],
+        ),
+        Record::Remove { version } => (t.record_remove_sql(), vec![Box::new(version.clone())]),
+    };
+    params.extend(audit_params(&audit));
+    params.push(Box::new(meta("schema_version")));
+    params.push(Box::new(meta("strata_version")));
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
+    client.query(&sql, &refs).await.map_err(|e| db_error(&e))?;
+    Ok(())
+}
+
+async fn non_transactional(client: &Client, t: &Tables, change: &Change<'_>) -> Result<Duration, DriverError> {
+    let script = change.script.expect("non-transactional changes carry a script");
+    let stmts = split(&script.sql);
+    let tracked = matches!(change.record, Record::Apply(_));
+    if let Record::Apply(row) = &change.record {
+        if change.resume_from == 0 {
+            // Visible before anything runs: a crash leaves a `failed` row, never silence.
+            let mut pending = change.clone();
+            let mut r = row.clone();
+            r.success = false;
+            r.statements_done = 0;
+            pending.record = Record::Apply(r);
+            pending.audit.operation = "start".into();
+            record(client, t, &pending, Duration::ZERO).await?;
+        }
+    }
+    run_init(client, change).await?;
+    client.batch_execute(&format!("SET statement_timeout = {}", change.timeout.as_millis())).await.map_err(|e| db_error(&e))?;
+    let started = Instant::now();
+    let update = format!("UPDATE {} SET statements_done = $2 WHERE version = $1", t.history);
+    let version = match &change.record {
+        Record::Apply(r) => r.version.clone(),
+        Record::Remove { version } => version.clone(),
+    };
+    for (i, s) in stmts.iter().enumerate().skip(change.resume_from) {
+        let text = s.text(&script.sql);
+        if change.echo {
+            tracing::info!(statement = i + 1, "{text}");
+        }
+        if let Err(e) = with_deadline(client, change.timeout, client.batch_execute(text)).await {
+            let _ = client.batch_execute("RESET statement_timeout").await;
+            let mut err = match e {
+                PgFailure::Db(e) => db_error(&e),
+                PgFailure::Deadline(d) => DriverError::query(format!("timed out after {}s; the query was cancelled", d.as_secs())),
+            };
+            err.statement = Some(StatementRef { index: i + 1, line: script.line_at(s.range.start), path: script.path.clone(), excerpt: crate::excerpt(text) });
+            return Err(err);
+        }
+        if tracked {
+            client.execute(&update, &[&version, &((i + 1) as i32)]).await.map_err(|e| db_error(&e))?;
+        }
+    }
+    client.batch_execute("RESET statement_timeout").await.map_err(|e| db_error(&e))?;
+    let elapsed = started.elapsed();
+    let mut done = change.clone();
+    if let Record::Apply(row) = &mut done.record {
+        row.success = true;
+        row.statements_done = stmts.len() as i64;
+    }
+    client.batch_execute("BEGIN").await.map_err(|e| db_error(&e))?;
+    let r = record(client, t, &done, elapsed).await;
+    client.batch_execute(if r.is_ok() { "COMMIT" } else { "ROLLBACK" }).await.map_err(|e| db_error(&e))?;
+    r.map(|_| elapsed)
+}

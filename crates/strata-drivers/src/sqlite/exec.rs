@@ -1,0 +1,131 @@
+//! Running a change on SQLite: statement by statement (in-process, so no round trips
+//! to save), each failure mapped to its statement and file line. A progress handler
+//! interrupts a statement that runs past the timeout.
+
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use strata_core::sql::split;
+use strata_core::{Change, DriverError, Record, Script, StatementRef};
+
+use super::history::{self, Tables};
+use super::sqlite_error;
+
+pub(super) fn execute(conn: &Connection, t: &Tables, change: &Change<'_>, locked: bool, lock_timeout: Duration) -> Result<Duration, DriverError> {
+    if change.transactional || change.script.is_none() {
+        transactional(conn, t, change)
+    } else {
+        non_transactional(conn, t, change, locked, lock_timeout)
+    }
+}
+
+fn transactional(conn: &Connection, t: &Tables, change: &Change<'_>) -> Result<Duration, DriverError> {
+    conn.execute_batch("SAVEPOINT strata_step").map_err(|e| sqlite_error(&e))?;
+    let result = (|| {
+        run_init(conn, change)?;
+        let started = Instant::now();
+        if let Some(script) = change.script {
+            run_statements(conn, script, 0, change, |_| Ok(()))?;
+        }
+        let elapsed = started.elapsed();
+        record(conn, t, change, elapsed)?;
+        Ok(elapsed)
+    })();
+    match &result {
+        Ok(_) => conn.execute_batch("RELEASE strata_step"),
+        Err(_) => conn.execute_batch("ROLLBACK TO strata_step; RELEASE strata_step"),
+    }
+    .map_err(|e| sqlite_error(&e))?;
+    result
+}
+
+fn run_init(conn: &Connection, change: &Change<'_>) -> Result<(), DriverError> {
+    for stmt in change.init_sql {
+        conn.execute_batch(stmt).map_err(|e| {
+            let mut err = sqlite_error(&e);
+            err.message = format!("init_sql `{stmt}` failed: {}", err.message);
+            err
+        })?;
+    }
+    Ok(())
+}
+
+/// Runs the script's statements from `skip` on, calling `after(n)` when n are done.
+fn run_statements(conn: &Connection, script: &Script, skip: usize, change: &Change<'_>, mut after: impl FnMut(usize) -> Result<(), DriverError>) -> Result<(), DriverError> {
+    let deadline = Instant::now() + change.timeout;
+    conn.progress_handler(10_000, Some(move || Instant::now() > deadline));
+    let result = (|| {
+        for (i, s) in split(&script.sql).iter().enumerate().skip(skip) {
+            let text = s.text(&script.sql);
+            if change.echo {
+                tracing::info!(statement = i + 1, "{text}");
+            }
+            if let Err(e) = conn.execute_batch(text) {
+                let mut err = sqlite_error(&e);
+                if matches!(&e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::OperationInterrupted) {
+                    err.message = format!("timed out after {}s; the statement was interrupted", change.timeout.as_secs());
+                }
+                err.statement = Some(StatementRef { index: i + 1, line: script.line_at(s.range.start), path: script.path.clone(), excerpt: crate::excerpt(text) });
+                return Err(err);
+            }
+            after(i + 1)?;
+        }
+        Ok(())
+    })();
+    conn.progress_handler(0, None::<fn() -> bool>);
+    result
+}
+
+fn record(conn: &Connection, t: &Tables, change: &Change<'_>, elapsed: Duration) -> Result<(), DriverError> {
+    let ms = elapsed.as_millis() as i64;
+    match &change.record {
+        Record::Apply(row) => history::upsert(conn, t, row, ms)?,
+        Record::Remove { version } => history::remove(conn, t, version)?,
+    }
+    let mut audit = change.audit.clone();
+    if let Some(v) = audit.new_values.as_mut().or(audit.old_values.as_mut()) {
+        v["execution_time_ms"] = serde_json::json!(ms);
+    }
+    history::audit(conn, t, &audit)?;
+    history::set_metadata(conn, &change.metadata)
+}
+
+fn non_transactional(conn: &Connection, t: &Tables, change: &Change<'_>, locked: bool, lock_timeout: Duration) -> Result<Duration, DriverError> {
+    let script = change.script.expect("non-transactional changes carry a script");
+    let version = match &change.record {
+        Record::Apply(r) => Some(r.version.clone()),
+        Record::Remove { .. } => None,
+    };
+    if let (Record::Apply(row), 0) = (&change.record, change.resume_from) {
+        let mut r = row.clone();
+        r.success = false;
+        r.statements_done = 0;
+        history::upsert(conn, t, &r, 0)?;
+    }
+    // Commit what came before and the `success=false` row: the statements must run
+    // outside any transaction, and a crash must leave the row behind.
+    if locked {
+        conn.execute_batch("COMMIT").map_err(|e| sqlite_error(&e))?;
+    }
+    let started = Instant::now();
+    let ran = run_init(conn, change).and_then(|_| {
+        run_statements(conn, script, change.resume_from, change, |n| match &version {
+            Some(v) => history::set_progress(conn, t, v, n),
+            None => Ok(()),
+        })
+    });
+    let elapsed = started.elapsed();
+    if locked {
+        super::lock::acquire(conn, lock_timeout)?;
+    }
+    ran?;
+    let mut done = change.clone();
+    if let Record::Apply(row) = &mut done.record {
+        row.success = true;
+        row.statements_done = split(&script.sql).len() as i64;
+    }
+    conn.execute_batch("SAVEPOINT strata_step").map_err(|e| sqlite_error(&e))?;
+    let r = record(conn, t, &done, elapsed);
+    conn.execute_batch(if r.is_ok() { "RELEASE strata_step" } else { "ROLLBACK TO strata_step; RELEASE strata_step" }).map_err(|e| sqlite_error(&e))?;
+    r.map(|_| elapsed)
+}

@@ -1,0 +1,28 @@
+//! The migration lock: SQLite's write lock, held by a `BEGIN IMMEDIATE` transaction for
+//! the whole command. Other writers wait in SQLite's busy handler up to the lock timeout.
+
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode};
+use strata_core::{DriverError, DriverErrorKind};
+
+use super::sqlite_error;
+
+pub(super) fn acquire(conn: &Connection, timeout: Duration) -> Result<(), DriverError> {
+    conn.busy_timeout(timeout).map_err(|e| sqlite_error(&e))?;
+    match conn.execute_batch("BEGIN IMMEDIATE") {
+        Ok(()) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == ErrorCode::DatabaseBusy || f.code == ErrorCode::DatabaseLocked => Err(DriverError::new(
+            DriverErrorKind::LockTimeout,
+            format!("the database is locked by another writer (another strata run or an open write transaction); gave up after {}s", timeout.as_secs_f64()),
+        )),
+        Err(e) => Err(sqlite_error(&e)),
+    }
+}
+
+pub(super) fn release(conn: &Connection) -> Result<(), DriverError> {
+    if conn.is_autocommit() {
+        return Ok(());
+    }
+    conn.execute_batch("COMMIT").map_err(|e| sqlite_error(&e))
+}

@@ -1,0 +1,118 @@
+//! SQLite, the embedded default (`sqlite://strata.db`).
+//!
+//! The migration lock is SQLite's own write lock: `lock` opens a `BEGIN IMMEDIATE`
+//! transaction that the whole command runs in, and each migration runs in a savepoint
+//! inside it, with its history row. A failed migration rolls back to its savepoint and
+//! the migrations before it commit at `unlock`; a killed process leaves the file as it
+//! was before the command. Non-transactional migrations commit what came before, run in
+//! autocommit mode with a `success=false` row tracking progress, and take the lock again.
+
+mod exec;
+mod history;
+mod lock;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::Connection;
+use strata_core::{AppliedMigration, AuditEntry, AuditRecord, Capabilities, Change, Driver, DriverError, DriverErrorKind};
+
+use crate::HistoryNames;
+
+/// A connection to a SQLite database file.
+pub struct SqliteDriver {
+    conn: Connection,
+    tables: history::Tables,
+    /// Inside the command's `BEGIN IMMEDIATE`.
+    locked: bool,
+    lock_timeout: Duration,
+}
+
+/// The file a `sqlite:` URL names (`sqlite://rel.db`, `sqlite:///abs.db`, `sqlite:rel.db`,
+/// `sqlite::memory:`).
+pub fn path_of(url: &str) -> PathBuf {
+    let rest = url.split_once(':').map(|(_, r)| r).unwrap_or(url);
+    let rest = rest.split('?').next().unwrap_or(rest);
+    let path = rest.strip_prefix("//").unwrap_or(rest);
+    PathBuf::from(if path.is_empty() { ":memory:" } else { path })
+}
+
+impl SqliteDriver {
+    /// Opens (creating if missing) the database file.
+    pub fn open(url: &str, names: &HistoryNames) -> Result<Self, DriverError> {
+        let path = path_of(url);
+        let conn = if path.as_os_str() == ":memory:" { Connection::open_in_memory() } else { Connection::open(&path) }
+            .map_err(|e| DriverError::new(DriverErrorKind::Connect, format!("cannot open SQLite database {}: {e}", path.display())))?;
+        Ok(SqliteDriver { conn, tables: history::Tables::new(&names.table), locked: false, lock_timeout: Duration::from_secs(60) })
+    }
+}
+
+pub(crate) fn sqlite_error(e: &rusqlite::Error) -> DriverError {
+    let mut err = DriverError::query(e.to_string());
+    if let rusqlite::Error::SqliteFailure(f, msg) = e {
+        err.code = Some(format!("{:?}", f.code));
+        if let Some(m) = msg {
+            err.message = m.clone();
+        }
+    }
+    err
+}
+
+#[async_trait]
+impl Driver for SqliteDriver {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { transactional_ddl: true }
+    }
+
+    async fn server_version(&mut self) -> Result<String, DriverError> {
+        Ok(format!("SQLite {}", rusqlite::version()))
+    }
+
+    async fn lock(&mut self, timeout: Duration) -> Result<(), DriverError> {
+        self.lock_timeout = timeout;
+        lock::acquire(&self.conn, timeout)?;
+        self.locked = true;
+        Ok(())
+    }
+
+    async fn unlock(&mut self) -> Result<(), DriverError> {
+        if !self.locked {
+            return Ok(());
+        }
+        self.locked = false;
+        lock::release(&self.conn)
+    }
+
+    async fn ensure_history(&mut self) -> Result<(), DriverError> {
+        history::ensure(&self.conn, &self.tables)
+    }
+
+    async fn has_history(&mut self) -> Result<bool, DriverError> {
+        history::exists(&self.conn, &self.tables)
+    }
+
+    async fn applied(&mut self) -> Result<Vec<AppliedMigration>, DriverError> {
+        history::applied(&self.conn, &self.tables)
+    }
+
+    async fn execute(&mut self, change: &Change<'_>) -> Result<Duration, DriverError> {
+        exec::execute(&self.conn, &self.tables, change, self.locked, self.lock_timeout)
+    }
+
+    async fn audit(&mut self, entry: &AuditEntry) -> Result<(), DriverError> {
+        history::audit(&self.conn, &self.tables, entry)
+    }
+
+    async fn audit_log(&mut self, limit: usize) -> Result<Vec<AuditRecord>, DriverError> {
+        history::audit_log(&self.conn, &self.tables, limit)
+    }
+
+    async fn metadata(&mut self) -> Result<Vec<(String, String)>, DriverError> {
+        history::metadata(&self.conn, &self.tables)
+    }
+}
