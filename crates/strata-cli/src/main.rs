@@ -1,1 +1,29 @@
-fn main(){}
+//! The `strata` binary: parse, run, print the error once, exit with SPEC's code.
+
+mod args;
+mod commands;
+mod context;
+mod output;
+
+use clap::Parser;
+
+fn main() {
+    let cli = args::Cli::parse();
+    output::init_logging(&cli.global);
+    let json = cli.global.json;
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            output::print_error(&e, json);
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}

@@ -102,6 +102,7 @@ enum Request<'a> {
 pub struct Migrator {
     source: Source,
     settings: Settings,
+    init_sql: Vec<String>,
     actor: Actor,
 }
 
@@ -110,12 +111,14 @@ impl Migrator {
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
         let source = source::read_dir(dir.as_ref())?;
         let settings = source.manifest.as_ref().and_then(|m| m.settings.clone()).unwrap_or_default();
-        Ok(Migrator { source, settings, actor: Actor::os_user() })
+        let init_sql = settings.init_sql();
+        Ok(Migrator { source, settings, init_sql, actor: Actor::os_user() })
     }
 
     /// Settings from config take precedence over the manifest's.
     pub fn with_settings(mut self, settings: &Settings) -> Self {
         self.settings = settings.clone().or(&self.settings);
+        self.init_sql = self.settings.init_sql();
         self
     }
 
@@ -313,7 +316,7 @@ impl Migrator {
     #[allow(clippy::too_many_arguments)]
     fn change<'a>(&'a self, script: Option<&'a Script>, transactional: bool, record: Record, audit: AuditEntry, mut metadata: Vec<(&'static str, String)>, resume_from: usize, timeout: Option<Duration>, opts: &RunOptions) -> Change<'a> {
         metadata.push(("strata_version", env!("CARGO_PKG_VERSION").to_string()));
-        Change { script, transactional, record, audit, metadata, resume_from, timeout: timeout.unwrap_or(self.settings.timeout()), init_sql: &[], echo: opts.echo }
+        Change { script, transactional, record, audit, metadata, resume_from, timeout: timeout.unwrap_or(self.settings.timeout()), init_sql: &self.init_sql, echo: opts.echo }
     }
 
     fn history_row(&self, m: &Migration, statements_done: i64) -> AppliedMigration {

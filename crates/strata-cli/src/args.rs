@@ -1,0 +1,146 @@
+//! Command-line arguments. Clap types stay here and in `commands/`; they are converted
+//! to core types in `context.rs` and never enter `strata-core`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// strata: version, apply, verify and roll back database schema migrations.
+#[derive(Parser, Debug)]
+#[command(name = "strata", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes, before or after the command name.
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Database URL (postgres://…, sqlite://…); default from config, DB_* variables, or sqlite://strata.db
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Migrations directory [default: ./migrations]
+    #[arg(long, global = true)]
+    pub dir: Option<PathBuf>,
+    /// Config file [default: ./strata.toml when present]
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Environment name: selects [environments.NAME] and .env.NAME (STRATA_ENV, else ENV)
+    #[arg(long, global = true)]
+    pub env: Option<String>,
+    /// Machine-readable JSON on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log level (MIGRATION_LOG_LEVEL, RUST_LOG)
+    #[arg(long, global = true, env = "MIGRATION_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// Log format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Answer yes to confirmations (protected environments)
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Every migration with its state: applied, pending, modified, missing, failed
+    Status,
+    /// Apply pending migrations in plan order
+    #[command(alias = "migrate")]
+    Up(UpArgs),
+    /// Roll back one applied migration
+    Down(DownArgs),
+    /// Roll back everything applied after a target (default -1: the last one)
+    Rollback(RollbackArgs),
+    /// Applied, rolled-back and failed events, newest first
+    History(HistoryArgs),
+    /// Migrations on disk with version, name, dependencies and rollback
+    List,
+    /// Tool version, database, config sources, settings, counts
+    Info,
+    /// Check sources and history without changing anything
+    Validate,
+    /// Write the next migration file with a header and a down section
+    #[command(alias = "new")]
+    Create(CreateArgs),
+    /// Record one migration as applied without running it
+    Stamp(MarkArgs),
+    /// Record a migration and every one before it as applied without running them
+    Baseline(MarkArgs),
+    /// Rewrite strata.sum after a deliberate change
+    Sum,
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Version, migration id, head, or +N
+    #[arg(long, default_value = "head")]
+    pub target: String,
+    /// Print the plan and its SQL; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply pending migrations older than applied ones (after a merge)
+    #[arg(long)]
+    pub allow_out_of_order: bool,
+    /// Continue a failed non-transactional migration from its first incomplete statement
+    #[arg(long)]
+    pub resume: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DownArgs {
+    /// The version (or migration id) to roll back
+    pub version: String,
+    /// Roll back applied migrations that depend on it first
+    #[arg(long)]
+    pub cascade: bool,
+    /// Print the rollback plan and its SQL; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    /// Keep everything up to this target: a version, base (all), or -N [default: -1]
+    #[arg(allow_hyphen_values = true)]
+    pub target: Option<String>,
+    /// Same as the positional target
+    #[arg(long = "to", allow_hyphen_values = true, conflicts_with = "target")]
+    pub to: Option<String>,
+    /// Print the rollback plan and its SQL; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// How many events
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// The migration's name, e.g. "Add user settings"
+    pub name: String,
+    /// A description for the header
+    pub description: Option<String>,
+    /// Write the file without a down section
+    #[arg(long)]
+    pub no_down: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct MarkArgs {
+    /// The version (or migration id)
+    pub version: String,
+}

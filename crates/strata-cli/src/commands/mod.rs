@@ -1,0 +1,35 @@
+//! One file per command; each takes the [`Context`] and returns the exit code.
+
+mod create;
+mod history;
+mod info;
+mod list;
+mod mark;
+mod rollback;
+mod status;
+mod sum;
+mod up;
+mod validate;
+
+use strata_core::Error;
+
+use crate::args::{Cli, Command};
+use crate::context::Context;
+
+pub async fn run(cli: Cli) -> Result<i32, Error> {
+    let ctx = Context::load(&cli.global)?;
+    match cli.command {
+        Command::Status => status::run(&ctx).await,
+        Command::Up(a) => up::run(&ctx, a).await,
+        Command::Down(a) => rollback::down(&ctx, a).await,
+        Command::Rollback(a) => rollback::rollback(&ctx, a).await,
+        Command::History(a) => history::run(&ctx, a).await,
+        Command::List => list::run(&ctx),
+        Command::Info => info::run(&ctx).await,
+        Command::Validate => validate::run(&ctx).await,
+        Command::Create(a) => create::run(&ctx, a),
+        Command::Stamp(a) => mark::run(&ctx, a, strata_core::Mark::Stamp).await,
+        Command::Baseline(a) => mark::run(&ctx, a, strata_core::Mark::Baseline).await,
+        Command::Sum => sum::run(&ctx),
+    }
+}

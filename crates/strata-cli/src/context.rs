@@ -1,0 +1,62 @@
+//! Turning flags into core types: the merged [`Config`], the [`Migrator`], a connected
+//! driver, and confirmation for protected environments. The one place clap meets core.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use strata_core::{Config, Driver, Error, Migrator, Overrides};
+use strata_drivers::HistoryNames;
+
+use crate::args::GlobalArgs;
+
+pub struct Context {
+    pub config: Config,
+    pub global: GlobalArgs,
+}
+
+impl Context {
+    pub fn load(global: &GlobalArgs) -> Result<Self, Error> {
+        let overrides = Overrides { database_url: global.database_url.clone(), dir: global.dir.clone(), config: global.config.clone(), env: global.env.clone() };
+        let config = Config::load(&overrides, &|k| std::env::var(k).ok())?;
+        Ok(Context { config, global: global.clone() })
+    }
+
+    pub fn migrator(&self) -> Result<Migrator, Error> {
+        Ok(Migrator::from_dir(&self.config.dir)?.with_settings(&self.config.settings))
+    }
+
+    pub async fn connect(&self) -> Result<Box<dyn Driver>, Error> {
+        let names = HistoryNames { table: self.config.history_table.clone(), schema: self.config.schema.clone() };
+        Ok(strata_drivers::connect(&self.config.database_url, &names).await?)
+    }
+
+    /// The URL safe to print.
+    pub fn database(&self) -> String {
+        strata_core::redact(&self.config.database_url)
+    }
+
+    /// `DB_ECHO=true` logs every statement.
+    pub fn echo(&self) -> bool {
+        std::env::var("DB_ECHO").map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")).unwrap_or(false)
+    }
+
+    /// In a protected environment, asks before a dangerous command; `--yes` answers.
+    /// Refuses (exit 3) when nobody can answer.
+    pub fn confirm(&self, action: &str) -> Result<(), Error> {
+        if !self.config.protected || self.global.yes {
+            return Ok(());
+        }
+        let env = self.config.env.as_deref().unwrap_or("this environment");
+        if !std::io::stdin().is_terminal() {
+            return Err(Error::Refused(format!("{env} is protected: `{action}` needs confirmation; pass --yes to confirm")));
+        }
+        eprint!("{env} is protected. {action} on {}? Type `yes` to continue: ", self.database());
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if answer.trim() == "yes" {
+            Ok(())
+        } else {
+            Err(Error::Refused(format!("`{action}` not confirmed")))
+        }
+    }
+}
