@@ -45,12 +45,12 @@ impl Tables {
              {audit}, {meta} SELECT 1",
             h = self.history,
             audit = self.audit_cte(10),
-            meta = self.meta_cte(19),
+            meta = self.meta_cte(18),
         )
     }
 
     pub fn record_remove_sql(&self) -> String {
-        format!("WITH h AS (DELETE FROM {h} WHERE version = $1 RETURNING 1), {audit}, {meta} SELECT 1", h = self.history, audit = self.audit_cte(2), meta = self.meta_cte(11))
+        format!("WITH h AS (DELETE FROM {h} WHERE version = $1 RETURNING 1), {audit}, {meta} SELECT 1", h = self.history, audit = self.audit_cte(2), meta = self.meta_cte(10))
     }
 
     /// `a AS (INSERT INTO audit_log ...)` using parameters $n..$n+8.
