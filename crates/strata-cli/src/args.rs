@@ -18,8 +18,8 @@ pub struct Cli {
 /// Flags every command takes, before or after the command name.
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
-    /// Database URL (postgres://…, sqlite://…); default from config, DB_* variables, or sqlite://strata.db
-    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    /// Database URL (postgres://…, sqlite://…) [env: DATABASE_URL, or DB_HOST/DB_PORT/DB_NAME/DB_USER/DB_PASSWORD; default: sqlite://strata.db]
+    #[arg(long, global = true)]
     pub database_url: Option<String>,
     /// Migrations directory [default: ./migrations]
     #[arg(long, global = true)]
@@ -99,7 +99,8 @@ pub struct UpArgs {
 #[derive(Args, Debug)]
 pub struct DownArgs {
     /// The version (or migration id) to roll back
-    pub version: String,
+    #[arg(value_name = "VERSION")]
+    pub target_version: String,
     /// Roll back applied migrations that depend on it first
     #[arg(long)]
     pub cascade: bool,
@@ -142,5 +143,6 @@ pub struct CreateArgs {
 #[derive(Args, Debug)]
 pub struct MarkArgs {
     /// The version (or migration id)
-    pub version: String,
+    #[arg(value_name = "VERSION")]
+    pub target_version: String,
 }

@@ -15,9 +15,17 @@ pub struct Context {
 
 impl Context {
     pub fn load(global: &GlobalArgs) -> Result<Self, Error> {
-        let overrides = Overrides { database_url: global.database_url.clone(), dir: global.dir.clone(), config: global.config.clone(), env: global.env.clone() };
+        let overrides = Overrides {
+            database_url: global.database_url.clone(),
+            dir: global.dir.clone(),
+            config: global.config.clone(),
+            env: global.env.clone(),
+        };
         let config = Config::load(&overrides, &|k| std::env::var(k).ok())?;
-        Ok(Context { config, global: global.clone() })
+        Ok(Context {
+            config,
+            global: global.clone(),
+        })
     }
 
     pub fn migrator(&self) -> Result<Migrator, Error> {
@@ -25,7 +33,10 @@ impl Context {
     }
 
     pub async fn connect(&self) -> Result<Box<dyn Driver>, Error> {
-        let names = HistoryNames { table: self.config.history_table.clone(), schema: self.config.schema.clone() };
+        let names = HistoryNames {
+            table: self.config.history_table.clone(),
+            schema: self.config.schema.clone(),
+        };
         Ok(strata_drivers::connect(&self.config.database_url, &names).await?)
     }
 
@@ -36,7 +47,9 @@ impl Context {
 
     /// `DB_ECHO=true` logs every statement.
     pub fn echo(&self) -> bool {
-        std::env::var("DB_ECHO").map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")).unwrap_or(false)
+        std::env::var("DB_ECHO")
+            .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+            .unwrap_or(false)
     }
 
     /// In a protected environment, asks before a dangerous command; `--yes` answers.
@@ -47,9 +60,14 @@ impl Context {
         }
         let env = self.config.env.as_deref().unwrap_or("this environment");
         if !std::io::stdin().is_terminal() {
-            return Err(Error::Refused(format!("{env} is protected: `{action}` needs confirmation; pass --yes to confirm")));
+            return Err(Error::Refused(format!(
+                "{env} is protected: `{action}` needs confirmation; pass --yes to confirm"
+            )));
         }
-        eprint!("{env} is protected. {action} on {}? Type `yes` to continue: ", self.database());
+        eprint!(
+            "{env} is protected. {action} on {}? Type `yes` to continue: ",
+            self.database()
+        );
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         let _ = std::io::stdin().lock().read_line(&mut answer);

@@ -11,7 +11,10 @@ fn main() {
     let cli = args::Cli::parse();
     output::init_logging(&cli.global);
     let json = cli.global.json;
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -11,13 +11,21 @@ use tracing_subscriber::EnvFilter;
 use crate::args::{GlobalArgs, LogFormat};
 
 pub fn init_logging(g: &GlobalArgs) {
-    let level = g.log_level.clone().or_else(|| std::env::var("RUST_LOG").ok());
+    let level = g
+        .log_level
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok());
     let filter = match level {
-        Some(l) if !l.contains('=') => EnvFilter::new(format!("warn,strata_core={l},strata_drivers={l},strata_cli={l}")),
+        Some(l) if !l.contains('=') => EnvFilter::new(format!(
+            "warn,strata_core={l},strata_drivers={l},strata_cli={l}"
+        )),
         Some(l) => EnvFilter::new(l),
         None => EnvFilter::new("warn,strata_core=info,strata_drivers=info,strata_cli=info"),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
     match g.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.without_time().init(),
@@ -46,17 +54,26 @@ pub const BOLD: &str = "1";
 pub fn print_json(v: &serde_json::Value) {
     use std::io::Write;
     // A closed pipe (`| head`) is not an error worth a panic.
-    let _ = writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_default()
+    );
 }
 
 /// Prints an error once: JSON on stdout with `--json`, else text on stderr with the
 /// source line and a caret when the error points into a file.
 pub fn print_error(e: &Error, json_mode: bool) {
-    let (file, line) = e.location().map(|(p, l)| (Some(p), l)).unwrap_or((None, None));
+    let (file, line) = e
+        .location()
+        .map(|(p, l)| (Some(p), l))
+        .unwrap_or((None, None));
     // Messages never carry a password: URLs are redacted where errors are made.
     let message = e.to_string();
     if json_mode {
-        print_json(&json!({ "error": { "kind": e.kind(), "message": message, "file": file, "line": line } }));
+        print_json(
+            &json!({ "error": { "kind": e.kind(), "message": message, "file": file, "line": line } }),
+        );
         return;
     }
     eprintln!("{} {message}", paint("error:", RED));
@@ -76,12 +93,25 @@ pub fn print_error(e: &Error, json_mode: bool) {
 
 /// `  --> file:line:col`, the source line and a caret.
 fn snippet(path: &Path, line: usize, column: Option<usize>) -> String {
-    let mut out = format!("  --> {}:{line}{}\n", path.display(), column.map(|c| format!(":{c}")).unwrap_or_default());
-    let Ok(text) = std::fs::read_to_string(path) else { return out };
-    let Some(src) = text.lines().nth(line.saturating_sub(1)) else { return out };
+    let mut out = format!(
+        "  --> {}:{line}{}\n",
+        path.display(),
+        column.map(|c| format!(":{c}")).unwrap_or_default()
+    );
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return out;
+    };
+    let Some(src) = text.lines().nth(line.saturating_sub(1)) else {
+        return out;
+    };
     let gutter = " ".repeat(line.to_string().len());
-    let col = column.unwrap_or_else(|| src.len() - src.trim_start().len() + 1).max(1);
-    out.push_str(&format!("{gutter} |\n{line} | {src}\n{gutter} | {}^\n", " ".repeat(col - 1)));
+    let col = column
+        .unwrap_or_else(|| src.len() - src.trim_start().len() + 1)
+        .max(1);
+    out.push_str(&format!(
+        "{gutter} |\n{line} | {src}\n{gutter} | {}^\n",
+        " ".repeat(col - 1)
+    ));
     out
 }
 
@@ -96,15 +126,33 @@ impl Reporter for TextReporter {
             return;
         }
         match event {
-            Event::PlanReady { plan, dry_run: true } => print_plan(plan),
-            Event::PlanReady { plan, dry_run: false } if plan.is_empty() => println!("Nothing to do: the database is up to date."),
+            Event::PlanReady {
+                plan,
+                dry_run: true,
+            } => print_plan(plan),
+            Event::PlanReady {
+                plan,
+                dry_run: false,
+            } if plan.is_empty() => println!("Nothing to do: the database is up to date."),
             Event::StepStarted { step, index, total } => {
-                let verb = if step.direction == Direction::Up { "Applying" } else { "Rolling back" };
-                let resume = if step.resume_from > 0 { format!(" (resuming at statement {})", step.resume_from + 1) } else { String::new() };
+                let verb = if step.direction == Direction::Up {
+                    "Applying"
+                } else {
+                    "Rolling back"
+                };
+                let resume = if step.resume_from > 0 {
+                    format!(" (resuming at statement {})", step.resume_from + 1)
+                } else {
+                    String::new()
+                };
                 print!("[{}/{total}] {verb} {}{resume} … ", index + 1, step.id);
                 let _ = std::io::Write::flush(&mut std::io::stdout());
             }
-            Event::StepFinished { elapsed, .. } => println!("{} {}", paint("ok", GREEN), paint(&format!("({} ms)", elapsed.as_millis()), DIM)),
+            Event::StepFinished { elapsed, .. } => println!(
+                "{} {}",
+                paint("ok", GREEN),
+                paint(&format!("({} ms)", elapsed.as_millis()), DIM)
+            ),
             Event::StepFailed { .. } => println!("{}", paint("FAILED", RED)),
             Event::StepRecorded { step } => println!("Recorded {} as applied (not run)", step.id),
             _ => {}
@@ -117,11 +165,42 @@ fn print_plan(plan: &Plan) {
         println!("Dry run: nothing to do.");
         return;
     }
-    let verb = if plan.direction == Direction::Up { "apply" } else { "roll back" };
-    println!("{}", paint(&format!("Dry run: would {verb} {} migration(s); nothing was changed.", plan.steps.len()), BOLD));
+    let verb = if plan.direction == Direction::Up {
+        "apply"
+    } else {
+        "roll back"
+    };
+    println!(
+        "{}",
+        paint(
+            &format!(
+                "Dry run: would {verb} {} migration(s); nothing was changed.",
+                plan.steps.len()
+            ),
+            BOLD
+        )
+    );
     for step in &plan.steps {
-        let tx = if step.transactional { "" } else { " (no transaction)" };
-        println!("\n{}", paint(&format!("-- {} {}{tx}", if step.direction == Direction::Up { "apply" } else { "rollback" }, step.id), BOLD));
+        let tx = if step.transactional {
+            ""
+        } else {
+            " (no transaction)"
+        };
+        println!(
+            "\n{}",
+            paint(
+                &format!(
+                    "-- {} {}{tx}",
+                    if step.direction == Direction::Up {
+                        "apply"
+                    } else {
+                        "rollback"
+                    },
+                    step.id
+                ),
+                BOLD
+            )
+        );
         println!("{}", step.sql.trim_end());
     }
 }
@@ -142,7 +221,11 @@ pub fn print_run(report: &RunReport, key: &str, json_mode: bool) {
         print_json(&run_json(report, key));
     } else if !report.dry_run && !report.done.is_empty() {
         let total: u64 = report.done.iter().map(|s| s.execution_time_ms).sum();
-        let verb = if key == "applied" { "Applied" } else { "Rolled back" };
+        let verb = if key == "applied" {
+            "Applied"
+        } else {
+            "Rolled back"
+        };
         println!("{verb} {} migration(s) in {total} ms.", report.done.len());
     }
 }

@@ -45,7 +45,17 @@ impl Settings {
     /// Fills every unset field from `lower`.
     pub fn or(mut self, lower: &Settings) -> Settings {
         macro_rules! fill { ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = lower.$f.clone(); } )* } }
-        fill!(timeout_seconds, retry_attempts, retry_delay_seconds, lock_timeout_seconds, lock_wait_ms, init_sql, out_of_order, dry_run_enabled, rollback_enabled);
+        fill!(
+            timeout_seconds,
+            retry_attempts,
+            retry_delay_seconds,
+            lock_timeout_seconds,
+            lock_wait_ms,
+            init_sql,
+            out_of_order,
+            dry_run_enabled,
+            rollback_enabled
+        );
         self
     }
     pub fn timeout(&self) -> Duration {
@@ -115,7 +125,8 @@ pub struct EnvironmentConfig {
 impl ConfigFile {
     /// Reads and validates a config file.
     pub fn read(path: &Path) -> Result<Self, SourceError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SourceError::new(path, None, format!("cannot read config: {e}")))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SourceError::new(path, None, format!("cannot read config: {e}")))?;
         toml::from_str(&text).map_err(|e| crate::source::toml_error(path, &text, &e))
     }
 }
@@ -156,7 +167,10 @@ pub struct Config {
 impl Config {
     /// Merges flags, environment, `strata.toml` and defaults. `getenv` is the environment
     /// (injected so tests need not mutate the process environment).
-    pub fn load(o: &Overrides, getenv: &dyn Fn(&str) -> Option<String>) -> Result<Config, SourceError> {
+    pub fn load(
+        o: &Overrides,
+        getenv: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, SourceError> {
         let config_path = match &o.config {
             Some(p) => Some(p.clone()),
             None => Some(PathBuf::from("strata.toml")).filter(|p| p.exists()),
@@ -165,18 +179,43 @@ impl Config {
             Some(p) => ConfigFile::read(p)?,
             None => ConfigFile::default(),
         };
-        let env = o.env.clone().or_else(|| getenv("STRATA_ENV")).or_else(|| getenv("ENV")).or(file.env.clone()).filter(|e| !e.is_empty());
+        let env = o
+            .env
+            .clone()
+            .or_else(|| getenv("STRATA_ENV"))
+            .or_else(|| getenv("ENV"))
+            .or(file.env.clone())
+            .filter(|e| !e.is_empty());
         // `.env.NAME` supplies variables the real environment does not set.
-        let dotenv = env.as_deref().map(read_dotenv).transpose()?.unwrap_or_default();
-        let var = |k: &str| getenv(k).or_else(|| dotenv.get(k).cloned()).filter(|v| !v.is_empty());
+        let dotenv = env
+            .as_deref()
+            .map(read_dotenv)
+            .transpose()?
+            .unwrap_or_default();
+        let var = |k: &str| {
+            getenv(k)
+                .or_else(|| dotenv.get(k).cloned())
+                .filter(|v| !v.is_empty())
+        };
         let env_cfg = match &env {
             Some(name) => file.environments.get(name).cloned(),
             None => None,
         };
         if let (Some(name), Some(path)) = (&env, &config_path) {
             if env_cfg.is_none() && !file.environments.is_empty() {
-                return Err(SourceError::new(path, None, format!("environment `{name}` is not defined"))
-                    .with_help(format!("defined: {}", file.environments.keys().cloned().collect::<Vec<_>>().join(", "))));
+                return Err(SourceError::new(
+                    path,
+                    None,
+                    format!("environment `{name}` is not defined"),
+                )
+                .with_help(format!(
+                    "defined: {}",
+                    file.environments
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
             }
         }
         let env_cfg = env_cfg.unwrap_or_default();
@@ -192,8 +231,15 @@ impl Config {
         } else {
             (DEFAULT_DATABASE_URL.to_string(), UrlSource::Default)
         };
-        let dir = o.dir.clone().or(env_cfg.migrations.clone()).or(file.migrations.clone()).unwrap_or_else(|| PathBuf::from("migrations"));
-        let protected = env_cfg.protected.unwrap_or(matches!(env.as_deref(), Some("prod" | "production")));
+        let dir = o
+            .dir
+            .clone()
+            .or(env_cfg.migrations.clone())
+            .or(file.migrations.clone())
+            .unwrap_or_else(|| PathBuf::from("migrations"));
+        let protected = env_cfg
+            .protected
+            .unwrap_or(matches!(env.as_deref(), Some("prod" | "production")));
         Ok(Config {
             database_url,
             url_source,
@@ -201,7 +247,10 @@ impl Config {
             config_path,
             protected,
             env,
-            history_table: file.history_table.clone().unwrap_or_else(|| "schema_migrations".into()),
+            history_table: file
+                .history_table
+                .clone()
+                .unwrap_or_else(|| "schema_migrations".into()),
             schema: file.schema.clone(),
             settings: env_cfg.settings.or(&file.settings),
         })
@@ -210,7 +259,9 @@ impl Config {
 
 fn read_dotenv(env: &str) -> Result<BTreeMap<String, String>, SourceError> {
     let path = PathBuf::from(format!(".env.{env}"));
-    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(BTreeMap::new()) };
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(BTreeMap::new());
+    };
     let mut out = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -221,7 +272,10 @@ fn read_dotenv(env: &str) -> Result<BTreeMap<String, String>, SourceError> {
         let Some((k, v)) = line.split_once('=') else {
             return Err(SourceError::new(&path, Some(i + 1), "expected KEY=VALUE"));
         };
-        out.insert(k.trim().to_string(), v.trim().trim_matches('"').trim_matches('\'').to_string());
+        out.insert(
+            k.trim().to_string(),
+            v.trim().trim_matches('"').trim_matches('\'').to_string(),
+        );
     }
     Ok(out)
 }
@@ -235,7 +289,8 @@ fn compose_url(var: &dyn Fn(&str) -> Option<String>) -> Option<String> {
     }
     let scheme = var("DB_TYPE").unwrap_or_else(|| "postgres".into());
     let mut u = url::Url::parse(&format!("{scheme}://localhost")).ok()?;
-    u.set_host(Some(&host.unwrap_or_else(|| "localhost".into()))).ok()?;
+    u.set_host(Some(&host.unwrap_or_else(|| "localhost".into())))
+        .ok()?;
     if let Some(p) = var("DB_PORT").and_then(|p| p.parse().ok()) {
         u.set_port(Some(p)).ok()?;
     }
@@ -287,14 +342,28 @@ mod tests {
 
     #[test]
     fn composes_from_db_vars() {
-        let vars: BTreeMap<&str, &str> = [("DB_HOST", "db"), ("DB_NAME", "app"), ("DB_USER", "me"), ("DB_PASSWORD", "p@ss"), ("DB_PORT", "5433")].into();
+        let vars: BTreeMap<&str, &str> = [
+            ("DB_HOST", "db"),
+            ("DB_NAME", "app"),
+            ("DB_USER", "me"),
+            ("DB_PASSWORD", "p@ss"),
+            ("DB_PORT", "5433"),
+        ]
+        .into();
         let u = compose_url(&|k| vars.get(k).map(|v| v.to_string())).unwrap();
         assert_eq!(u, "postgres://me:p%40ss@db:5433/app");
     }
 
     #[test]
     fn default_is_embedded_sqlite() {
-        let c = Config::load(&Overrides { config: None, ..Default::default() }, &|_| None).unwrap();
+        let c = Config::load(
+            &Overrides {
+                config: None,
+                ..Default::default()
+            },
+            &|_| None,
+        )
+        .unwrap();
         assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(c.url_source, UrlSource::Default);
     }

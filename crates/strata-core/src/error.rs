@@ -22,7 +22,13 @@ pub struct SourceError {
 
 impl SourceError {
     pub fn new(path: impl Into<PathBuf>, line: Option<usize>, message: impl Into<String>) -> Self {
-        SourceError { path: path.into(), line, column: None, message: message.into(), help: None }
+        SourceError {
+            path: path.into(),
+            line,
+            column: None,
+            message: message.into(),
+            help: None,
+        }
     }
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
@@ -56,15 +62,27 @@ pub enum PlanError {
     #[error("migration {version} is not applied")]
     NotApplied { version: String },
     #[error("migration {version} has no rollback script")]
-    NoRollback { version: String, path: Option<PathBuf> },
+    NoRollback {
+        version: String,
+        path: Option<PathBuf>,
+    },
     #[error("applied migrations depend on {version}: {dependents}; use --cascade to roll them back first")]
     HasDependents { version: String, dependents: String },
     #[error(
         "pending migration {version} is older than applied migration {applied}: out of order (two branches merged?); use --allow-out-of-order to apply it"
     )]
-    OutOfOrder { version: String, applied: String, path: PathBuf },
+    OutOfOrder {
+        version: String,
+        applied: String,
+        path: PathBuf,
+    },
     #[error("migration {version} was applied with checksum {applied}, file now hashes to {now}; run `strata repair` if the change is deliberate")]
-    Modified { version: String, applied: String, now: String, path: PathBuf },
+    Modified {
+        version: String,
+        applied: String,
+        now: String,
+        path: PathBuf,
+    },
     #[error("migration {version} ({name}) is applied but its file is missing")]
     Missing { version: String, name: String },
     #[error("migration {version} failed midway ({done} statements done); fix it, then `strata up --resume` or `strata repair`")]
@@ -74,8 +92,18 @@ pub enum PlanError {
 }
 
 impl PlanError {
-    pub(crate) fn modified(version: &str, applied: &Checksum, now: &Checksum, path: PathBuf) -> Self {
-        PlanError::Modified { version: version.into(), applied: applied.short().into(), now: now.short().into(), path }
+    pub(crate) fn modified(
+        version: &str,
+        applied: &Checksum,
+        now: &Checksum,
+        path: PathBuf,
+    ) -> Self {
+        PlanError::Modified {
+            version: version.into(),
+            applied: applied.short().into(),
+            now: now.short().into(),
+            path,
+        }
     }
 }
 
@@ -120,7 +148,13 @@ pub struct DriverError {
 
 impl DriverError {
     pub fn new(kind: DriverErrorKind, message: impl Into<String>) -> Self {
-        DriverError { kind, message: message.into(), code: None, detail: None, statement: None }
+        DriverError {
+            kind,
+            message: message.into(),
+            code: None,
+            detail: None,
+            statement: None,
+        }
     }
     pub fn query(message: impl Into<String>) -> Self {
         Self::new(DriverErrorKind::Query, message)
@@ -130,7 +164,14 @@ impl DriverError {
 impl fmt::Display for DriverError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(s) = &self.statement {
-            write!(f, "statement {} at {}:{} (`{}`): ", s.index, s.path.display(), s.line, s.excerpt)?;
+            write!(
+                f,
+                "statement {} at {}:{} (`{}`): ",
+                s.index,
+                s.path.display(),
+                s.line,
+                s.excerpt
+            )?;
         }
         f.write_str(&self.message)?;
         if let Some(c) = &self.code {
@@ -156,7 +197,11 @@ pub enum Error {
     Plan(#[from] PlanError),
     /// A migration failed; what ran before it in this run stays applied.
     #[error("migration {id} failed: {source}")]
-    Migration { id: String, version: String, source: DriverError },
+    Migration {
+        id: String,
+        version: String,
+        source: DriverError,
+    },
     #[error(transparent)]
     Driver(#[from] DriverError),
     #[error("{0}")]
@@ -219,9 +264,16 @@ impl Error {
     pub fn location(&self) -> Option<(PathBuf, Option<usize>)> {
         match self {
             Error::Source(e) | Error::SumMismatch(e) => Some((e.path.clone(), e.line)),
-            Error::Plan(PlanError::OutOfOrder { path, .. } | PlanError::Modified { path, .. }) => Some((path.clone(), None)),
+            Error::Plan(PlanError::OutOfOrder { path, .. } | PlanError::Modified { path, .. }) => {
+                Some((path.clone(), None))
+            }
             Error::Plan(PlanError::NoRollback { path: Some(p), .. }) => Some((p.clone(), None)),
-            Error::Migration { source: DriverError { statement: Some(s), .. }, .. } => Some((s.path.clone(), Some(s.line))),
+            Error::Migration {
+                source: DriverError {
+                    statement: Some(s), ..
+                },
+                ..
+            } => Some((s.path.clone(), Some(s.line))),
             _ => None,
         }
     }

@@ -12,13 +12,30 @@ use crate::plan::{Plan, Step};
 pub enum Event<'a> {
     /// Waiting for the migration lock.
     LockWaiting,
-    LockAcquired { waited: Duration },
-    PlanReady { plan: &'a Plan, dry_run: bool },
-    StepStarted { step: &'a Step, index: usize, total: usize },
-    StepFinished { step: &'a Step, elapsed: Duration },
-    StepFailed { step: &'a Step, error: &'a DriverError },
+    LockAcquired {
+        waited: Duration,
+    },
+    PlanReady {
+        plan: &'a Plan,
+        dry_run: bool,
+    },
+    StepStarted {
+        step: &'a Step,
+        index: usize,
+        total: usize,
+    },
+    StepFinished {
+        step: &'a Step,
+        elapsed: Duration,
+    },
+    StepFailed {
+        step: &'a Step,
+        error: &'a DriverError,
+    },
     /// A stamp or baseline recorded a migration without running it.
-    StepRecorded { step: &'a Step },
+    StepRecorded {
+        step: &'a Step,
+    },
 }
 
 /// Receives events.

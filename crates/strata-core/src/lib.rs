@@ -14,12 +14,24 @@ pub mod sql;
 pub mod sum;
 mod version;
 
-pub use config::{redact, Config, ConfigFile, EnvironmentConfig, InitSql, Overrides, Settings, UrlSource, DEFAULT_DATABASE_URL};
+pub use config::{
+    redact, Config, ConfigFile, EnvironmentConfig, InitSql, Overrides, Settings, UrlSource,
+    DEFAULT_DATABASE_URL,
+};
 pub use driver::{AuditEntry, AuditRecord, Capabilities, Change, Driver, Record};
-pub use error::{DriverError, DriverErrorKind, Error, PlanError, Result, SourceError, StatementRef};
+pub use error::{
+    DriverError, DriverErrorKind, Error, PlanError, Result, SourceError, StatementRef,
+};
 pub use event::{Event, Reporter, Silent};
-pub use migration::{AppliedMigration, Checksum, Dependency, Migration, MigrationKind, MigrationState, Script};
-pub use migrator::{Actor, Finding, Mark, Migrator, RunOptions, RunReport, StatusReport, StepResult};
-pub use plan::{check_history, order, plan_down, plan_mark, plan_rollback, plan_up, states, Catalog, Direction, Plan, StatusRow, Step, Target, UpOptions};
+pub use migration::{
+    AppliedMigration, Checksum, Dependency, Migration, MigrationKind, MigrationState, Script,
+};
+pub use migrator::{
+    Actor, Finding, Mark, Migrator, RunOptions, RunReport, StatusReport, StepResult,
+};
+pub use plan::{
+    check_history, order, plan_down, plan_mark, plan_rollback, plan_up, states, Catalog, Direction,
+    Plan, StatusRow, Step, Target, UpOptions,
+};
 pub use source::{read_dir, Manifest, Source};
 pub use version::Version;

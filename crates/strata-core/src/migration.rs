@@ -75,7 +75,11 @@ impl Script {
     /// The 1-based line in the file for a byte offset into `sql`.
     pub fn line_at(&self, byte: usize) -> usize {
         let byte = byte.min(self.sql.len());
-        self.first_line + self.sql.as_bytes()[..byte].iter().filter(|&&b| b == b'\n').count()
+        self.first_line
+            + self.sql.as_bytes()[..byte]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
     }
 
     /// True when the script holds nothing but comments and white space.

@@ -11,7 +11,7 @@ use crate::driver::{AuditEntry, AuditRecord, Change, Driver, Record};
 use crate::error::{DriverError, Error, Result};
 use crate::event::{Event, Reporter};
 use crate::migration::{AppliedMigration, Migration, MigrationKind, MigrationState, Script};
-use crate::plan::{self, Direction, Plan, Step, StatusRow, Target, UpOptions};
+use crate::plan::{self, Direction, Plan, StatusRow, Step, Target, UpOptions};
 use crate::source::{self, Source};
 use crate::sum;
 
@@ -26,7 +26,11 @@ pub struct Actor {
 impl Actor {
     /// The operating-system user running this process.
     pub fn os_user() -> Self {
-        Actor { name: whoami::username(), ip_address: None, user_agent: None }
+        Actor {
+            name: whoami::username(),
+            ip_address: None,
+            user_agent: None,
+        }
     }
 }
 
@@ -110,9 +114,18 @@ impl Migrator {
     /// Reads a migrations directory (see [`crate::source`] for the format).
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
         let source = source::read_dir(dir.as_ref())?;
-        let settings = source.manifest.as_ref().and_then(|m| m.settings.clone()).unwrap_or_default();
+        let settings = source
+            .manifest
+            .as_ref()
+            .and_then(|m| m.settings.clone())
+            .unwrap_or_default();
         let init_sql = settings.init_sql();
-        Ok(Migrator { source, settings, init_sql, actor: Actor::os_user() })
+        Ok(Migrator {
+            source,
+            settings,
+            init_sql,
+            actor: Actor::os_user(),
+        })
     }
 
     /// Settings from config take precedence over the manifest's.
@@ -141,7 +154,9 @@ impl Migrator {
 
     /// Checks `strata.sum` when the directory has one.
     pub fn check_sum(&self) -> Result<()> {
-        sum::verify(&self.source.dir, &self.source.migrations).map(|_| ()).map_err(Error::SumMismatch)
+        sum::verify(&self.source.dir, &self.source.migrations)
+            .map(|_| ())
+            .map_err(Error::SumMismatch)
     }
 
     /// Every migration with its state.
@@ -152,55 +167,143 @@ impl Migrator {
 
     fn status_of(&self, applied: &[AppliedMigration]) -> StatusReport {
         let rows = plan::states(&self.source.migrations, applied);
-        let current = rows.iter().rev().find(|r| matches!(r.state, MigrationState::Applied | MigrationState::Modified) && !r.version.starts_with("R__")).map(|r| r.version.clone());
-        let head = self.source.migrations.iter().rev().find(|m| m.kind == MigrationKind::Versioned).map(|m| m.version.to_string());
-        StatusReport { current, head, migrations: rows }
+        let current = rows
+            .iter()
+            .rev()
+            .find(|r| {
+                matches!(r.state, MigrationState::Applied | MigrationState::Modified)
+                    && !r.version.starts_with("R__")
+            })
+            .map(|r| r.version.clone());
+        let head = self
+            .source
+            .migrations
+            .iter()
+            .rev()
+            .find(|m| m.kind == MigrationKind::Versioned)
+            .map(|m| m.version.to_string());
+        StatusReport {
+            current,
+            head,
+            migrations: rows,
+        }
     }
 
     /// What `validate` finds wrong with the sources and, when given, the history.
     pub fn validate(&self, applied: Option<&[AppliedMigration]>) -> Vec<Finding> {
         let mut out = Vec::new();
         if let Err(e) = sum::verify(&self.source.dir, &self.source.migrations) {
-            out.push(Finding { kind: "sum_mismatch", version: None, message: e.message.clone(), file: Some(e.path.clone()), line: e.line });
+            out.push(Finding {
+                kind: "sum_mismatch",
+                version: None,
+                message: e.message.clone(),
+                file: Some(e.path.clone()),
+                line: e.line,
+            });
         }
         let Some(applied) = applied else { return out };
         for row in plan::states(&self.source.migrations, applied) {
-            let file = self.source.migrations.iter().find(|m| m.version.as_str() == row.version).map(|m| m.source.clone());
+            let file = self
+                .source
+                .migrations
+                .iter()
+                .find(|m| m.version.as_str() == row.version)
+                .map(|m| m.source.clone());
             let message = match row.state {
-                MigrationState::Modified => format!("migration {} was edited after it was applied", row.version),
-                MigrationState::Missing => format!("migration {} ({}) is applied but its file is missing", row.version, row.name),
-                MigrationState::Failed => format!("migration {} failed midway; `strata up --resume` or `strata repair`", row.version),
+                MigrationState::Modified => {
+                    format!("migration {} was edited after it was applied", row.version)
+                }
+                MigrationState::Missing => format!(
+                    "migration {} ({}) is applied but its file is missing",
+                    row.version, row.name
+                ),
+                MigrationState::Failed => format!(
+                    "migration {} failed midway; `strata up --resume` or `strata repair`",
+                    row.version
+                ),
                 _ => continue,
             };
-            out.push(Finding { kind: state_kind(row.state), version: Some(row.version), message, file, line: None });
+            out.push(Finding {
+                kind: state_kind(row.state),
+                version: Some(row.version),
+                message,
+                file,
+                line: None,
+            });
         }
-        if let Err(crate::PlanError::OutOfOrder { version, applied, path }) = plan::plan_up(&self.source.migrations, applied, &Target::Head, UpOptions { resume: true, ..Default::default() }) {
-            out.push(Finding { kind: "out_of_order", message: format!("pending migration {version} is older than applied {applied}"), version: Some(version), file: Some(path), line: None });
+        if let Err(crate::PlanError::OutOfOrder {
+            version,
+            applied,
+            path,
+        }) = plan::plan_up(
+            &self.source.migrations,
+            applied,
+            &Target::Head,
+            UpOptions {
+                resume: true,
+                ..Default::default()
+            },
+        ) {
+            out.push(Finding {
+                kind: "out_of_order",
+                message: format!("pending migration {version} is older than applied {applied}"),
+                version: Some(version),
+                file: Some(path),
+                line: None,
+            });
         }
         out
     }
 
     /// Applies pending migrations in plan order up to `target`.
-    pub async fn up(&self, d: &mut dyn Driver, target: &Target, opts: &RunOptions, rep: &mut dyn Reporter) -> Result<RunReport> {
+    pub async fn up(
+        &self,
+        d: &mut dyn Driver,
+        target: &Target,
+        opts: &RunOptions,
+        rep: &mut dyn Reporter,
+    ) -> Result<RunReport> {
         self.check_sum()?;
         self.run(d, Request::Up(target), opts, rep).await
     }
 
     /// Rolls back everything applied after `target` (`-1`: the last one; `base`: all).
-    pub async fn rollback(&self, d: &mut dyn Driver, target: &Target, opts: &RunOptions, rep: &mut dyn Reporter) -> Result<RunReport> {
+    pub async fn rollback(
+        &self,
+        d: &mut dyn Driver,
+        target: &Target,
+        opts: &RunOptions,
+        rep: &mut dyn Reporter,
+    ) -> Result<RunReport> {
         self.ensure_rollback_enabled()?;
         self.run(d, Request::Rollback(target), opts, rep).await
     }
 
     /// Rolls back one applied migration; with `cascade`, its applied dependents first.
-    pub async fn down(&self, d: &mut dyn Driver, version: &str, cascade: bool, opts: &RunOptions, rep: &mut dyn Reporter) -> Result<RunReport> {
+    pub async fn down(
+        &self,
+        d: &mut dyn Driver,
+        version: &str,
+        cascade: bool,
+        opts: &RunOptions,
+        rep: &mut dyn Reporter,
+    ) -> Result<RunReport> {
         self.ensure_rollback_enabled()?;
-        self.run(d, Request::Down { version, cascade }, opts, rep).await
+        self.run(d, Request::Down { version, cascade }, opts, rep)
+            .await
     }
 
     /// Records migrations as applied without running them.
-    pub async fn mark(&self, d: &mut dyn Driver, version: &str, mark: Mark, opts: &RunOptions, rep: &mut dyn Reporter) -> Result<RunReport> {
-        self.run(d, Request::Mark { version, mark }, opts, rep).await
+    pub async fn mark(
+        &self,
+        d: &mut dyn Driver,
+        version: &str,
+        mark: Mark,
+        opts: &RunOptions,
+        rep: &mut dyn Reporter,
+    ) -> Result<RunReport> {
+        self.run(d, Request::Mark { version, mark }, opts, rep)
+            .await
     }
 
     /// The newest `limit` audit events.
@@ -215,32 +318,87 @@ impl Migrator {
         if self.settings.rollback_enabled() {
             Ok(())
         } else {
-            Err(Error::Refused("rollback is disabled by the `rollback_enabled = false` setting".into()))
+            Err(Error::Refused(
+                "rollback is disabled by the `rollback_enabled = false` setting".into(),
+            ))
         }
     }
 
-    fn plan(&self, req: &Request<'_>, applied: &[AppliedMigration], opts: &RunOptions) -> Result<Plan> {
+    fn plan(
+        &self,
+        req: &Request<'_>,
+        applied: &[AppliedMigration],
+        opts: &RunOptions,
+    ) -> Result<Plan> {
         let ms = &self.source.migrations;
-        let up_opts = UpOptions { allow_out_of_order: opts.up.allow_out_of_order || self.settings.out_of_order(), ..opts.up };
+        let up_opts = UpOptions {
+            allow_out_of_order: opts.up.allow_out_of_order || self.settings.out_of_order(),
+            ..opts.up
+        };
         Ok(match req {
             Request::Up(t) => plan::plan_up(ms, applied, t, up_opts)?,
             Request::Rollback(t) => plan::plan_rollback(ms, applied, t)?,
             Request::Down { version, cascade } => plan::plan_down(ms, applied, version, *cascade)?,
-            Request::Mark { version, mark } => plan::plan_mark(ms, applied, version, *mark == Mark::Baseline)?,
+            Request::Mark { version, mark } => {
+                plan::plan_mark(ms, applied, version, *mark == Mark::Baseline)?
+            }
         })
     }
 
-    async fn run(&self, d: &mut dyn Driver, req: Request<'_>, opts: &RunOptions, rep: &mut dyn Reporter) -> Result<RunReport> {
+    /// Refuses targets that cannot mean anything before the database is touched.
+    fn precheck(&self, req: &Request<'_>) -> Result<()> {
+        let cat = plan::Catalog::new(&self.source.migrations);
+        let unknown =
+            |t: &str| -> Result<()> { Err(crate::PlanError::UnknownTarget(t.to_string()).into()) };
+        match req {
+            Request::Up(Target::Version(v)) if cat.resolve(v).is_none() => unknown(v),
+            Request::Mark { version, .. } if cat.resolve(version).is_none() => unknown(version),
+            Request::Up(t @ Target::Relative(n)) if *n < 0 => unknown(&t.to_string()),
+            Request::Rollback(t @ Target::Relative(n)) if *n > 0 => unknown(&t.to_string()),
+            _ => Ok(()),
+        }
+    }
+
+    async fn run(
+        &self,
+        d: &mut dyn Driver,
+        req: Request<'_>,
+        opts: &RunOptions,
+        rep: &mut dyn Reporter,
+    ) -> Result<RunReport> {
+        self.precheck(&req)?;
+        // Nothing is applied where there is no history: answer without creating it.
+        if matches!(req, Request::Rollback(_) | Request::Down { .. }) && !d.has_history().await? {
+            let plan = self.plan(&req, &[], opts)?;
+            rep.report(Event::PlanReady {
+                plan: &plan,
+                dry_run: opts.dry_run,
+            });
+            return Ok(RunReport {
+                plan,
+                done: vec![],
+                dry_run: opts.dry_run,
+            });
+        }
         if opts.dry_run {
             let applied = d.applied().await?;
             let plan = self.plan(&req, &applied, opts)?;
-            rep.report(Event::PlanReady { plan: &plan, dry_run: true });
-            return Ok(RunReport { plan, done: vec![], dry_run: true });
+            rep.report(Event::PlanReady {
+                plan: &plan,
+                dry_run: true,
+            });
+            return Ok(RunReport {
+                plan,
+                done: vec![],
+                dry_run: true,
+            });
         }
         let started = Instant::now();
         rep.report(Event::LockWaiting);
         d.lock(self.settings.lock_timeout()).await?;
-        rep.report(Event::LockAcquired { waited: started.elapsed() });
+        rep.report(Event::LockAcquired {
+            waited: started.elapsed(),
+        });
         // Everything between lock and unlock is one expression: no early return may skip
         // the unlock, and the run's own error wins over an unlock error.
         let result = self.run_locked(d, &req, opts, rep).await;
@@ -250,12 +408,21 @@ impl Migrator {
         Ok(report)
     }
 
-    async fn run_locked(&self, d: &mut dyn Driver, req: &Request<'_>, opts: &RunOptions, rep: &mut dyn Reporter) -> Result<RunReport> {
+    async fn run_locked(
+        &self,
+        d: &mut dyn Driver,
+        req: &Request<'_>,
+        opts: &RunOptions,
+        rep: &mut dyn Reporter,
+    ) -> Result<RunReport> {
         d.ensure_history().await?;
         // Read after taking the lock: another process may have applied migrations meanwhile.
         let mut applied = d.applied().await?;
         let plan = self.plan(req, &applied, opts)?;
-        rep.report(Event::PlanReady { plan: &plan, dry_run: false });
+        rep.report(Event::PlanReady {
+            plan: &plan,
+            dry_run: false,
+        });
         let mut done = Vec::with_capacity(plan.steps.len());
         let total = plan.steps.len();
         for (index, step) in plan.steps.iter().enumerate() {
@@ -263,12 +430,29 @@ impl Migrator {
             match req {
                 Request::Mark { mark, .. } => {
                     let m = m.expect("mark plans only hold migrations on disk");
-                    let op = if *mark == Mark::Baseline { "baseline" } else { "stamp" };
+                    let op = if *mark == Mark::Baseline {
+                        "baseline"
+                    } else {
+                        "stamp"
+                    };
                     let row = self.history_row(m, 0);
-                    let change = self.change(None, true, Record::Apply(row), self.audit(op, step, None), vec![("schema_version", step.version.clone())], 0, m.timeout, opts);
+                    let change = self.change(
+                        None,
+                        true,
+                        Record::Apply(row),
+                        self.audit(op, step, None),
+                        vec![("schema_version", step.version.clone())],
+                        0,
+                        m.timeout,
+                        opts,
+                    );
                     d.execute(&change).await?;
                     rep.report(Event::StepRecorded { step });
-                    done.push(StepResult { version: step.version.clone(), name: step.name.clone(), execution_time_ms: 0 });
+                    done.push(StepResult {
+                        version: step.version.clone(),
+                        name: step.name.clone(),
+                        execution_time_ms: 0,
+                    });
                     continue;
                 }
                 _ => rep.report(Event::StepStarted { step, index, total }),
@@ -277,46 +461,109 @@ impl Migrator {
             let (script, record, op, schema_version) = match step.direction {
                 Direction::Up => {
                     let m = m.expect("up plans only hold migrations on disk");
-                    (&m.up, Record::Apply(self.history_row(m, step.resume_from as i64)), "apply", step.version.clone())
+                    (
+                        &m.up,
+                        Record::Apply(self.history_row(m, step.resume_from as i64)),
+                        "apply",
+                        step.version.clone(),
+                    )
                 }
                 Direction::Down => {
                     down_script = self.down_script(step, m);
                     applied.retain(|a| a.version != step.version);
                     let remaining = self.status_of(&applied).current.unwrap_or_default();
-                    (&down_script, Record::Remove { version: step.version.clone() }, "rollback", remaining)
+                    (
+                        &down_script,
+                        Record::Remove {
+                            version: step.version.clone(),
+                        },
+                        "rollback",
+                        remaining,
+                    )
                 }
             };
-            let change = self.change(Some(script), step.transactional, record, self.audit(op, step, None), vec![("schema_version", schema_version)], step.resume_from, m.and_then(|m| m.timeout), opts);
+            let change = self.change(
+                Some(script),
+                step.transactional,
+                record,
+                self.audit(op, step, None),
+                vec![("schema_version", schema_version)],
+                step.resume_from,
+                m.and_then(|m| m.timeout),
+                opts,
+            );
             match d.execute(&change).await {
                 Ok(elapsed) => {
                     rep.report(Event::StepFinished { step, elapsed });
-                    done.push(StepResult { version: step.version.clone(), name: step.name.clone(), execution_time_ms: elapsed.as_millis() as u64 });
+                    done.push(StepResult {
+                        version: step.version.clone(),
+                        name: step.name.clone(),
+                        execution_time_ms: elapsed.as_millis() as u64,
+                    });
                 }
                 Err(error) => {
-                    rep.report(Event::StepFailed { step, error: &error });
+                    rep.report(Event::StepFailed {
+                        step,
+                        error: &error,
+                    });
                     let failure = self.audit("failure", step, Some(&error));
                     if let Err(e) = d.audit(&failure).await {
                         tracing::warn!(version = %step.version, "could not write the failure to audit_log: {e}");
                     }
-                    return Err(Error::Migration { id: step.id.clone(), version: step.version.clone(), source: error });
+                    return Err(Error::Migration {
+                        id: step.id.clone(),
+                        version: step.version.clone(),
+                        source: error,
+                    });
                 }
             }
         }
-        Ok(RunReport { plan, done, dry_run: false })
+        Ok(RunReport {
+            plan,
+            done,
+            dry_run: false,
+        })
     }
 
     fn down_script(&self, step: &Step, m: Option<&Migration>) -> Script {
         match m.and_then(|m| m.down.as_ref()) {
             // Keep file and line for errors when the stored script is the file's.
             Some(d) if d.sql == step.sql => d.clone(),
-            _ => Script { sql: step.sql.clone(), path: PathBuf::from(format!("<rollback of {} stored at apply time>", step.version)), first_line: 1 },
+            _ => Script {
+                sql: step.sql.clone(),
+                path: PathBuf::from(format!(
+                    "<rollback of {} stored at apply time>",
+                    step.version
+                )),
+                first_line: 1,
+            },
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn change<'a>(&'a self, script: Option<&'a Script>, transactional: bool, record: Record, audit: AuditEntry, mut metadata: Vec<(&'static str, String)>, resume_from: usize, timeout: Option<Duration>, opts: &RunOptions) -> Change<'a> {
+    fn change<'a>(
+        &'a self,
+        script: Option<&'a Script>,
+        transactional: bool,
+        record: Record,
+        audit: AuditEntry,
+        mut metadata: Vec<(&'static str, String)>,
+        resume_from: usize,
+        timeout: Option<Duration>,
+        opts: &RunOptions,
+    ) -> Change<'a> {
         metadata.push(("strata_version", env!("CARGO_PKG_VERSION").to_string()));
-        Change { script, transactional, record, audit, metadata, resume_from, timeout: timeout.unwrap_or(self.settings.timeout()), init_sql: &self.init_sql, echo: opts.echo }
+        Change {
+            script,
+            transactional,
+            record,
+            audit,
+            metadata,
+            resume_from,
+            timeout: timeout.unwrap_or(self.settings.timeout()),
+            init_sql: &self.init_sql,
+            echo: opts.echo,
+        }
     }
 
     fn history_row(&self, m: &Migration, statements_done: i64) -> AppliedMigration {
@@ -344,7 +591,11 @@ impl Migrator {
             values["error"] = serde_json::json!(e.to_string());
             values["direction"] = serde_json::json!(step.direction);
         }
-        let (old_values, new_values) = if operation == "rollback" { (Some(values), None) } else { (None, Some(values)) };
+        let (old_values, new_values) = if operation == "rollback" {
+            (Some(values), None)
+        } else {
+            (None, Some(values))
+        };
         AuditEntry {
             operation: operation.into(),
             record_id: step.version.clone(),

@@ -17,15 +17,35 @@ use crate::version::Version;
 /// Kahn's algorithm over a heap, O(n log n); written here because petgraph's toposort
 /// has no tie-break and this is twenty lines.
 pub fn order(mut found: Vec<Migration>) -> Result<Vec<Migration>, SourceError> {
-    found.sort_by(|a, b| (a.kind == MigrationKind::Repeatable, &a.version, &a.id).cmp(&(b.kind == MigrationKind::Repeatable, &b.version, &b.id)));
-    let by_version: HashMap<&str, usize> = found.iter().enumerate().map(|(i, m)| (m.version.as_str(), i)).collect();
-    let by_id: HashMap<&str, usize> = found.iter().enumerate().map(|(i, m)| (m.id.as_str(), i)).collect();
+    found.sort_by(|a, b| {
+        (a.kind == MigrationKind::Repeatable, &a.version, &a.id).cmp(&(
+            b.kind == MigrationKind::Repeatable,
+            &b.version,
+            &b.id,
+        ))
+    });
+    let by_version: HashMap<&str, usize> = found
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.version.as_str(), i))
+        .collect();
+    let by_id: HashMap<&str, usize> = found
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.id.as_str(), i))
+        .collect();
     // Versions compare by value (`1` == `001`): fall back to a search on the sorted list.
     let lookup = |t: &str| -> Option<usize> {
-        by_version.get(t).or_else(|| by_id.get(t)).copied().or_else(|| {
-            let v = Version::new(t);
-            found.iter().position(|m| m.kind == MigrationKind::Versioned && m.version == v)
-        })
+        by_version
+            .get(t)
+            .or_else(|| by_id.get(t))
+            .copied()
+            .or_else(|| {
+                let v = Version::new(t);
+                found
+                    .iter()
+                    .position(|m| m.kind == MigrationKind::Versioned && m.version == v)
+            })
     };
     let n = found.len();
     let mut edges: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -34,10 +54,18 @@ pub fn order(mut found: Vec<Migration>) -> Result<Vec<Migration>, SourceError> {
     for (i, m) in found.iter().enumerate() {
         for d in &m.dependencies {
             let Some(j) = lookup(&d.target) else {
-                return Err(SourceError::new(&d.path, Some(d.line), format!("{} depends on unknown version `{}`", m.id, d.target)));
+                return Err(SourceError::new(
+                    &d.path,
+                    Some(d.line),
+                    format!("{} depends on unknown version `{}`", m.id, d.target),
+                ));
             };
             if j == i {
-                return Err(SourceError::new(&d.path, Some(d.line), format!("{} depends on itself", m.id)));
+                return Err(SourceError::new(
+                    &d.path,
+                    Some(d.line),
+                    format!("{} depends on itself", m.id),
+                ));
             }
             edges[j].push(i);
             indegree[i] += 1;
@@ -45,7 +73,8 @@ pub fn order(mut found: Vec<Migration>) -> Result<Vec<Migration>, SourceError> {
         }
     }
     // Sorted input means index order is the (kind, version) tie-break.
-    let mut ready: BinaryHeap<Reverse<usize>> = (0..n).filter(|&i| indegree[i] == 0).map(Reverse).collect();
+    let mut ready: BinaryHeap<Reverse<usize>> =
+        (0..n).filter(|&i| indegree[i] == 0).map(Reverse).collect();
     let mut out = Vec::with_capacity(n);
     while let Some(Reverse(i)) = ready.pop() {
         out.push(i);
@@ -57,19 +86,41 @@ pub fn order(mut found: Vec<Migration>) -> Result<Vec<Migration>, SourceError> {
         }
     }
     if out.len() < n {
-        let stuck: Vec<&Migration> = (0..n).filter(|&i| indegree[i] > 0).map(|i| &found[i]).collect();
+        let stuck: Vec<&Migration> = (0..n)
+            .filter(|&i| indegree[i] > 0)
+            .map(|i| &found[i])
+            .collect();
         let first = stuck[0];
         let line = first.dependencies.first().map(|d| (d.path.clone(), d.line));
-        let (path, line) = line.map(|(p, l)| (p, Some(l))).unwrap_or((first.source.clone(), None));
-        return Err(SourceError::new(path, line, format!("dependency cycle among {}", stuck.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", ")))
-            .with_help("remove one of the `Depends:` entries that close the loop"));
+        let (path, line) = line
+            .map(|(p, l)| (p, Some(l)))
+            .unwrap_or((first.source.clone(), None));
+        return Err(SourceError::new(
+            path,
+            line,
+            format!(
+                "dependency cycle among {}",
+                stuck
+                    .iter()
+                    .map(|m| m.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .with_help("remove one of the `Depends:` entries that close the loop"));
     }
     let mut slots: Vec<Option<Migration>> = found.into_iter().map(Some).collect();
     Ok(out
         .into_iter()
         .map(|i| {
-            let mut m = slots[i].take().expect("each index is emitted once by the toposort");
-            for (d, v) in m.dependencies.iter_mut().zip(std::mem::take(&mut resolved[i])) {
+            let mut m = slots[i]
+                .take()
+                .expect("each index is emitted once by the toposort");
+            for (d, v) in m
+                .dependencies
+                .iter_mut()
+                .zip(std::mem::take(&mut resolved[i]))
+            {
                 d.target = v;
             }
             m
@@ -98,7 +149,10 @@ impl Target {
             "" => Err(PlanError::UnknownTarget(s.into())),
             "head" | "latest" => Ok(Target::Head),
             "base" => Ok(Target::Base),
-            _ if s.starts_with(['+', '-']) => s.parse::<i64>().map(Target::Relative).map_err(|_| PlanError::UnknownTarget(s.into())),
+            _ if s.starts_with(['+', '-']) => s
+                .parse::<i64>()
+                .map(Target::Relative)
+                .map_err(|_| PlanError::UnknownTarget(s.into())),
             _ => Ok(Target::Version(s.into())),
         }
     }
@@ -172,7 +226,14 @@ pub struct Catalog<'a> {
 
 impl<'a> Catalog<'a> {
     pub fn new(migrations: &'a [Migration]) -> Self {
-        Catalog { migrations, by_version: migrations.iter().enumerate().map(|(i, m)| (m.version.as_str(), i)).collect() }
+        Catalog {
+            migrations,
+            by_version: migrations
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (m.version.as_str(), i))
+                .collect(),
+        }
     }
 
     /// The position of a history row's version in the catalog.
@@ -185,7 +246,8 @@ impl<'a> Catalog<'a> {
 
     /// Resolves a version or id to a catalog index.
     pub fn resolve(&self, target: &str) -> Option<usize> {
-        self.find(target).or_else(|| self.migrations.iter().position(|m| m.id == target))
+        self.find(target)
+            .or_else(|| self.migrations.iter().position(|m| m.id == target))
     }
 }
 
@@ -222,7 +284,9 @@ pub fn states(migrations: &[Migration], applied: &[AppliedMigration]) -> Vec<Sta
             let state = match a {
                 None => MigrationState::Pending,
                 Some(a) if !a.success => MigrationState::Failed,
-                Some(a) if a.checksum != m.checksum && m.kind == MigrationKind::Versioned => MigrationState::Modified,
+                Some(a) if a.checksum != m.checksum && m.kind == MigrationKind::Versioned => {
+                    MigrationState::Modified
+                }
                 // A repeatable migration whose checksum changed is due to run again.
                 Some(a) if a.checksum != m.checksum => MigrationState::Pending,
                 Some(_) => MigrationState::Applied,
@@ -241,7 +305,11 @@ pub fn states(migrations: &[Migration], applied: &[AppliedMigration]) -> Vec<Sta
     out.extend(missing.into_iter().map(|a| StatusRow {
         version: a.version.clone(),
         name: a.name.clone(),
-        state: if a.success { MigrationState::Missing } else { MigrationState::Failed },
+        state: if a.success {
+            MigrationState::Missing
+        } else {
+            MigrationState::Failed
+        },
         checksum: a.checksum.to_string(),
         applied_at: Some(a.applied_at),
         execution_time_ms: Some(a.execution_time_ms),
@@ -265,19 +333,41 @@ fn up_step(i: usize, m: &Migration, resume_from: usize) -> Step {
 
 /// Refuses to go on from a history that does not match the files: a failed row, an
 /// edited or deleted applied migration.
-pub fn check_history(migrations: &[Migration], applied: &[AppliedMigration], resume: bool) -> Result<(), PlanError> {
+pub fn check_history(
+    migrations: &[Migration],
+    applied: &[AppliedMigration],
+    resume: bool,
+) -> Result<(), PlanError> {
     let cat = Catalog::new(migrations);
     for a in applied {
         match cat.find(&a.version) {
-            None if !a.success => return Err(PlanError::Failed { version: a.version.clone(), done: a.statements_done }),
-            None => return Err(PlanError::Missing { version: a.version.clone(), name: a.name.clone() }),
+            None if !a.success => {
+                return Err(PlanError::Failed {
+                    version: a.version.clone(),
+                    done: a.statements_done,
+                })
+            }
+            None => {
+                return Err(PlanError::Missing {
+                    version: a.version.clone(),
+                    name: a.name.clone(),
+                })
+            }
             Some(i) => {
                 let m = &migrations[i];
                 if !a.success && !resume {
-                    return Err(PlanError::Failed { version: a.version.clone(), done: a.statements_done });
+                    return Err(PlanError::Failed {
+                        version: a.version.clone(),
+                        done: a.statements_done,
+                    });
                 }
                 if a.success && m.kind == MigrationKind::Versioned && a.checksum != m.checksum {
-                    return Err(PlanError::modified(&a.version, &a.checksum, &m.checksum, m.up.path.clone()));
+                    return Err(PlanError::modified(
+                        &a.version,
+                        &a.checksum,
+                        &m.checksum,
+                        m.up.path.clone(),
+                    ));
                 }
             }
         }
@@ -286,29 +376,54 @@ pub fn check_history(migrations: &[Migration], applied: &[AppliedMigration], res
 }
 
 /// The steps `up` takes towards `target`.
-pub fn plan_up(migrations: &[Migration], applied: &[AppliedMigration], target: &Target, opts: UpOptions) -> Result<Plan, PlanError> {
+pub fn plan_up(
+    migrations: &[Migration],
+    applied: &[AppliedMigration],
+    target: &Target,
+    opts: UpOptions,
+) -> Result<Plan, PlanError> {
     check_history(migrations, applied, opts.resume)?;
     let cat = Catalog::new(migrations);
-    let rows: HashMap<usize, &AppliedMigration> = applied.iter().filter_map(|a| cat.find(&a.version).map(|i| (i, a))).collect();
+    let rows: HashMap<usize, &AppliedMigration> = applied
+        .iter()
+        .filter_map(|a| cat.find(&a.version).map(|i| (i, a)))
+        .collect();
     let limit = match target {
         Target::Head => migrations.len(),
         Target::Base => 0,
-        Target::Version(v) => cat.resolve(v).ok_or_else(|| PlanError::UnknownTarget(v.clone()))? + 1,
+        Target::Version(v) => {
+            cat.resolve(v)
+                .ok_or_else(|| PlanError::UnknownTarget(v.clone()))?
+                + 1
+        }
         Target::Relative(n) if *n < 0 => return Err(PlanError::UnknownTarget(target.to_string())),
         Target::Relative(_) => migrations.len(),
     };
-    let highest_applied = rows.iter().filter(|(_, a)| a.success).map(|(&i, _)| &migrations[i].version).max();
+    let highest_applied = rows
+        .iter()
+        .filter(|(_, a)| a.success)
+        .map(|(&i, _)| &migrations[i].version)
+        .max();
     let mut steps = Vec::new();
     for (i, m) in migrations.iter().enumerate().take(limit) {
         let resume_from = match rows.get(&i) {
-            Some(a) if a.success && (m.kind == MigrationKind::Versioned || a.checksum == m.checksum) => continue,
+            Some(a)
+                if a.success
+                    && (m.kind == MigrationKind::Versioned || a.checksum == m.checksum) =>
+            {
+                continue
+            }
             Some(a) if !a.success => a.statements_done.max(0) as usize,
             _ => 0,
         };
         if m.kind == MigrationKind::Versioned && !opts.allow_out_of_order {
             if let Some(h) = highest_applied {
                 if m.version < *h && resume_from == 0 {
-                    return Err(PlanError::OutOfOrder { version: m.version.to_string(), applied: h.to_string(), path: m.source.clone() });
+                    return Err(PlanError::OutOfOrder {
+                        version: m.version.to_string(),
+                        applied: h.to_string(),
+                        path: m.source.clone(),
+                    });
                 }
             }
         }
@@ -317,16 +432,25 @@ pub fn plan_up(migrations: &[Migration], applied: &[AppliedMigration], target: &
     if let Target::Relative(n) = target {
         steps.truncate(*n as usize);
     }
-    Ok(Plan { direction: Direction::Up, steps })
+    Ok(Plan {
+        direction: Direction::Up,
+        steps,
+    })
 }
 
 fn down_step(cat: &Catalog, a: &AppliedMigration) -> Result<Step, PlanError> {
     let idx = cat.find(&a.version);
     let m = idx.map(|i| &cat.migrations[i]);
     // The rollback stored at apply time wins: the file may have changed since.
-    let sql = a.rollback_sql.clone().or_else(|| m.and_then(|m| m.down.as_ref().map(|d| d.sql.clone())));
+    let sql = a
+        .rollback_sql
+        .clone()
+        .or_else(|| m.and_then(|m| m.down.as_ref().map(|d| d.sql.clone())));
     let Some(sql) = sql else {
-        return Err(PlanError::NoRollback { version: a.version.clone(), path: m.map(|m| m.source.clone()) });
+        return Err(PlanError::NoRollback {
+            version: a.version.clone(),
+            path: m.map(|m| m.source.clone()),
+        });
     };
     Ok(Step {
         version: a.version.clone(),
@@ -340,10 +464,19 @@ fn down_step(cat: &Catalog, a: &AppliedMigration) -> Result<Step, PlanError> {
     })
 }
 
-/// Applied rows in plan order (rows whose file is gone go by version).
-fn applied_in_order<'a>(cat: &Catalog, applied: &'a [AppliedMigration]) -> Vec<&'a AppliedMigration> {
+/// Applied versioned rows in plan order (rows whose file is gone go by version).
+/// Repeatable migrations are never rolled back: they are re-applied when they change.
+fn applied_in_order<'a>(
+    cat: &Catalog,
+    applied: &'a [AppliedMigration],
+) -> Vec<&'a AppliedMigration> {
+    let repeatable = |a: &AppliedMigration| match cat.find(&a.version) {
+        Some(i) => cat.migrations[i].kind == MigrationKind::Repeatable,
+        None => a.version.starts_with("R__"),
+    };
     let mut rows: Vec<(usize, Version, &AppliedMigration)> = applied
         .iter()
+        .filter(|a| !repeatable(a))
         .map(|a| {
             let pos = cat.find(&a.version).unwrap_or_else(|| {
                 let v = Version::new(a.version.as_str());
@@ -357,7 +490,11 @@ fn applied_in_order<'a>(cat: &Catalog, applied: &'a [AppliedMigration]) -> Vec<&
 }
 
 /// The steps `rollback` takes: everything applied after `target`, newest first.
-pub fn plan_rollback(migrations: &[Migration], applied: &[AppliedMigration], target: &Target) -> Result<Plan, PlanError> {
+pub fn plan_rollback(
+    migrations: &[Migration],
+    applied: &[AppliedMigration],
+    target: &Target,
+) -> Result<Plan, PlanError> {
     let cat = Catalog::new(migrations);
     let ordered = applied_in_order(&cat, applied);
     let keep = match target {
@@ -367,57 +504,121 @@ pub fn plan_rollback(migrations: &[Migration], applied: &[AppliedMigration], tar
         Target::Relative(_) => return Err(PlanError::UnknownTarget(target.to_string())),
         Target::Version(v) => {
             let idx = cat.resolve(v);
-            let tv = idx.map(|i| cat.migrations[i].version.clone()).unwrap_or_else(|| Version::new(v.as_str()));
-            match ordered.iter().position(|a| Version::new(a.version.as_str()) == tv) {
+            let tv = idx
+                .map(|i| cat.migrations[i].version.clone())
+                .unwrap_or_else(|| Version::new(v.as_str()));
+            match ordered
+                .iter()
+                .position(|a| Version::new(a.version.as_str()) == tv)
+            {
                 Some(p) => p + 1,
                 None if idx.is_some() => return Err(PlanError::NotApplied { version: v.clone() }),
                 None => return Err(PlanError::UnknownTarget(v.clone())),
             }
         }
     };
-    let steps = ordered[keep..].iter().rev().map(|a| down_step(&cat, a)).collect::<Result<Vec<_>, _>>()?;
-    Ok(Plan { direction: Direction::Down, steps })
+    let steps = ordered[keep..]
+        .iter()
+        .rev()
+        .map(|a| down_step(&cat, a))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Plan {
+        direction: Direction::Down,
+        steps,
+    })
 }
 
 /// The steps `down V` takes: V, after (with `cascade`) the applied migrations that depend on it.
-pub fn plan_down(migrations: &[Migration], applied: &[AppliedMigration], version: &str, cascade: bool) -> Result<Plan, PlanError> {
+pub fn plan_down(
+    migrations: &[Migration],
+    applied: &[AppliedMigration],
+    version: &str,
+    cascade: bool,
+) -> Result<Plan, PlanError> {
     let cat = Catalog::new(migrations);
     let ordered = applied_in_order(&cat, applied);
     let idx = cat.resolve(version);
-    let tv = idx.map(|i| cat.migrations[i].version.clone()).unwrap_or_else(|| Version::new(version));
-    let Some(row) = ordered.iter().find(|a| Version::new(a.version.as_str()) == tv) else {
-        return Err(if idx.is_some() { PlanError::NotApplied { version: version.into() } } else { PlanError::UnknownTarget(version.into()) });
+    let tv = idx
+        .map(|i| cat.migrations[i].version.clone())
+        .unwrap_or_else(|| Version::new(version));
+    let Some(row) = ordered
+        .iter()
+        .find(|a| Version::new(a.version.as_str()) == tv)
+    else {
+        return Err(if idx.is_some() {
+            PlanError::NotApplied {
+                version: version.into(),
+            }
+        } else {
+            PlanError::UnknownTarget(version.into())
+        });
     };
     // Transitive dependents among applied migrations.
     let mut doomed: HashSet<String> = HashSet::from([tv.as_str().to_string()]);
     let mut dependents = Vec::new();
     for a in &ordered {
-        let Some(i) = cat.find(&a.version) else { continue };
+        let Some(i) = cat.find(&a.version) else {
+            continue;
+        };
         let m = &migrations[i];
-        if m.dependencies.iter().any(|d| doomed.contains(&d.target)) && !doomed.contains(m.version.as_str()) {
+        if m.dependencies.iter().any(|d| doomed.contains(&d.target))
+            && !doomed.contains(m.version.as_str())
+        {
             doomed.insert(m.version.to_string());
             dependents.push(*a);
         }
     }
     if !dependents.is_empty() && !cascade {
-        return Err(PlanError::HasDependents { version: version.into(), dependents: dependents.iter().map(|a| a.version.as_str()).collect::<Vec<_>>().join(", ") });
+        return Err(PlanError::HasDependents {
+            version: version.into(),
+            dependents: dependents
+                .iter()
+                .map(|a| a.version.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
     }
-    let mut steps = dependents.iter().rev().map(|a| down_step(&cat, a)).collect::<Result<Vec<_>, _>>()?;
+    let mut steps = dependents
+        .iter()
+        .rev()
+        .map(|a| down_step(&cat, a))
+        .collect::<Result<Vec<_>, _>>()?;
     steps.push(down_step(&cat, row)?);
-    Ok(Plan { direction: Direction::Down, steps })
+    Ok(Plan {
+        direction: Direction::Down,
+        steps,
+    })
 }
 
 /// Migrations `stamp V` (only V) or `baseline V` (V and every pending one before it) records.
-pub fn plan_mark(migrations: &[Migration], applied: &[AppliedMigration], version: &str, with_predecessors: bool) -> Result<Plan, PlanError> {
+pub fn plan_mark(
+    migrations: &[Migration],
+    applied: &[AppliedMigration],
+    version: &str,
+    with_predecessors: bool,
+) -> Result<Plan, PlanError> {
     let cat = Catalog::new(migrations);
-    let i = cat.resolve(version).ok_or_else(|| PlanError::UnknownTarget(version.into()))?;
-    let done: HashSet<usize> = applied.iter().filter_map(|a| cat.find(&a.version)).collect();
+    let i = cat
+        .resolve(version)
+        .ok_or_else(|| PlanError::UnknownTarget(version.into()))?;
+    let done: HashSet<usize> = applied
+        .iter()
+        .filter_map(|a| cat.find(&a.version))
+        .collect();
     if done.contains(&i) && !with_predecessors {
-        return Err(PlanError::AlreadyApplied { version: version.into() });
+        return Err(PlanError::AlreadyApplied {
+            version: version.into(),
+        });
     }
     let range = if with_predecessors { 0..=i } else { i..=i };
-    let steps = range.filter(|j| !done.contains(j)).map(|j| up_step(j, &migrations[j], 0)).collect();
-    Ok(Plan { direction: Direction::Up, steps })
+    let steps = range
+        .filter(|j| !done.contains(j))
+        .map(|j| up_step(j, &migrations[j], 0))
+        .collect();
+    Ok(Plan {
+        direction: Direction::Up,
+        steps,
+    })
 }
 
 #[cfg(test)]
@@ -427,7 +628,11 @@ mod tests {
     use std::path::PathBuf;
 
     fn mig(v: &str, deps: &[&str]) -> Migration {
-        let up = Script { sql: format!("-- {v}"), path: PathBuf::from(format!("{v}.sql")), first_line: 1 };
+        let up = Script {
+            sql: format!("-- {v}"),
+            path: PathBuf::from(format!("{v}.sql")),
+            first_line: 1,
+        };
         Migration {
             id: format!("{v}_m"),
             version: Version::new(v),
@@ -435,10 +640,20 @@ mod tests {
             description: None,
             kind: MigrationKind::Versioned,
             checksum: Checksum::of(&up.sql),
-            down: Some(Script { sql: format!("-- down {v}"), ..up.clone() }),
+            down: Some(Script {
+                sql: format!("-- down {v}"),
+                ..up.clone()
+            }),
             up,
             transactional: true,
-            dependencies: deps.iter().map(|d| Dependency { target: d.to_string(), path: PathBuf::from(format!("{v}.sql")), line: 2 }).collect(),
+            dependencies: deps
+                .iter()
+                .map(|d| Dependency {
+                    target: d.to_string(),
+                    path: PathBuf::from(format!("{v}.sql")),
+                    line: 2,
+                })
+                .collect(),
             timeout: None,
             source: PathBuf::from(format!("{v}.sql")),
         }
@@ -465,7 +680,13 @@ mod tests {
 
     #[test]
     fn order_follows_dependencies_then_version() {
-        let ms = order(vec![mig("3", &[]), mig("1", &["4"]), mig("2", &[]), mig("4", &[])]).unwrap();
+        let ms = order(vec![
+            mig("3", &[]),
+            mig("1", &["4"]),
+            mig("2", &[]),
+            mig("4", &[]),
+        ])
+        .unwrap();
         let got: Vec<_> = ms.iter().map(|m| m.version.to_string()).collect();
         assert_eq!(got, ["2", "3", "4", "1"]);
     }
@@ -495,7 +716,10 @@ mod tests {
             let p = plan_up(&ms, applied, &target, UpOptions::default()).unwrap();
             assert_eq!(versions(&p), want, "target {target}");
         }
-        assert!(matches!(plan_up(&ms, &[], &Target::Version("9".into()), UpOptions::default()), Err(PlanError::UnknownTarget(_))));
+        assert!(matches!(
+            plan_up(&ms, &[], &Target::Version("9".into()), UpOptions::default()),
+            Err(PlanError::UnknownTarget(_))
+        ));
     }
 
     #[test]
@@ -503,20 +727,47 @@ mod tests {
         let ms = order(vec![mig("1", &[]), mig("2", &[])]).unwrap();
         let mut edited = row(&ms[0]);
         edited.checksum = Checksum::of("other");
-        assert!(matches!(plan_up(&ms, &[edited], &Target::Head, UpOptions::default()), Err(PlanError::Modified { .. })));
+        assert!(matches!(
+            plan_up(&ms, &[edited], &Target::Head, UpOptions::default()),
+            Err(PlanError::Modified { .. })
+        ));
         let mut failed = row(&ms[0]);
         failed.success = false;
         failed.statements_done = 2;
-        assert!(matches!(plan_up(&ms, &[failed.clone()], &Target::Head, UpOptions::default()), Err(PlanError::Failed { done: 2, .. })));
-        let resumed = plan_up(&ms, &[failed], &Target::Head, UpOptions { resume: true, ..Default::default() }).unwrap();
+        assert!(matches!(
+            plan_up(&ms, &[failed.clone()], &Target::Head, UpOptions::default()),
+            Err(PlanError::Failed { done: 2, .. })
+        ));
+        let resumed = plan_up(
+            &ms,
+            &[failed],
+            &Target::Head,
+            UpOptions {
+                resume: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(resumed.steps[0].resume_from, 2);
         let ooo = plan_up(&ms, &[row(&ms[1])], &Target::Head, UpOptions::default());
         assert!(matches!(ooo, Err(PlanError::OutOfOrder { .. })));
-        let allowed = plan_up(&ms, &[row(&ms[1])], &Target::Head, UpOptions { allow_out_of_order: true, ..Default::default() }).unwrap();
+        let allowed = plan_up(
+            &ms,
+            &[row(&ms[1])],
+            &Target::Head,
+            UpOptions {
+                allow_out_of_order: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(versions(&allowed), ["1"]);
         let mut gone = row(&ms[0]);
         gone.version = "7".into();
-        assert!(matches!(plan_up(&ms, &[gone], &Target::Head, UpOptions::default()), Err(PlanError::Missing { .. })));
+        assert!(matches!(
+            plan_up(&ms, &[gone], &Target::Head, UpOptions::default()),
+            Err(PlanError::Missing { .. })
+        ));
     }
 
     #[test]
@@ -531,18 +782,37 @@ mod tests {
             (Target::Version("3".into()), vec![]),
         ];
         for (target, want) in cases {
-            assert_eq!(versions(&plan_rollback(&ms, &all, &target).unwrap()), want, "target {target}");
+            assert_eq!(
+                versions(&plan_rollback(&ms, &all, &target).unwrap()),
+                want,
+                "target {target}"
+            );
         }
     }
 
     #[test]
     fn plan_down_cascades_to_dependents() {
-        let ms = order(vec![mig("1", &[]), mig("2", &["1"]), mig("3", &["2"]), mig("4", &[])]).unwrap();
+        let ms = order(vec![
+            mig("1", &[]),
+            mig("2", &["1"]),
+            mig("3", &["2"]),
+            mig("4", &[]),
+        ])
+        .unwrap();
         let all: Vec<_> = ms.iter().map(row).collect();
-        assert!(matches!(plan_down(&ms, &all, "1", false), Err(PlanError::HasDependents { .. })));
-        assert_eq!(versions(&plan_down(&ms, &all, "1", true).unwrap()), ["3", "2", "1"]);
+        assert!(matches!(
+            plan_down(&ms, &all, "1", false),
+            Err(PlanError::HasDependents { .. })
+        ));
+        assert_eq!(
+            versions(&plan_down(&ms, &all, "1", true).unwrap()),
+            ["3", "2", "1"]
+        );
         assert_eq!(versions(&plan_down(&ms, &all, "4", false).unwrap()), ["4"]);
-        assert!(matches!(plan_down(&ms, &all[..1], "4", false), Err(PlanError::NotApplied { .. })));
+        assert!(matches!(
+            plan_down(&ms, &all[..1], "4", false),
+            Err(PlanError::NotApplied { .. })
+        ));
     }
 
     #[test]
@@ -550,13 +820,19 @@ mod tests {
         let mut ms = order(vec![mig("1", &[])]).unwrap();
         ms[0].down = None;
         let all: Vec<_> = ms.iter().map(row).collect();
-        assert!(matches!(plan_rollback(&ms, &all, &Target::Base), Err(PlanError::NoRollback { .. })));
+        assert!(matches!(
+            plan_rollback(&ms, &all, &Target::Base),
+            Err(PlanError::NoRollback { .. })
+        ));
     }
 
     #[test]
     fn mark_plans() {
         let ms = order(vec![mig("1", &[]), mig("2", &[]), mig("3", &[])]).unwrap();
-        assert_eq!(versions(&plan_mark(&ms, &[], "2", true).unwrap()), ["1", "2"]);
+        assert_eq!(
+            versions(&plan_mark(&ms, &[], "2", true).unwrap()),
+            ["1", "2"]
+        );
         assert_eq!(versions(&plan_mark(&ms, &[], "2", false).unwrap()), ["2"]);
     }
 }

@@ -33,7 +33,14 @@ pub fn split(sql: &str) -> Vec<Statement> {
 /// The index of the statement holding byte `offset`, if any.
 pub fn statement_at(stmts: &[Statement], offset: usize) -> Option<usize> {
     // A position between statements belongs to the next one (leading comments).
-    stmts.iter().position(|s| offset < s.range.end + 1).or(if stmts.is_empty() { None } else { Some(stmts.len() - 1) })
+    stmts
+        .iter()
+        .position(|s| offset < s.range.end + 1)
+        .or(if stmts.is_empty() {
+            None
+        } else {
+            Some(stmts.len() - 1)
+        })
 }
 
 struct Splitter<'a> {
@@ -100,7 +107,9 @@ impl<'a> Splitter<'a> {
                 b'/' if self.peek(1) == Some(b'*') => self.skip_block_comment(),
                 b'\'' => {
                     self.mark(self.i);
-                    let escapes = self.i > 0 && matches!(self.s[self.i - 1], b'e' | b'E') && !self.ident_before(self.i - 1);
+                    let escapes = self.i > 0
+                        && matches!(self.s[self.i - 1], b'e' | b'E')
+                        && !self.ident_before(self.i - 1);
                     self.skip_quoted(b'\'', escapes);
                 }
                 b'"' | b'`' => {
@@ -151,7 +160,10 @@ impl<'a> Splitter<'a> {
     }
 
     fn find_byte(&self, b: u8) -> Option<usize> {
-        self.s[self.i..].iter().position(|&x| x == b).map(|p| self.i + p)
+        self.s[self.i..]
+            .iter()
+            .position(|&x| x == b)
+            .map(|p| self.i + p)
     }
 
     fn ident_before(&self, at: usize) -> bool {
@@ -215,7 +227,9 @@ impl<'a> Splitter<'a> {
             return None; // part of an identifier such as `a$b`
         }
         let rest = &self.s[self.i + 1..];
-        let len = rest.iter().position(|&b| !(b.is_ascii_alphanumeric() || b == b'_'))?;
+        let len = rest
+            .iter()
+            .position(|&b| !(b.is_ascii_alphanumeric() || b == b'_'))?;
         if rest[len] != b'$' || rest.first().is_some_and(|b| b.is_ascii_digit()) {
             return None; // `$1` parameters are not quotes
         }
@@ -224,7 +238,9 @@ impl<'a> Splitter<'a> {
 
     fn word(&mut self) {
         let start = self.i;
-        while self.i < self.s.len() && (self.s[self.i].is_ascii_alphanumeric() || matches!(self.s[self.i], b'_' | b'$')) {
+        while self.i < self.s.len()
+            && (self.s[self.i].is_ascii_alphanumeric() || matches!(self.s[self.i], b'_' | b'$'))
+        {
             self.i += 1;
         }
         self.mark(start);
@@ -236,7 +252,9 @@ impl<'a> Splitter<'a> {
                 "CASE" if self.body_depth > 0 => self.body_depth += 1,
                 "END" if self.body_depth > 0 => self.body_depth -= 1,
                 // MySQL's END IF / END LOOP close blocks that were never counted.
-                "IF" | "LOOP" | "WHILE" | "REPEAT" if self.prev_word == "END" => self.body_depth += 1,
+                "IF" | "LOOP" | "WHILE" | "REPEAT" if self.prev_word == "END" => {
+                    self.body_depth += 1
+                }
                 _ => {}
             },
             _ => {}
@@ -255,7 +273,10 @@ mod tests {
 
     #[test]
     fn splits_simple_statements() {
-        assert_eq!(texts("create table a(x int);\n-- c;\ninsert into a values (1);"), ["create table a(x int)", "insert into a values (1)"]);
+        assert_eq!(
+            texts("create table a(x int);\n-- c;\ninsert into a values (1);"),
+            ["create table a(x int)", "insert into a values (1)"]
+        );
         assert!(texts("-- only a comment\n/* and ; this */\n").is_empty());
     }
 
@@ -271,13 +292,15 @@ mod tests {
     fn trigger_bodies_and_nested_comments() {
         let sql = "CREATE TRIGGER t AFTER INSERT ON a BEGIN UPDATE b SET n = CASE WHEN 1 THEN 2 END; DELETE FROM c; END;\n/* a /* nested */ ; */ select 1;";
         assert_eq!(texts(sql).len(), 2);
-        let mysql = "CREATE PROCEDURE p() BEGIN IF 1 THEN SELECT 1; END IF; SELECT 2; END;\nSELECT 3;";
+        let mysql =
+            "CREATE PROCEDURE p() BEGIN IF 1 THEN SELECT 1; END IF; SELECT 2; END;\nSELECT 3;";
         assert_eq!(texts(mysql).len(), 2);
     }
 
     #[test]
     fn goose_blocks_are_one_statement() {
-        let sql = "-- +goose StatementBegin\nselect 1; select 2;\n-- +goose StatementEnd\nselect 3;";
+        let sql =
+            "-- +goose StatementBegin\nselect 1; select 2;\n-- +goose StatementEnd\nselect 3;";
         assert_eq!(texts(sql).len(), 2);
     }
 

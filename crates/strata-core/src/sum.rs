@@ -43,8 +43,14 @@ fn entries(migrations: &[Migration]) -> Vec<(String, String)> {
 
 /// The text of `strata.sum` for these migrations (in plan order).
 pub fn render(migrations: &[Migration]) -> String {
-    let body: String = entries(migrations).into_iter().map(|(id, h)| format!("{id} h1:{h}\n")).collect();
-    format!("h1:{}\n{body}", hex::encode(Sha256::digest(body.as_bytes())))
+    let body: String = entries(migrations)
+        .into_iter()
+        .map(|(id, h)| format!("{id} h1:{h}\n"))
+        .collect();
+    format!(
+        "h1:{}\n{body}",
+        hex::encode(Sha256::digest(body.as_bytes()))
+    )
 }
 
 /// Writes `strata.sum` into `dir`.
@@ -55,13 +61,20 @@ pub fn write(dir: &Path, migrations: &[Migration]) -> std::io::Result<()> {
 /// Checks `dir/strata.sum` against the migrations. `Ok(false)` when there is no sum file.
 pub fn verify(dir: &Path, migrations: &[Migration]) -> Result<bool, SourceError> {
     let path = dir.join(SUM_FILE);
-    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(false) };
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(false);
+    };
     let help = "run `strata sum` after a deliberate change; after a merge, renumber the newer migrations first";
     let mut lines = text.lines();
     let head = lines.next().unwrap_or("");
     let body: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
     if head != format!("h1:{}", hex::encode(Sha256::digest(body.as_bytes()))) {
-        return Err(SourceError::new(&path, Some(1), "strata.sum was edited by hand or is corrupt").with_help(help));
+        return Err(SourceError::new(
+            &path,
+            Some(1),
+            "strata.sum was edited by hand or is corrupt",
+        )
+        .with_help(help));
     }
     let want = entries(migrations);
     for (i, line) in text.lines().skip(1).enumerate() {
@@ -78,7 +91,10 @@ pub fn verify(dir: &Path, migrations: &[Migration]) -> Result<bool, SourceError>
         }
     }
     if let Some((id, _)) = want.get(text.lines().count().saturating_sub(1)) {
-        return Err(SourceError::new(&path, None, format!("migration {id} is not in strata.sum")).with_help(help));
+        return Err(
+            SourceError::new(&path, None, format!("migration {id} is not in strata.sum"))
+                .with_help(help),
+        );
     }
     Ok(true)
 }

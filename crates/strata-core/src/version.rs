@@ -2,9 +2,12 @@
 //!
 //! A version is what a file name or a metadata key says (`001`, `20240101120000`,
 //! `2019-09-12-150000`, `1.2.0`, `V1_1`), kept verbatim for display, plus a sort key:
-//! - two digit runs compare numerically (`9` < `10`, `001` == `1`);
-//! - diesel timestamps compare as diesel compares them: the digits with dashes removed,
-//!   as strings, so `2024-01-01-000000-0000` and `20250101000000` interleave as diesel does;
+//! - digit runs compare numerically (`9` < `10`, `001` == `1`), diesel's dashed
+//!   timestamps (`2019-09-12-150000`) by their digits;
+//! - in a diesel project (dashed versions, every version a timestamp) the source switches
+//!   the whole directory to diesel's own order, the digits compared as text, so
+//!   `2024-01-01-000000-0000` and `20250101000000` interleave as diesel does. The mode is
+//!   per directory, never per pair, so the order stays total;
 //! - dotted numbers (`1.2.0`, Flyway's `1.1`) compare component by component, and a
 //!   semver pre-release (`1.0.0-beta`) sorts before its release;
 //! - anything else compares as text.
@@ -23,8 +26,8 @@ pub struct Version {
 enum Key {
     /// Digit run without leading zeros (empty for zero).
     Number(String),
-    /// Diesel-style version: digits with the dashes removed; ordered as text.
-    Diesel(String),
+    /// Digits (dashes removed) compared as text: diesel's order.
+    Lexical(String),
     /// Dotted numeric components with an optional pre-release tag.
     Dotted(Vec<String>, Option<String>),
     Text,
@@ -43,22 +46,44 @@ impl Version {
         if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
             return Key::Number(strip_zeros(raw).to_string());
         }
-        if raw.contains('-')
-            && raw.bytes().all(|b| b.is_ascii_digit() || b == b'-')
-            && raw.as_bytes()[0].is_ascii_digit()
-            && raw.len() >= 10
-        {
-            return Key::Diesel(raw.replace('-', ""));
+        if Self::is_dashed(raw) {
+            return Key::Number(strip_zeros(&raw.replace('-', "")).to_string());
         }
         let (main, pre) = match raw.split_once('-') {
             Some((m, p)) => (m, Some(p.to_string())),
             None => (raw, None),
         };
         let parts: Vec<&str> = main.split(['.', '_']).collect();
-        if parts.len() > 1 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
-            return Key::Dotted(parts.iter().map(|p| strip_zeros(p).to_string()).collect(), pre);
+        if parts.len() > 1
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Key::Dotted(
+                parts.iter().map(|p| strip_zeros(p).to_string()).collect(),
+                pre,
+            );
         }
         Key::Text
+    }
+
+    /// A diesel timestamp such as `2019-09-12-150000`.
+    pub fn is_dashed(raw: &str) -> bool {
+        raw.contains('-')
+            && raw.len() >= 10
+            && raw.as_bytes()[0].is_ascii_digit()
+            && raw.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+    }
+
+    /// The same version in diesel's order (digits compared as text). Only for numeric versions.
+    pub fn in_diesel_order(self) -> Self {
+        match self.key {
+            Key::Number(_) => Version {
+                key: Key::Lexical(self.raw.replace('-', "")),
+                raw: self.raw,
+            },
+            _ => self,
+        }
     }
 
     /// The version exactly as written.
@@ -68,7 +93,7 @@ impl Version {
 
     /// True for a version made only of digits and dashes (a number or a timestamp).
     pub fn is_numeric(&self) -> bool {
-        matches!(self.key, Key::Number(_) | Key::Diesel(_))
+        matches!(self.key, Key::Number(_) | Key::Lexical(_))
     }
 }
 
@@ -95,10 +120,9 @@ impl Ord for Version {
         use Key::*;
         match (&self.key, &other.key) {
             (Number(a), Number(b)) => cmp_numeric(a, b),
-            // Diesel orders every version as the text of its digits, dashes removed.
-            (Diesel(a), Diesel(b)) => a.cmp(b),
-            (Diesel(a), Number(_)) => a.as_str().cmp(other.raw.as_str()),
-            (Number(_), Diesel(b)) => self.raw.as_str().cmp(b.as_str()),
+            (Lexical(a), Lexical(b)) => a.cmp(b),
+            (Lexical(a), Number(_)) => a.as_str().cmp(other.raw.replace('-', "").as_str()),
+            (Number(_), Lexical(b)) => self.raw.replace('-', "").as_str().cmp(b.as_str()),
             (Dotted(a, pa), Dotted(b, pb)) => cmp_components(a, b).then_with(|| match (pa, pb) {
                 (None, None) => Ordering::Equal,
                 (Some(_), None) => Ordering::Less,
@@ -149,19 +173,27 @@ mod tests {
 
     #[test]
     fn numbers_compare_numerically() {
-        assert_eq!(sorted(&["10", "9", "001", "0100"]), ["001", "9", "10", "0100"]);
+        assert_eq!(
+            sorted(&["10", "9", "001", "0100"]),
+            ["001", "9", "10", "0100"]
+        );
         assert_eq!(Version::new("001"), Version::new("1"));
     }
 
     #[test]
     fn diesel_versions_interleave_like_diesel() {
-        let got = sorted(&[
+        let mut v: Vec<Version> = [
             "2024-01-01-000000-0000",
             "2019-09-12-150000",
             "00000000000000",
             "2025-01-01-000000",
             "20200101000000",
-        ]);
+        ]
+        .iter()
+        .map(|s| Version::new(*s).in_diesel_order())
+        .collect();
+        v.sort();
+        let got: Vec<String> = v.iter().map(|v| v.to_string()).collect();
         assert_eq!(
             got,
             [
@@ -175,8 +207,19 @@ mod tests {
     }
 
     #[test]
+    fn dashed_versions_are_numbers_outside_diesel_projects() {
+        assert_eq!(
+            sorted(&["2024-01-01-000000", "3", "20240102000000"]),
+            ["3", "2024-01-01-000000", "20240102000000"]
+        );
+    }
+
+    #[test]
     fn dotted_and_semver() {
-        assert_eq!(sorted(&["1.10.0", "1.2.0", "1.2.0-beta", "1.1"]), ["1.1", "1.2.0-beta", "1.2.0", "1.10.0"]);
+        assert_eq!(
+            sorted(&["1.10.0", "1.2.0", "1.2.0-beta", "1.1"]),
+            ["1.1", "1.2.0-beta", "1.2.0", "1.10.0"]
+        );
         assert_eq!(Version::new("1.0.0"), Version::new("1.0.0"));
         assert!(Version::new("2") > Version::new("1.5"));
     }

@@ -25,9 +25,17 @@ pub fn run(ctx: &Context, a: CreateArgs) -> Result<i32, Error> {
     let migrator = ctx.migrator()?;
     let name = snake(&a.name);
     if name.is_empty() {
-        return Err(Error::Config(format!("`{}` has no letters or digits to name a file with", a.name)));
+        return Err(Error::Config(format!(
+            "`{}` has no letters or digits to name a file with",
+            a.name
+        )));
     }
-    let versions: Vec<&str> = migrator.migrations().iter().filter(|m| m.version.as_str().bytes().all(|b| b.is_ascii_digit())).map(|m| m.version.as_str()).collect();
+    let versions: Vec<&str> = migrator
+        .migrations()
+        .iter()
+        .filter(|m| m.version.as_str().bytes().all(|b| b.is_ascii_digit()))
+        .map(|m| m.version.as_str())
+        .collect();
     let now = chrono::Utc::now();
     let version = match versions.iter().max_by_key(|v| (v.len(), v.to_string())) {
         // Timestamps stay timestamps.
@@ -40,13 +48,21 @@ pub fn run(ctx: &Context, a: CreateArgs) -> Result<i32, Error> {
     };
     let file = format!("{version}_{name}.sql");
     let path = dir.join(&file);
-    let io = |e: std::io::Error| Error::Source(SourceError::new(&path, None, format!("cannot write: {e}")));
+    let io = |e: std::io::Error| {
+        Error::Source(SourceError::new(&path, None, format!("cannot write: {e}")))
+    };
     std::fs::create_dir_all(dir).map_err(io)?;
     if path.exists() {
         return Err(Error::Config(format!("{} already exists", path.display())));
     }
-    let description = a.description.clone().unwrap_or_else(|| a.name.trim().to_string());
-    let mut text = format!("-- Migration: {file}\n-- Description: {description}\n-- Created: {}\n\n-- strata:up\n\n", now.format("%Y-%m-%dT%H:%M:%SZ"));
+    let description = a
+        .description
+        .clone()
+        .unwrap_or_else(|| a.name.trim().to_string());
+    let mut text = format!(
+        "-- Migration: {file}\n-- Description: {description}\n-- Created: {}\n\n-- strata:up\n\n",
+        now.format("%Y-%m-%dT%H:%M:%SZ")
+    );
     if !a.no_down {
         text.push_str("\n-- strata:down\n\n");
     }

@@ -44,13 +44,32 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
         print_json(&info);
     } else {
         println!("strata {}", env!("CARGO_PKG_VERSION"));
-        println!("database:     {} ({}, from {:?})", ctx.database(), server, c.url_source);
-        println!("config file:  {}", c.config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(none)".into()));
-        println!("environment:  {}{}", c.env.as_deref().unwrap_or("(none)"), if c.protected { " (protected)" } else { "" });
+        println!(
+            "database:     {} ({}, from {:?})",
+            ctx.database(),
+            server,
+            c.url_source
+        );
+        println!(
+            "config file:  {}",
+            c.config_path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "(none)".into())
+        );
+        println!(
+            "environment:  {}{}",
+            c.env.as_deref().unwrap_or("(none)"),
+            if c.protected { " (protected)" } else { "" }
+        );
         println!("migrations:   {}", c.dir.display());
         println!("settings:     {}", info["settings"]);
         println!("counts:       {counts}");
-        println!("current:      {}   head: {}", status.current.as_deref().unwrap_or("(none)"), status.head.as_deref().unwrap_or("(none)"));
+        println!(
+            "current:      {}   head: {}",
+            status.current.as_deref().unwrap_or("(none)"),
+            status.head.as_deref().unwrap_or("(none)")
+        );
     }
     Ok(0)
 }

@@ -24,12 +24,26 @@ pub fn run(ctx: &Context) -> Result<i32, Error> {
         print_json(&json!({ "migrations": rows }));
         return Ok(0);
     }
-    println!("{:<24}  {:<40}  {:<8}  {:<5}  DEPENDS ON", "VERSION", "NAME", "ROLLBACK", "TX");
+    println!(
+        "{:<24}  {:<40}  {:<8}  {:<5}  DEPENDS ON",
+        "VERSION", "NAME", "ROLLBACK", "TX"
+    );
     for m in migrator.migrations() {
         let deps: Vec<&str> = m.dependencies.iter().map(|d| d.target.as_str()).collect();
         let name: String = m.name.chars().take(40).collect();
-        println!("{:<24}  {:<40}  {:<8}  {:<5}  {}", m.version.as_str(), name, if m.down.is_some() { "yes" } else { "no" }, if m.transactional { "yes" } else { "no" }, deps.join(", "));
+        println!(
+            "{:<24}  {:<40}  {:<8}  {:<5}  {}",
+            m.version.as_str(),
+            name,
+            if m.down.is_some() { "yes" } else { "no" },
+            if m.transactional { "yes" } else { "no" },
+            deps.join(", ")
+        );
     }
-    println!("\n{} migration(s) in {}", migrator.migrations().len(), ctx.config.dir.display());
+    println!(
+        "\n{} migration(s) in {}",
+        migrator.migrations().len(),
+        ctx.config.dir.display()
+    );
     Ok(0)
 }

@@ -9,11 +9,25 @@ use crate::output::{print_run, TextReporter};
 pub async fn down(ctx: &Context, a: DownArgs) -> Result<i32, Error> {
     let migrator = ctx.migrator()?;
     if !a.dry_run {
-        ctx.confirm(&format!("roll back {}", a.version))?;
+        ctx.confirm(&format!("roll back {}", a.target_version))?;
     }
     let mut db = ctx.connect().await?;
-    let opts = RunOptions { dry_run: a.dry_run, echo: ctx.echo(), ..Default::default() };
-    let report = migrator.down(db.as_mut(), &a.version, a.cascade, &opts, &mut TextReporter { json: ctx.global.json }).await?;
+    let opts = RunOptions {
+        dry_run: a.dry_run,
+        echo: ctx.echo(),
+        ..Default::default()
+    };
+    let report = migrator
+        .down(
+            db.as_mut(),
+            &a.target_version,
+            a.cascade,
+            &opts,
+            &mut TextReporter {
+                json: ctx.global.json,
+            },
+        )
+        .await?;
     print_run(&report, "rolled_back", ctx.global.json);
     Ok(0)
 }
@@ -25,8 +39,21 @@ pub async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<i32, Error> {
         ctx.confirm(&format!("roll back to {target}"))?;
     }
     let mut db = ctx.connect().await?;
-    let opts = RunOptions { dry_run: a.dry_run, echo: ctx.echo(), ..Default::default() };
-    let report = migrator.rollback(db.as_mut(), &target, &opts, &mut TextReporter { json: ctx.global.json }).await?;
+    let opts = RunOptions {
+        dry_run: a.dry_run,
+        echo: ctx.echo(),
+        ..Default::default()
+    };
+    let report = migrator
+        .rollback(
+            db.as_mut(),
+            &target,
+            &opts,
+            &mut TextReporter {
+                json: ctx.global.json,
+            },
+        )
+        .await?;
     print_run(&report, "rolled_back", ctx.global.json);
     Ok(0)
 }

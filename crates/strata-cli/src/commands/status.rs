@@ -11,14 +11,35 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
     let mut db = ctx.connect().await?;
     let status = migrator.status(db.as_mut()).await?;
     if ctx.global.json {
-        print_json(&json!({ "database": ctx.database(), "current": status.current, "head": status.head, "migrations": status.migrations }));
+        print_json(
+            &json!({ "database": ctx.database(), "current": status.current, "head": status.head, "migrations": status.migrations }),
+        );
         return Ok(0);
     }
     println!("Database: {}", ctx.database());
-    println!("Current:  {}   Head: {}\n", status.current.as_deref().unwrap_or("(none)"), status.head.as_deref().unwrap_or("(none)"));
-    let wv = status.migrations.iter().map(|r| r.version.len()).max().unwrap_or(7).max(7);
-    let wn = status.migrations.iter().map(|r| r.name.len()).max().unwrap_or(4).clamp(4, 48);
-    println!("{:<wv$}  {:<wn$}  {:<8}  {:<20}  {:>8}", "VERSION", "NAME", "STATE", "APPLIED AT", "TIME");
+    println!(
+        "Current:  {}   Head: {}\n",
+        status.current.as_deref().unwrap_or("(none)"),
+        status.head.as_deref().unwrap_or("(none)")
+    );
+    let wv = status
+        .migrations
+        .iter()
+        .map(|r| r.version.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    let wn = status
+        .migrations
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 48);
+    println!(
+        "{:<wv$}  {:<wn$}  {:<8}  {:<20}  {:>8}",
+        "VERSION", "NAME", "STATE", "APPLIED AT", "TIME"
+    );
     for r in &status.migrations {
         let color = match r.state {
             MigrationState::Applied => GREEN,
@@ -27,21 +48,34 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
             MigrationState::Failed => RED,
         };
         let state = paint(&format!("{:<8}", r.state.to_string()), color);
-        let at = r.applied_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default();
-        let ms = r.execution_time_ms.map(|m| format!("{m} ms")).unwrap_or_default();
+        let at = r
+            .applied_at
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default();
+        let ms = r
+            .execution_time_ms
+            .map(|m| format!("{m} ms"))
+            .unwrap_or_default();
         let name: String = r.name.chars().take(wn).collect();
-        println!("{:<wv$}  {:<wn$}  {state}  {:<20}  {:>8}", r.version, name, at, ms);
+        println!(
+            "{:<wv$}  {:<wn$}  {state}  {:<20}  {:>8}",
+            r.version, name, at, ms
+        );
     }
     let n = |s| status.count(s);
     println!(
         "\n{} applied, {} pending{}",
         n(MigrationState::Applied),
         n(MigrationState::Pending),
-        [(MigrationState::Modified, "modified"), (MigrationState::Missing, "missing"), (MigrationState::Failed, "failed")]
-            .iter()
-            .filter(|(s, _)| n(*s) > 0)
-            .map(|(s, w)| format!(", {} {w}", n(*s)))
-            .collect::<String>()
+        [
+            (MigrationState::Modified, "modified"),
+            (MigrationState::Missing, "missing"),
+            (MigrationState::Failed, "failed")
+        ]
+        .iter()
+        .filter(|(s, _)| n(*s) > 0)
+        .map(|(s, w)| format!(", {} {w}", n(*s)))
+        .collect::<String>()
     );
     Ok(0)
 }

@@ -7,9 +7,19 @@ use crate::context::Context;
 pub fn run(ctx: &Context) -> Result<i32, Error> {
     let migrator = ctx.migrator()?;
     let dir = &ctx.config.dir;
-    strata_core::sum::write(dir, migrator.migrations()).map_err(|e| SourceError::new(dir.join(strata_core::sum::SUM_FILE), None, format!("cannot write: {e}")))?;
+    strata_core::sum::write(dir, migrator.migrations()).map_err(|e| {
+        SourceError::new(
+            dir.join(strata_core::sum::SUM_FILE),
+            None,
+            format!("cannot write: {e}"),
+        )
+    })?;
     if !ctx.global.json {
-        println!("Wrote {} ({} migrations)", dir.join(strata_core::sum::SUM_FILE).display(), migrator.migrations().len());
+        println!(
+            "Wrote {} ({} migrations)",
+            dir.join(strata_core::sum::SUM_FILE).display(),
+            migrator.migrations().len()
+        );
     }
     Ok(0)
 }

@@ -10,8 +10,24 @@ pub async fn run(ctx: &Context, a: UpArgs) -> Result<i32, Error> {
     let target = Target::parse(&a.target)?;
     let migrator = ctx.migrator()?;
     let mut db = ctx.connect().await?;
-    let opts = RunOptions { dry_run: a.dry_run, up: UpOptions { allow_out_of_order: a.allow_out_of_order, resume: a.resume }, echo: ctx.echo() };
-    let report = migrator.up(db.as_mut(), &target, &opts, &mut TextReporter { json: ctx.global.json }).await?;
+    let opts = RunOptions {
+        dry_run: a.dry_run,
+        up: UpOptions {
+            allow_out_of_order: a.allow_out_of_order,
+            resume: a.resume,
+        },
+        echo: ctx.echo(),
+    };
+    let report = migrator
+        .up(
+            db.as_mut(),
+            &target,
+            &opts,
+            &mut TextReporter {
+                json: ctx.global.json,
+            },
+        )
+        .await?;
     print_run(&report, "applied", ctx.global.json);
     Ok(0)
 }

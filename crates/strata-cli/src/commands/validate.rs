@@ -13,13 +13,34 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
     let applied = db.applied().await?;
     let findings = migrator.validate(Some(&applied));
     if ctx.global.json {
-        print_json(&json!({ "valid": findings.is_empty(), "migrations": migrator.migrations().len(), "findings": findings }));
+        print_json(
+            &json!({ "valid": findings.is_empty(), "migrations": migrator.migrations().len(), "findings": findings }),
+        );
     } else if findings.is_empty() {
-        println!("{} {} migration(s) in {}, history consistent", paint("valid:", GREEN), migrator.migrations().len(), ctx.config.dir.display());
+        println!(
+            "{} {} migration(s) in {}, history consistent",
+            paint("valid:", GREEN),
+            migrator.migrations().len(),
+            ctx.config.dir.display()
+        );
     } else {
         for f in &findings {
-            let loc = f.file.as_ref().map(|p| format!(" ({}{})", p.display(), f.line.map(|l| format!(":{l}")).unwrap_or_default())).unwrap_or_default();
-            println!("{} {}{loc}", paint(&format!("{}:", f.kind), YELLOW), f.message);
+            let loc = f
+                .file
+                .as_ref()
+                .map(|p| {
+                    format!(
+                        " ({}{})",
+                        p.display(),
+                        f.line.map(|l| format!(":{l}")).unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default();
+            println!(
+                "{} {}{loc}",
+                paint(&format!("{}:", f.kind), YELLOW),
+                f.message
+            );
         }
     }
     Ok(if findings.is_empty() { 0 } else { 3 })

@@ -58,23 +58,46 @@ impl Manifest {
     pub(crate) fn apply_to(&self, migrations: &mut [Migration]) -> Result<(), SourceError> {
         for entry in &self.migrations {
             let version = entry.version.as_ref().and_then(yaml_scalar);
-            let needle = entry.filename.as_deref().or(version.as_deref()).unwrap_or("");
+            let needle = entry
+                .filename
+                .as_deref()
+                .or(version.as_deref())
+                .unwrap_or("");
             let line = line_of(&self.text, needle);
-            let target = migrations.iter_mut().find(|m| match (&entry.filename, &version) {
-                (Some(f), _) => m.source.file_name().and_then(|n| n.to_str()) == Some(f.as_str()) || m.id == f.trim_end_matches(".sql"),
-                (None, Some(v)) => m.version == Version::new(v.as_str()),
-                (None, None) => false,
-            });
+            let target = migrations
+                .iter_mut()
+                .find(|m| match (&entry.filename, &version) {
+                    (Some(f), _) => {
+                        m.source.file_name().and_then(|n| n.to_str()) == Some(f.as_str())
+                            || m.id == f.trim_end_matches(".sql")
+                    }
+                    (None, Some(v)) => m.version == Version::new(v.as_str()),
+                    (None, None) => false,
+                });
             let Some(m) = target else {
-                let what = entry.filename.clone().or(version).unwrap_or_else(|| "an entry without filename or version".into());
-                return Err(SourceError::new(&self.path, Some(line), format!("manifest names `{what}`, which is not in the directory")));
+                let what = entry
+                    .filename
+                    .clone()
+                    .or(version)
+                    .unwrap_or_else(|| "an entry without filename or version".into());
+                return Err(SourceError::new(
+                    &self.path,
+                    Some(line),
+                    format!("manifest names `{what}`, which is not in the directory"),
+                ));
             };
             if let Some(d) = &entry.description {
                 m.description = Some(d.clone());
             }
             for d in &entry.dependencies {
-                let t = yaml_scalar(d).ok_or_else(|| SourceError::new(&self.path, Some(line), "dependencies must be versions"))?;
-                m.dependencies.push(Dependency { target: t, path: self.path.clone(), line });
+                let t = yaml_scalar(d).ok_or_else(|| {
+                    SourceError::new(&self.path, Some(line), "dependencies must be versions")
+                })?;
+                m.dependencies.push(Dependency {
+                    target: t,
+                    path: self.path.clone(),
+                    line,
+                });
             }
         }
         Ok(())

@@ -61,16 +61,31 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Source { dir: dir.to_path_buf(), migrations: vec![], manifest: None })
+            return Ok(Source {
+                dir: dir.to_path_buf(),
+                migrations: vec![],
+                manifest: None,
+            })
         }
-        Err(e) => return Err(SourceError::new(dir, None, format!("cannot read directory: {e}"))),
+        Err(e) => {
+            return Err(SourceError::new(
+                dir,
+                None,
+                format!("cannot read directory: {e}"),
+            ))
+        }
     };
     let mut names: Vec<(String, PathBuf, bool)> = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| SourceError::new(dir, None, format!("cannot read directory: {e}")))?;
+        let entry = entry
+            .map_err(|e| SourceError::new(dir, None, format!("cannot read directory: {e}")))?;
         let path = entry.path();
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            return Err(SourceError::new(&path, None, "file name is not valid UTF-8"));
+            return Err(SourceError::new(
+                &path,
+                None,
+                "file name is not valid UTF-8",
+            ));
         };
         let is_dir = path.is_dir();
         names.push((name, path, is_dir));
@@ -84,20 +99,41 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
             }
             continue;
         }
-        let Some(layout) = FileLayout::classify(name) else { continue };
+        let Some(layout) = FileLayout::classify(name) else {
+            continue;
+        };
         match layout {
             FileLayout::Down { stem } => {
                 let text = read_text(path)?;
-                downs.insert(stem, Script { sql: text, path: path.clone(), first_line: 1 });
+                downs.insert(
+                    stem,
+                    Script {
+                        sql: text,
+                        path: path.clone(),
+                        first_line: 1,
+                    },
+                );
             }
             FileLayout::FlywayUndo { version } => {
                 let text = read_text(path)?;
-                undo.insert(version, Script { sql: text, path: path.clone(), first_line: 1 });
+                undo.insert(
+                    version,
+                    Script {
+                        sql: text,
+                        path: path.clone(),
+                        first_line: 1,
+                    },
+                );
             }
             FileLayout::JsonMeta { stem } => {
                 json_meta.insert(stem, path.clone());
             }
-            FileLayout::Up { stem, version, name: mname, kind } => {
+            FileLayout::Up {
+                stem,
+                version,
+                name: mname,
+                kind,
+            } => {
                 let text = read_text(path)?;
                 let parsed = sqlfile::parse(path, &text)?;
                 if let Some((header, line)) = &parsed.header_migration {
@@ -116,7 +152,14 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
     for m in &mut found {
         if let Some(d) = downs.remove(&m.id) {
             if m.down.is_some() {
-                return Err(SourceError::new(&d.path, None, format!("{} already has a down section; keep one rollback script", m.source.display())));
+                return Err(SourceError::new(
+                    &d.path,
+                    None,
+                    format!(
+                        "{} already has a down section; keep one rollback script",
+                        m.source.display()
+                    ),
+                ));
             }
             m.down = Some(d);
         }
@@ -128,7 +171,11 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
         }
     }
     if let Some((stem, d)) = downs.into_iter().next() {
-        return Err(SourceError::new(&d.path, None, format!("rollback script without a migration (no up script for `{stem}`)")));
+        return Err(SourceError::new(
+            &d.path,
+            None,
+            format!("rollback script without a migration (no up script for `{stem}`)"),
+        ));
     }
 
     let manifest_path = dir.join("migration_config.yaml");
@@ -140,22 +187,53 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
         None
     };
 
+    // A diesel project (dashed versions, every numeric version a timestamp) orders as
+    // diesel does: the digits compared as text.
+    let numeric: Vec<&str> = found
+        .iter()
+        .filter(|m| m.version.is_numeric())
+        .map(|m| m.version.as_str())
+        .collect();
+    if numeric.iter().any(|v| Version::is_dashed(v))
+        && numeric.iter().all(|v| v.replace('-', "").len() >= 8)
+    {
+        for m in &mut found {
+            m.version = m.version.clone().in_diesel_order();
+        }
+    }
     check_duplicates(&found)?;
     let migrations = crate::plan::order(found)?;
-    Ok(Source { dir: dir.to_path_buf(), migrations, manifest })
-}
-
-fn read_text(path: &Path) -> Result<String, SourceError> {
-    let bytes = fs::read(path).map_err(|e| SourceError::new(path, None, format!("cannot read file: {e}")))?;
-    String::from_utf8(bytes).map_err(|e| {
-        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
-        SourceError::new(path, Some(line), "file is not valid UTF-8").with_help("save the file as UTF-8")
+    Ok(Source {
+        dir: dir.to_path_buf(),
+        migrations,
+        manifest,
     })
 }
 
-fn build(stem: &str, version: String, name: String, kind: MigrationKind, path: PathBuf, f: sqlfile::SqlFile) -> Migration {
-    let up = f.up.unwrap_or(Script { sql: String::new(), path: path.clone(), first_line: 1 });
+fn read_text(path: &Path) -> Result<String, SourceError> {
+    let bytes = fs::read(path)
+        .map_err(|e| SourceError::new(path, None, format!("cannot read file: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+        SourceError::new(path, Some(line), "file is not valid UTF-8")
+            .with_help("save the file as UTF-8")
+    })
+}
+
+fn build(
+    stem: &str,
+    version: String,
+    name: String,
+    kind: MigrationKind,
+    path: PathBuf,
+    f: sqlfile::SqlFile,
+) -> Migration {
+    let up = f.up.unwrap_or(Script {
+        sql: String::new(),
+        path: path.clone(),
+        first_line: 1,
+    });
     Migration {
         id: stem.to_string(),
         version: Version::new(version),
@@ -175,31 +253,57 @@ fn build(stem: &str, version: String, name: String, kind: MigrationKind, path: P
 /// How a file name maps to a layout.
 #[derive(Debug, PartialEq)]
 enum FileLayout {
-    Up { stem: String, version: String, name: String, kind: MigrationKind },
+    Up {
+        stem: String,
+        version: String,
+        name: String,
+        kind: MigrationKind,
+    },
     /// A rollback for the migration whose id is `stem`.
-    Down { stem: String },
-    FlywayUndo { version: String },
-    JsonMeta { stem: String },
+    Down {
+        stem: String,
+    },
+    FlywayUndo {
+        version: String,
+    },
+    JsonMeta {
+        stem: String,
+    },
 }
 
 impl FileLayout {
     fn classify(file: &str) -> Option<Self> {
         if let Some(stem) = file.strip_suffix(".json") {
-            return split_version(stem).map(|_| FileLayout::JsonMeta { stem: stem.to_string() });
+            return split_version(stem).map(|_| FileLayout::JsonMeta {
+                stem: stem.to_string(),
+            });
         }
         let base = file.strip_suffix(".sql")?;
         // Flyway: V1_1__name.sql, U1_1__name.sql, R__name.sql
         if let Some(rest) = base.strip_prefix("R__") {
-            return Some(FileLayout::Up { stem: base.into(), version: base.into(), name: rest.into(), kind: MigrationKind::Repeatable });
+            return Some(FileLayout::Up {
+                stem: base.into(),
+                version: base.into(),
+                name: rest.into(),
+                kind: MigrationKind::Repeatable,
+            });
         }
         for (prefix, undo) in [("V", false), ("U", true)] {
             if let Some((v, name)) = base.strip_prefix(prefix).and_then(|r| r.split_once("__")) {
-                if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'_' || b == b'.') {
+                if !v.is_empty()
+                    && v.bytes()
+                        .all(|b| b.is_ascii_digit() || b == b'_' || b == b'.')
+                {
                     let version = v.replace('_', ".");
                     return Some(if undo {
                         FileLayout::FlywayUndo { version }
                     } else {
-                        FileLayout::Up { stem: base.into(), version, name: name.into(), kind: MigrationKind::Versioned }
+                        FileLayout::Up {
+                            stem: base.into(),
+                            version,
+                            name: name.into(),
+                            kind: MigrationKind::Versioned,
+                        }
                     });
                 }
             }
@@ -210,10 +314,17 @@ impl FileLayout {
                 if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
                     if let Some(name) = tail.strip_suffix(".up") {
                         let stem = format!("V{v}.{name}");
-                        return Some(FileLayout::Up { stem, version: v.into(), name: name.into(), kind: MigrationKind::Versioned });
+                        return Some(FileLayout::Up {
+                            stem,
+                            version: v.into(),
+                            name: name.into(),
+                            kind: MigrationKind::Versioned,
+                        });
                     }
                     if let Some(name) = tail.strip_suffix(".down") {
-                        return Some(FileLayout::Down { stem: format!("V{v}.{name}") });
+                        return Some(FileLayout::Down {
+                            stem: format!("V{v}.{name}"),
+                        });
                     }
                 }
             }
@@ -227,14 +338,22 @@ impl FileLayout {
         }
         let stem = base.strip_suffix(".up").unwrap_or(base);
         let (version, name) = split_version(stem)?;
-        Some(FileLayout::Up { stem: stem.into(), version, name, kind: MigrationKind::Versioned })
+        Some(FileLayout::Up {
+            stem: stem.into(),
+            version,
+            name,
+            kind: MigrationKind::Versioned,
+        })
     }
 }
 
 /// `001_name` -> ("001", "name"); `2019-09-12-150000_name` -> (…); `001` -> ("001", "").
 fn split_version(stem: &str) -> Option<(String, String)> {
     let (v, name) = stem.split_once('_').unwrap_or((stem, ""));
-    let ok = !v.is_empty() && v.as_bytes()[0].is_ascii_digit() && v.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'.');
+    let ok = !v.is_empty()
+        && v.as_bytes()[0].is_ascii_digit()
+        && v.bytes()
+            .all(|b| b.is_ascii_digit() || b == b'-' || b == b'.');
     ok.then(|| (v.to_string(), name.to_string()))
 }
 
@@ -246,23 +365,45 @@ fn read_migration_dir(dir_name: &str, dir: &Path) -> Result<Option<Migration>, S
         return Ok(None);
     }
     let Some((version, name)) = split_version(dir_name) else {
-        return Err(SourceError::new(dir, None, "migration directory name does not start with a version")
-            .with_help("name it <version>_<name>, e.g. 2024-01-01-000000_create_users"));
+        return Err(SourceError::new(
+            dir,
+            None,
+            "migration directory name does not start with a version",
+        )
+        .with_help("name it <version>_<name>, e.g. 2024-01-01-000000_create_users"));
     };
     let text = read_text(&up_path)?;
     let parsed = sqlfile::parse(&up_path, &text)?;
-    let mut m = build(dir_name, version, name, MigrationKind::Versioned, up_path, parsed);
+    let mut m = build(
+        dir_name,
+        version,
+        name,
+        MigrationKind::Versioned,
+        up_path,
+        parsed,
+    );
     m.source = dir.to_path_buf();
     let down_path = dir.join("down.sql");
     if down_path.is_file() {
-        m.down = Some(Script { sql: read_text(&down_path)?, path: down_path, first_line: 1 });
+        m.down = Some(Script {
+            sql: read_text(&down_path)?,
+            path: down_path,
+            first_line: 1,
+        });
     }
     let toml_path = dir.join("metadata.toml");
     if toml_path.is_file() {
         let text = read_text(&toml_path)?;
-        let meta: toml::Table = toml::from_str(&text).map_err(|e| toml_error(&toml_path, &text, &e))?;
+        let meta: toml::Table =
+            toml::from_str(&text).map_err(|e| toml_error(&toml_path, &text, &e))?;
         if let Some(v) = meta.get("run_in_transaction") {
-            m.transactional = v.as_bool().ok_or_else(|| SourceError::new(&toml_path, None, "`run_in_transaction` must be true or false"))?;
+            m.transactional = v.as_bool().ok_or_else(|| {
+                SourceError::new(
+                    &toml_path,
+                    None,
+                    "`run_in_transaction` must be true or false",
+                )
+            })?;
         }
     }
     let yaml_path = dir.join("metadata.yaml");
@@ -276,9 +417,19 @@ fn read_migration_dir(dir_name: &str, dir: &Path) -> Result<Option<Migration>, S
             let target = match p {
                 serde_yaml::Value::String(s) => s,
                 serde_yaml::Value::Number(n) => n.to_string(),
-                _ => return Err(SourceError::new(&yaml_path, Some(line_of(&text, "parents")), "`parents` must list versions")),
+                _ => {
+                    return Err(SourceError::new(
+                        &yaml_path,
+                        Some(line_of(&text, "parents")),
+                        "`parents` must list versions",
+                    ))
+                }
             };
-            m.dependencies.push(Dependency { target, path: yaml_path.clone(), line: line_of(&text, "parents") });
+            m.dependencies.push(Dependency {
+                target,
+                path: yaml_path.clone(),
+                line: line_of(&text, "parents"),
+            });
         }
         if meta.create_index_concurrently {
             m.transactional = false;
@@ -322,10 +473,21 @@ struct JsonMeta {
 fn apply_json_meta(path: &Path, m: &mut Migration) -> Result<(), SourceError> {
     let text = read_text(path)?;
     let meta: JsonMeta = serde_json::from_str(&text).map_err(|e| {
-        SourceError::new(path, Some(e.line()), format!("malformed JSON metadata: {e}")).with_column(Some(e.column()))
+        SourceError::new(
+            path,
+            Some(e.line()),
+            format!("malformed JSON metadata: {e}"),
+        )
+        .with_column(Some(e.column()))
     })?;
     if let Some(v) = meta.version {
-        let v = scalar_string(&v).ok_or_else(|| SourceError::new(path, Some(line_of(&text, "\"version\"")), "`version` must be a string or number"))?;
+        let v = scalar_string(&v).ok_or_else(|| {
+            SourceError::new(
+                path,
+                Some(line_of(&text, "\"version\"")),
+                "`version` must be a string or number",
+            )
+        })?;
         m.version = Version::new(v);
     }
     if let Some(n) = meta.name {
@@ -339,8 +501,14 @@ fn apply_json_meta(path: &Path, m: &mut Migration) -> Result<(), SourceError> {
     }
     let dep_line = line_of(&text, "\"dependencies\"");
     for d in meta.dependencies {
-        let target = scalar_string(&d).ok_or_else(|| SourceError::new(path, Some(dep_line), "dependencies must be versions"))?;
-        m.dependencies.push(Dependency { target, path: path.to_path_buf(), line: dep_line });
+        let target = scalar_string(&d).ok_or_else(|| {
+            SourceError::new(path, Some(dep_line), "dependencies must be versions")
+        })?;
+        m.dependencies.push(Dependency {
+            target,
+            path: path.to_path_buf(),
+            line: dep_line,
+        });
     }
     Ok(())
 }
@@ -355,16 +523,25 @@ fn scalar_string(v: &serde_json::Value) -> Option<String> {
 
 /// 1-based line of the first occurrence of `needle`, or 1.
 pub(crate) fn line_of(text: &str, needle: &str) -> usize {
-    text.find(needle).map(|i| text[..i].matches('\n').count() + 1).unwrap_or(1)
+    text.find(needle)
+        .map(|i| text[..i].matches('\n').count() + 1)
+        .unwrap_or(1)
 }
 
 pub(crate) fn yaml_error(path: &Path, e: &serde_yaml::Error) -> SourceError {
     let loc = e.location();
-    SourceError::new(path, loc.as_ref().map(|l| l.line()), format!("malformed YAML: {e}")).with_column(loc.map(|l| l.column()))
+    SourceError::new(
+        path,
+        loc.as_ref().map(|l| l.line()),
+        format!("malformed YAML: {e}"),
+    )
+    .with_column(loc.map(|l| l.column()))
 }
 
 pub(crate) fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> SourceError {
-    let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    let line = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
     SourceError::new(path, line, format!("malformed TOML: {}", e.message()))
 }
 
@@ -372,8 +549,17 @@ fn check_duplicates(found: &[Migration]) -> Result<(), SourceError> {
     let mut seen: BTreeMap<&Version, &Migration> = BTreeMap::new();
     for m in found.iter().filter(|m| m.kind == MigrationKind::Versioned) {
         if let Some(first) = seen.insert(&m.version, m) {
-            return Err(SourceError::new(&m.source, None, format!("version {} is used twice: {} and {}", m.version, first.source.display(), m.source.display()))
-                .with_help("give one of them the next free version"));
+            return Err(SourceError::new(
+                &m.source,
+                None,
+                format!(
+                    "version {} is used twice: {} and {}",
+                    m.version,
+                    first.source.display(),
+                    m.source.display()
+                ),
+            )
+            .with_help("give one of them the next free version"));
         }
     }
     Ok(())
@@ -386,18 +572,71 @@ mod tests {
     #[test]
     fn classifies_every_layout() {
         use FileLayout::*;
-        let up = |stem: &str, v: &str, n: &str| Up { stem: stem.into(), version: v.into(), name: n.into(), kind: MigrationKind::Versioned };
-        assert_eq!(FileLayout::classify("001_init.sql"), Some(up("001_init", "001", "init")));
-        assert_eq!(FileLayout::classify("001_init.up.sql"), Some(up("001_init", "001", "init")));
-        assert_eq!(FileLayout::classify("001_init.down.sql"), Some(Down { stem: "001_init".into() }));
-        assert_eq!(FileLayout::classify("001_init.rollback.sql"), Some(Down { stem: "001_init".into() }));
-        assert_eq!(FileLayout::classify("001_init_rollback.sql"), Some(Down { stem: "001_init".into() }));
-        assert_eq!(FileLayout::classify("V1_1__add.sql"), Some(up("V1_1__add", "1.1", "add")));
-        assert_eq!(FileLayout::classify("U1_1__add.sql"), Some(FlywayUndo { version: "1.1".into() }));
-        assert!(matches!(FileLayout::classify("R__views.sql"), Some(Up { kind: MigrationKind::Repeatable, .. })));
-        assert_eq!(FileLayout::classify("V0007.Name.up.sql"), Some(up("V0007.Name", "0007", "Name")));
-        assert_eq!(FileLayout::classify("V0007.Name.down.sql"), Some(Down { stem: "V0007.Name".into() }));
-        assert_eq!(FileLayout::classify("001_init.json"), Some(JsonMeta { stem: "001_init".into() }));
+        let up = |stem: &str, v: &str, n: &str| Up {
+            stem: stem.into(),
+            version: v.into(),
+            name: n.into(),
+            kind: MigrationKind::Versioned,
+        };
+        assert_eq!(
+            FileLayout::classify("001_init.sql"),
+            Some(up("001_init", "001", "init"))
+        );
+        assert_eq!(
+            FileLayout::classify("001_init.up.sql"),
+            Some(up("001_init", "001", "init"))
+        );
+        assert_eq!(
+            FileLayout::classify("001_init.down.sql"),
+            Some(Down {
+                stem: "001_init".into()
+            })
+        );
+        assert_eq!(
+            FileLayout::classify("001_init.rollback.sql"),
+            Some(Down {
+                stem: "001_init".into()
+            })
+        );
+        assert_eq!(
+            FileLayout::classify("001_init_rollback.sql"),
+            Some(Down {
+                stem: "001_init".into()
+            })
+        );
+        assert_eq!(
+            FileLayout::classify("V1_1__add.sql"),
+            Some(up("V1_1__add", "1.1", "add"))
+        );
+        assert_eq!(
+            FileLayout::classify("U1_1__add.sql"),
+            Some(FlywayUndo {
+                version: "1.1".into()
+            })
+        );
+        assert!(matches!(
+            FileLayout::classify("R__views.sql"),
+            Some(Up {
+                kind: MigrationKind::Repeatable,
+                ..
+            })
+        ));
+        assert_eq!(
+            FileLayout::classify("V0007.Name.up.sql"),
+            Some(up("V0007.Name", "0007", "Name"))
+        );
+        assert_eq!(
+            FileLayout::classify("V0007.Name.down.sql"),
+            Some(Down {
+                stem: "V0007.Name".into()
+            })
+        );
+        assert_eq!(
+            FileLayout::classify("001_init.json"),
+            Some(JsonMeta {
+                stem: "001_init".into()
+            })
+        );
         assert_eq!(FileLayout::classify("README.md"), None);
         assert_eq!(FileLayout::classify("schema.sql"), None);
     }

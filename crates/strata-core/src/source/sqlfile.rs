@@ -54,17 +54,25 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<SqlFile, SourceError> {
         let lower = body.to_ascii_lowercase();
 
         // Section markers, accepted anywhere.
-        let marker = if lower == "strata:up" || lower.starts_with("migrate:up") || lower == "+goose up" {
-            Some(Section::Up)
-        } else if lower == "strata:down" || lower.starts_with("migrate:down") || lower == "+goose down" {
-            Some(Section::Down)
-        } else {
-            None
-        };
+        let marker =
+            if lower == "strata:up" || lower.starts_with("migrate:up") || lower == "+goose up" {
+                Some(Section::Up)
+            } else if lower == "strata:down"
+                || lower.starts_with("migrate:down")
+                || lower == "+goose down"
+            {
+                Some(Section::Down)
+            } else {
+                None
+            };
         if let Some(m) = marker {
             if m == Section::Up {
                 if saw_up_marker || section == Section::Down {
-                    return Err(SourceError::new(path, Some(lineno), "a second up section marker"));
+                    return Err(SourceError::new(
+                        path,
+                        Some(lineno),
+                        "a second up section marker",
+                    ));
                 }
                 saw_up_marker = true;
                 up_start = (offset, lineno + 1);
@@ -73,7 +81,11 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<SqlFile, SourceError> {
                 }
             } else {
                 if down_start.is_some() {
-                    return Err(SourceError::new(path, Some(lineno), "a second down section marker"));
+                    return Err(SourceError::new(
+                        path,
+                        Some(lineno),
+                        "a second down section marker",
+                    ));
                 }
                 up_end = line_start;
                 down_start = Some((offset, lineno + 1));
@@ -97,14 +109,27 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<SqlFile, SourceError> {
     if saw_up_marker && up_start.0 > up_end {
         up_end = up_start.0;
     }
-    f.up = Some(Script { sql: text[up_start.0..up_end].to_string(), path: path.to_path_buf(), first_line: up_start.1 });
+    f.up = Some(Script {
+        sql: text[up_start.0..up_end].to_string(),
+        path: path.to_path_buf(),
+        first_line: up_start.1,
+    });
     if let Some((start, line)) = down_start {
-        f.down = Some(Script { sql: text[start..].to_string(), path: path.to_path_buf(), first_line: line });
+        f.down = Some(Script {
+            sql: text[start..].to_string(),
+            path: path.to_path_buf(),
+            first_line: line,
+        });
     }
     Ok(f)
 }
 
-fn directive_line(path: &Path, lineno: usize, directive: &str, f: &mut SqlFile) -> Result<(), SourceError> {
+fn directive_line(
+    path: &Path,
+    lineno: usize,
+    directive: &str,
+    f: &mut SqlFile,
+) -> Result<(), SourceError> {
     if directive == "no-transaction" {
         f.no_transaction = true;
     } else if let Some(arg) = directive.strip_prefix("timeout") {
@@ -120,7 +145,9 @@ fn directive_line(path: &Path, lineno: usize, directive: &str, f: &mut SqlFile) 
 }
 
 fn header_line(path: &Path, lineno: usize, body: &str, f: &mut SqlFile) -> Result<(), SourceError> {
-    let Some((key, value)) = body.split_once(':') else { return Ok(()) };
+    let Some((key, value)) = body.split_once(':') else {
+        return Ok(());
+    };
     let value = value.trim();
     match key.trim().to_ascii_lowercase().as_str() {
         "migration" => f.header_migration = Some((value.to_string(), lineno)),
@@ -128,11 +155,19 @@ fn header_line(path: &Path, lineno: usize, body: &str, f: &mut SqlFile) -> Resul
         "depends" | "depends on" => {
             for dep in value.split(',') {
                 let dep = dep.trim();
-                if dep.is_empty() || !dep.chars().all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c)) {
+                if dep.is_empty()
+                    || !dep
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c))
+                {
                     return Err(SourceError::new(path, Some(lineno), format!("malformed `Depends:` header `{value}`"))
                         .with_help("list versions or migration ids separated by commas, e.g. `-- Depends: 001, 002`"));
                 }
-                f.dependencies.push(Dependency { target: dep.to_string(), path: path.to_path_buf(), line: lineno });
+                f.dependencies.push(Dependency {
+                    target: dep.to_string(),
+                    path: path.to_path_buf(),
+                    line: lineno,
+                });
             }
         }
         "created" => {
@@ -140,8 +175,12 @@ fn header_line(path: &Path, lineno: usize, body: &str, f: &mut SqlFile) -> Resul
                 || chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").is_ok()
                 || chrono::NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S").is_ok();
             if !ok {
-                return Err(SourceError::new(path, Some(lineno), format!("malformed `Created:` header `{value}`"))
-                    .with_help("use an RFC 3339 timestamp such as 2024-01-01T00:00:00Z"));
+                return Err(SourceError::new(
+                    path,
+                    Some(lineno),
+                    format!("malformed `Created:` header `{value}`"),
+                )
+                .with_help("use an RFC 3339 timestamp such as 2024-01-01T00:00:00Z"));
             }
         }
         _ => {}
@@ -174,7 +213,9 @@ mod tests {
 
     #[test]
     fn up_and_down_sections() {
-        let f = p("-- Description: d\n-- strata:up\ncreate table a();\n-- strata:down\ndrop table a;\n");
+        let f = p(
+            "-- Description: d\n-- strata:up\ncreate table a();\n-- strata:down\ndrop table a;\n",
+        );
         assert_eq!(f.up.as_ref().unwrap().sql, "create table a();\n");
         assert_eq!(f.up.as_ref().unwrap().first_line, 3);
         assert_eq!(f.down.as_ref().unwrap().sql, "drop table a;\n");

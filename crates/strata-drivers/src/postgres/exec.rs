@@ -23,13 +23,24 @@ use super::history::{audit_params, Tables};
 
 /// A tokio-postgres error without statement context.
 pub(crate) fn db_error(e: &tokio_postgres::Error) -> DriverError {
-    let mut err = DriverError::new(if e.as_db_error().is_some() { DriverErrorKind::Query } else { DriverErrorKind::Other }, super::error_text(e));
+    let mut err = DriverError::new(
+        if e.as_db_error().is_some() {
+            DriverErrorKind::Query
+        } else {
+            DriverErrorKind::Other
+        },
+        super::error_text(e),
+    );
     if let Some(db) = e.as_db_error() {
         err.code = Some(db.code().code().to_string());
-        let extra: Vec<String> = [("detail", db.detail()), ("hint", db.hint()), ("context", db.where_())]
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| format!("{k}: {v}")))
-            .collect();
+        let extra: Vec<String> = [
+            ("detail", db.detail()),
+            ("hint", db.hint()),
+            ("context", db.where_()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}: {v}")))
+        .collect();
         if !extra.is_empty() {
             err.detail = Some(extra.join("\n"));
         }
@@ -37,7 +48,11 @@ pub(crate) fn db_error(e: &tokio_postgres::Error) -> DriverError {
     err
 }
 
-pub(super) async fn execute(client: &Client, t: &Tables, change: &Change<'_>) -> Result<Duration, DriverError> {
+pub(super) async fn execute(
+    client: &Client,
+    t: &Tables,
+    change: &Change<'_>,
+) -> Result<Duration, DriverError> {
     if change.transactional || change.script.is_none() {
         transactional(client, t, change).await
     } else {
@@ -45,9 +60,18 @@ pub(super) async fn execute(client: &Client, t: &Tables, change: &Change<'_>) ->
     }
 }
 
-async fn transactional(client: &Client, t: &Tables, change: &Change<'_>) -> Result<Duration, DriverError> {
+async fn transactional(
+    client: &Client,
+    t: &Tables,
+    change: &Change<'_>,
+) -> Result<Duration, DriverError> {
     let timeout_ms = change.timeout.as_millis();
-    client.batch_execute(&format!("BEGIN; SET LOCAL statement_timeout = {timeout_ms}")).await.map_err(|e| db_error(&e))?;
+    client
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL statement_timeout = {timeout_ms}"
+        ))
+        .await
+        .map_err(|e| db_error(&e))?;
     let result = async {
         run_init(client, change).await?;
         let started = Instant::now();
@@ -55,14 +79,19 @@ async fn transactional(client: &Client, t: &Tables, change: &Change<'_>) -> Resu
             if change.echo {
                 tracing::info!(path = %script.path.display(), "{}", script.sql);
             }
-            if let Err(e) = with_deadline(client, change.timeout, client.batch_execute(&script.sql)).await {
+            if let Err(e) =
+                with_deadline(client, change.timeout, client.batch_execute(&script.sql)).await
+            {
                 let _ = client.batch_execute("ROLLBACK").await;
                 return Err(locate(client, script, e, change.timeout).await);
             }
         }
         let elapsed = started.elapsed();
         record(client, t, change, elapsed).await?;
-        client.batch_execute("COMMIT").await.map_err(|e| db_error(&e))?;
+        client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| db_error(&e))?;
         Ok(elapsed)
     }
     .await;
@@ -105,10 +134,20 @@ enum PgFailure {
 }
 
 /// Maps a script failure to the statement and line it happened at.
-async fn locate(client: &Client, script: &Script, failure: PgFailure, timeout: Duration) -> DriverError {
+async fn locate(
+    client: &Client,
+    script: &Script,
+    failure: PgFailure,
+    timeout: Duration,
+) -> DriverError {
     let e = match failure {
         PgFailure::Db(e) => e,
-        PgFailure::Deadline(d) => return DriverError::query(format!("timed out after {}s; the query was cancelled", d.as_secs())),
+        PgFailure::Deadline(d) => {
+            return DriverError::query(format!(
+                "timed out after {}s; the query was cancelled",
+                d.as_secs()
+            ))
+        }
     };
     let mut err = db_error(&e);
     let stmts = split(&script.sql);
@@ -119,7 +158,12 @@ async fn locate(client: &Client, script: &Script, failure: PgFailure, timeout: D
     let (index, byte) = match position {
         // The server counts characters from 1.
         Some(p) => {
-            let byte = script.sql.char_indices().nth(p.saturating_sub(1)).map(|(b, _)| b).unwrap_or(script.sql.len());
+            let byte = script
+                .sql
+                .char_indices()
+                .nth(p.saturating_sub(1))
+                .map(|(b, _)| b)
+                .unwrap_or(script.sql.len());
             (statement_at(&stmts, byte), Some(byte))
         }
         None => (replay(client, &script.sql, &stmts, timeout).await, None),
@@ -138,11 +182,22 @@ async fn locate(client: &Client, script: &Script, failure: PgFailure, timeout: D
 
 /// Runs the statements one by one in a transaction that is always rolled back, and
 /// returns the index of the first that fails.
-async fn replay(client: &Client, sql: &str, stmts: &[Statement], timeout: Duration) -> Option<usize> {
+async fn replay(
+    client: &Client,
+    sql: &str,
+    stmts: &[Statement],
+    timeout: Duration,
+) -> Option<usize> {
     if stmts.len() < 2 {
         return stmts.first().map(|_| 0);
     }
-    client.batch_execute(&format!("BEGIN; SET LOCAL statement_timeout = {}", timeout.as_millis())).await.ok()?;
+    client
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL statement_timeout = {}",
+            timeout.as_millis()
+        ))
+        .await
+        .ok()?;
     let mut failed = None;
     for (i, s) in stmts.iter().enumerate() {
         if client.batch_execute(s.text(sql)).await.is_err() {
@@ -155,13 +210,25 @@ async fn replay(client: &Client, sql: &str, stmts: &[Statement], timeout: Durati
 }
 
 /// Writes the history change, audit row and metadata in one statement.
-async fn record(client: &Client, t: &Tables, change: &Change<'_>, elapsed: Duration) -> Result<(), DriverError> {
+async fn record(
+    client: &Client,
+    t: &Tables,
+    change: &Change<'_>,
+    elapsed: Duration,
+) -> Result<(), DriverError> {
     let ms = elapsed.as_millis() as i64;
     let mut audit = change.audit.clone();
     if let Some(v) = audit.new_values.as_mut().or(audit.old_values.as_mut()) {
         v["execution_time_ms"] = serde_json::json!(ms);
     }
-    let meta = |k: &str| change.metadata.iter().find(|(key, _)| *key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let meta = |k: &str| {
+        change
+            .metadata
+            .iter()
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     let (sql, mut params): (String, Vec<Box<dyn ToSql + Sync + Send>>) = match &change.record {
         Record::Apply(row) => (
             t.record_apply_sql(),
@@ -187,8 +254,14 @@ async fn record(client: &Client, t: &Tables, change: &Change<'_>, elapsed: Durat
     Ok(())
 }
 
-async fn non_transactional(client: &Client, t: &Tables, change: &Change<'_>) -> Result<Duration, DriverError> {
-    let script = change.script.expect("non-transactional changes carry a script");
+async fn non_transactional(
+    client: &Client,
+    t: &Tables,
+    change: &Change<'_>,
+) -> Result<Duration, DriverError> {
+    let script = change
+        .script
+        .expect("non-transactional changes carry a script");
     let stmts = split(&script.sql);
     let tracked = matches!(change.record, Record::Apply(_));
     if let Record::Apply(row) = &change.record {
@@ -204,9 +277,18 @@ async fn non_transactional(client: &Client, t: &Tables, change: &Change<'_>) -> 
         }
     }
     run_init(client, change).await?;
-    client.batch_execute(&format!("SET statement_timeout = {}", change.timeout.as_millis())).await.map_err(|e| db_error(&e))?;
+    client
+        .batch_execute(&format!(
+            "SET statement_timeout = {}",
+            change.timeout.as_millis()
+        ))
+        .await
+        .map_err(|e| db_error(&e))?;
     let started = Instant::now();
-    let update = format!("UPDATE {} SET statements_done = $2 WHERE version = $1", t.history);
+    let update = format!(
+        "UPDATE {} SET statements_done = $2 WHERE version = $1",
+        t.history
+    );
     let version = match &change.record {
         Record::Apply(r) => r.version.clone(),
         Record::Remove { version } => version.clone(),
@@ -220,24 +302,44 @@ async fn non_transactional(client: &Client, t: &Tables, change: &Change<'_>) -> 
             let _ = client.batch_execute("RESET statement_timeout").await;
             let mut err = match e {
                 PgFailure::Db(e) => db_error(&e),
-                PgFailure::Deadline(d) => DriverError::query(format!("timed out after {}s; the query was cancelled", d.as_secs())),
+                PgFailure::Deadline(d) => DriverError::query(format!(
+                    "timed out after {}s; the query was cancelled",
+                    d.as_secs()
+                )),
             };
-            err.statement = Some(StatementRef { index: i + 1, line: script.line_at(s.range.start), path: script.path.clone(), excerpt: crate::excerpt(text) });
+            err.statement = Some(StatementRef {
+                index: i + 1,
+                line: script.line_at(s.range.start),
+                path: script.path.clone(),
+                excerpt: crate::excerpt(text),
+            });
             return Err(err);
         }
         if tracked {
-            client.execute(&update, &[&version, &((i + 1) as i32)]).await.map_err(|e| db_error(&e))?;
+            client
+                .execute(&update, &[&version, &((i + 1) as i32)])
+                .await
+                .map_err(|e| db_error(&e))?;
         }
     }
-    client.batch_execute("RESET statement_timeout").await.map_err(|e| db_error(&e))?;
+    client
+        .batch_execute("RESET statement_timeout")
+        .await
+        .map_err(|e| db_error(&e))?;
     let elapsed = started.elapsed();
     let mut done = change.clone();
     if let Record::Apply(row) = &mut done.record {
         row.success = true;
         row.statements_done = stmts.len() as i64;
     }
-    client.batch_execute("BEGIN").await.map_err(|e| db_error(&e))?;
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(|e| db_error(&e))?;
     let r = record(client, t, &done, elapsed).await;
-    client.batch_execute(if r.is_ok() { "COMMIT" } else { "ROLLBACK" }).await.map_err(|e| db_error(&e))?;
+    client
+        .batch_execute(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })
+        .await
+        .map_err(|e| db_error(&e))?;
     r.map(|_| elapsed)
 }

@@ -50,7 +50,12 @@ impl Tables {
     }
 
     pub fn record_remove_sql(&self) -> String {
-        format!("WITH h AS (DELETE FROM {h} WHERE version = $1 RETURNING 1), {audit}, {meta} SELECT 1", h = self.history, audit = self.audit_cte(2), meta = self.meta_cte(10))
+        format!(
+            "WITH h AS (DELETE FROM {h} WHERE version = $1 RETURNING 1), {audit}, {meta} SELECT 1",
+            h = self.history,
+            audit = self.audit_cte(2),
+            meta = self.meta_cte(10)
+        )
     }
 
     /// `a AS (INSERT INTO audit_log ...)` using parameters $n..$n+8.
@@ -128,15 +133,26 @@ pub(super) async fn ensure(client: &Client, t: &Tables) -> Result<(), DriverErro
         a = t.audit
     );
     // Notices about existing objects are noise; the advisory lock prevents races.
-    client.batch_execute(&format!("SET client_min_messages = warning; {ddl} RESET client_min_messages")).await.map_err(|e| db_error(&e))
+    client
+        .batch_execute(&format!(
+            "SET client_min_messages = warning; {ddl} RESET client_min_messages"
+        ))
+        .await
+        .map_err(|e| db_error(&e))
 }
 
 pub(super) async fn exists(client: &Client, t: &Tables) -> Result<bool, DriverError> {
-    let row = client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&t.history_plain]).await.map_err(|e| db_error(&e))?;
+    let row = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&t.history_plain])
+        .await
+        .map_err(|e| db_error(&e))?;
     Ok(row.get(0))
 }
 
-pub(super) async fn applied(client: &Client, t: &Tables) -> Result<Vec<AppliedMigration>, DriverError> {
+pub(super) async fn applied(
+    client: &Client,
+    t: &Tables,
+) -> Result<Vec<AppliedMigration>, DriverError> {
     let sql = format!(
         "SELECT version, name, description, applied_at, checksum, execution_time_ms, rollback_sql, success, statements_done, applied_by FROM {} ORDER BY id",
         t.history
@@ -168,7 +184,9 @@ fn json_text(v: &Option<serde_json::Value>) -> Option<String> {
 }
 
 /// Parameters of `audit_cte`, in order.
-pub(super) fn audit_params(e: &AuditEntry) -> [Box<dyn tokio_postgres::types::ToSql + Sync + Send>; 8] {
+pub(super) fn audit_params(
+    e: &AuditEntry,
+) -> [Box<dyn tokio_postgres::types::ToSql + Sync + Send>; 8] {
     [
         Box::new("schema_migrations".to_string()),
         Box::new(e.record_id.clone()),
@@ -187,25 +205,40 @@ pub(super) async fn audit(client: &Client, t: &Tables, e: &AuditEntry) -> Result
     }
     let sql = format!("WITH {} SELECT 1", t.audit_cte(1));
     let params = audit_params(e);
-    let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
-    client.execute(&sql, &refs).await.map_err(|e| db_error(&e))?;
+    let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        params.iter().map(|p| p.as_ref() as _).collect();
+    client
+        .execute(&sql, &refs)
+        .await
+        .map_err(|e| db_error(&e))?;
     Ok(())
 }
 
-pub(super) async fn audit_log(client: &Client, t: &Tables, limit: usize) -> Result<Vec<AuditRecord>, DriverError> {
+pub(super) async fn audit_log(
+    client: &Client,
+    t: &Tables,
+    limit: usize,
+) -> Result<Vec<AuditRecord>, DriverError> {
     let sql = format!(
         "SELECT id, operation, coalesce(record_id, ''), old_values::text, new_values::text, changed_by, changed_at, ip_address, user_agent FROM {} ORDER BY id DESC LIMIT $1",
         t.audit
     );
-    let rows = client.query(&sql, &[&(limit as i64)]).await.map_err(|e| db_error(&e))?;
+    let rows = client
+        .query(&sql, &[&(limit as i64)])
+        .await
+        .map_err(|e| db_error(&e))?;
     Ok(rows
         .iter()
         .map(|r| AuditRecord {
             id: r.get(0),
             operation: r.get(1),
             record_id: r.get(2),
-            old_values: r.get::<_, Option<String>>(3).and_then(|s| serde_json::from_str(&s).ok()),
-            new_values: r.get::<_, Option<String>>(4).and_then(|s| serde_json::from_str(&s).ok()),
+            old_values: r
+                .get::<_, Option<String>>(3)
+                .and_then(|s| serde_json::from_str(&s).ok()),
+            new_values: r
+                .get::<_, Option<String>>(4)
+                .and_then(|s| serde_json::from_str(&s).ok()),
             changed_by: r.get(5),
             changed_at: r.get(6),
             ip_address: r.get(7),
@@ -214,10 +247,22 @@ pub(super) async fn audit_log(client: &Client, t: &Tables, limit: usize) -> Resu
         .collect())
 }
 
-pub(super) async fn metadata(client: &Client, t: &Tables) -> Result<Vec<(String, String)>, DriverError> {
+pub(super) async fn metadata(
+    client: &Client,
+    t: &Tables,
+) -> Result<Vec<(String, String)>, DriverError> {
     if !exists(client, t).await? {
         return Ok(vec![]);
     }
-    let rows = client.query(&format!("SELECT key, coalesce(value, '') FROM {} ORDER BY key", t.metadata), &[]).await.map_err(|e| db_error(&e))?;
+    let rows = client
+        .query(
+            &format!(
+                "SELECT key, coalesce(value, '') FROM {} ORDER BY key",
+                t.metadata
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| db_error(&e))?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }

@@ -9,8 +9,16 @@ use tokio_postgres::Client;
 use super::exec::db_error;
 
 /// Takes the lock, waiting up to `timeout`; the error names the holding session.
-pub(super) async fn acquire(client: &Client, key: i64, timeout: Duration) -> Result<(), DriverError> {
-    let got: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).await.map_err(|e| db_error(&e))?.get(0);
+pub(super) async fn acquire(
+    client: &Client,
+    key: i64,
+    timeout: Duration,
+) -> Result<(), DriverError> {
+    let got: bool = client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+        .await
+        .map_err(|e| db_error(&e))?
+        .get(0);
     if got {
         return Ok(());
     }
@@ -19,14 +27,23 @@ pub(super) async fn acquire(client: &Client, key: i64, timeout: Duration) -> Res
     }
     // Block in the server (woken the moment the holder releases), bounded by lock_timeout.
     let ms = timeout.as_millis().max(1);
-    let wait = format!("SET lock_timeout = {ms}; SELECT pg_advisory_lock({key}); RESET lock_timeout");
+    let wait =
+        format!("SET lock_timeout = {ms}; SELECT pg_advisory_lock({key}); RESET lock_timeout");
     match client.batch_execute(&wait).await {
         Ok(()) => Ok(()),
         Err(e) => {
             let _ = client.batch_execute("RESET lock_timeout").await;
             if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
-                let who = holder(client, key).await.unwrap_or_else(|| "another session".into());
-                Err(DriverError::new(DriverErrorKind::LockTimeout, format!("the migration lock is held by {who}; gave up after {}s", timeout.as_secs_f64())))
+                let who = holder(client, key)
+                    .await
+                    .unwrap_or_else(|| "another session".into());
+                Err(DriverError::new(
+                    DriverErrorKind::LockTimeout,
+                    format!(
+                        "the migration lock is held by {who}; gave up after {}s",
+                        timeout.as_secs_f64()
+                    ),
+                ))
             } else {
                 Err(db_error(&e))
             }
@@ -35,7 +52,10 @@ pub(super) async fn acquire(client: &Client, key: i64, timeout: Duration) -> Res
 }
 
 pub(super) async fn release(client: &Client, key: i64) -> Result<(), DriverError> {
-    client.query_one("SELECT pg_advisory_unlock($1)", &[&key]).await.map_err(|e| db_error(&e))?;
+    client
+        .query_one("SELECT pg_advisory_unlock($1)", &[&key])
+        .await
+        .map_err(|e| db_error(&e))?;
     Ok(())
 }
 
@@ -59,6 +79,7 @@ async fn holder(client: &Client, key: i64) -> Option<String> {
         row.get::<_, String>(1),
         row.get::<_, String>(2),
         row.get::<_, String>(3),
-        age.map(|a| format!(", transaction open {a:.0}s")).unwrap_or_default()
+        age.map(|a| format!(", transaction open {a:.0}s"))
+            .unwrap_or_default()
     ))
 }

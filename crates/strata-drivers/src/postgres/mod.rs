@@ -9,7 +9,10 @@ mod lock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use strata_core::{AppliedMigration, AuditEntry, AuditRecord, Capabilities, Change, Driver, DriverError, DriverErrorKind};
+use strata_core::{
+    AppliedMigration, AuditEntry, AuditRecord, Capabilities, Change, Driver, DriverError,
+    DriverErrorKind,
+};
 use tokio_postgres::{Client, NoTls};
 
 use crate::HistoryNames;
@@ -25,17 +28,26 @@ pub struct PgDriver {
 impl PgDriver {
     /// Connects. The URL's password never appears in errors.
     pub async fn connect(url: &str, names: &HistoryNames) -> Result<Self, DriverError> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| DriverError::new(DriverErrorKind::Connect, format!("invalid PostgreSQL URL {}: {e}", strata_core::redact(url))))?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            DriverError::new(
+                DriverErrorKind::Connect,
+                format!("invalid PostgreSQL URL {}: {e}", strata_core::redact(url)),
+            )
+        })?;
         if config.get_application_name().is_none() {
             config.application_name("strata");
         }
         config.connect_timeout(Duration::from_secs(10));
-        let (client, connection) = config
-            .connect(NoTls)
-            .await
-            .map_err(|e| DriverError::new(DriverErrorKind::Connect, format!("cannot connect to {}: {}", strata_core::redact(url), error_text(&e))))?;
+        let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+            DriverError::new(
+                DriverErrorKind::Connect,
+                format!(
+                    "cannot connect to {}: {}",
+                    strata_core::redact(url),
+                    error_text(&e)
+                ),
+            )
+        })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!("postgres connection closed: {e}");
@@ -46,13 +58,21 @@ impl PgDriver {
         let schema = match &names.schema {
             Some(s) => s.clone(),
             None => {
-                let row = client.query_one("SELECT current_schema()", &[]).await.map_err(|e| exec::db_error(&e))?;
-                row.get::<_, Option<String>>(0).unwrap_or_else(|| "public".into())
+                let row = client
+                    .query_one("SELECT current_schema()", &[])
+                    .await
+                    .map_err(|e| exec::db_error(&e))?;
+                row.get::<_, Option<String>>(0)
+                    .unwrap_or_else(|| "public".into())
             }
         };
         let tables = history::Tables::new(&schema, &names.table);
         let lock_key = crate::fnv1a(&format!("strata:{schema}.{}", names.table));
-        Ok(PgDriver { client, tables, lock_key })
+        Ok(PgDriver {
+            client,
+            tables,
+            lock_key,
+        })
     }
 }
 
@@ -79,11 +99,17 @@ impl Driver for PgDriver {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { transactional_ddl: true }
+        Capabilities {
+            transactional_ddl: true,
+        }
     }
 
     async fn server_version(&mut self) -> Result<String, DriverError> {
-        let row = self.client.query_one("SELECT version()", &[]).await.map_err(|e| exec::db_error(&e))?;
+        let row = self
+            .client
+            .query_one("SELECT version()", &[])
+            .await
+            .map_err(|e| exec::db_error(&e))?;
         Ok(row.get(0))
     }
 

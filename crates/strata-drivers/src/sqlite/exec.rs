@@ -11,7 +11,13 @@ use strata_core::{Change, DriverError, Record, Script, StatementRef};
 use super::history::{self, Tables};
 use super::sqlite_error;
 
-pub(super) fn execute(conn: &Connection, t: &Tables, change: &Change<'_>, locked: bool, lock_timeout: Duration) -> Result<Duration, DriverError> {
+pub(super) fn execute(
+    conn: &Connection,
+    t: &Tables,
+    change: &Change<'_>,
+    locked: bool,
+    lock_timeout: Duration,
+) -> Result<Duration, DriverError> {
     if change.transactional || change.script.is_none() {
         transactional(conn, t, change)
     } else {
@@ -19,8 +25,13 @@ pub(super) fn execute(conn: &Connection, t: &Tables, change: &Change<'_>, locked
     }
 }
 
-fn transactional(conn: &Connection, t: &Tables, change: &Change<'_>) -> Result<Duration, DriverError> {
-    conn.execute_batch("SAVEPOINT strata_step").map_err(|e| sqlite_error(&e))?;
+fn transactional(
+    conn: &Connection,
+    t: &Tables,
+    change: &Change<'_>,
+) -> Result<Duration, DriverError> {
+    conn.execute_batch("SAVEPOINT strata_step")
+        .map_err(|e| sqlite_error(&e))?;
     let result = (|| {
         run_init(conn, change)?;
         let started = Instant::now();
@@ -51,7 +62,13 @@ fn run_init(conn: &Connection, change: &Change<'_>) -> Result<(), DriverError> {
 }
 
 /// Runs the script's statements from `skip` on, calling `after(n)` when n are done.
-fn run_statements(conn: &Connection, script: &Script, skip: usize, change: &Change<'_>, mut after: impl FnMut(usize) -> Result<(), DriverError>) -> Result<(), DriverError> {
+fn run_statements(
+    conn: &Connection,
+    script: &Script,
+    skip: usize,
+    change: &Change<'_>,
+    mut after: impl FnMut(usize) -> Result<(), DriverError>,
+) -> Result<(), DriverError> {
     let deadline = Instant::now() + change.timeout;
     conn.progress_handler(10_000, Some(move || Instant::now() > deadline));
     let result = (|| {
@@ -62,10 +79,19 @@ fn run_statements(conn: &Connection, script: &Script, skip: usize, change: &Chan
             }
             if let Err(e) = conn.execute_batch(text) {
                 let mut err = sqlite_error(&e);
-                if matches!(&e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::OperationInterrupted) {
-                    err.message = format!("timed out after {}s; the statement was interrupted", change.timeout.as_secs());
+                if matches!(&e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::OperationInterrupted)
+                {
+                    err.message = format!(
+                        "timed out after {}s; the statement was interrupted",
+                        change.timeout.as_secs()
+                    );
                 }
-                err.statement = Some(StatementRef { index: i + 1, line: script.line_at(s.range.start), path: script.path.clone(), excerpt: crate::excerpt(text) });
+                err.statement = Some(StatementRef {
+                    index: i + 1,
+                    line: script.line_at(s.range.start),
+                    path: script.path.clone(),
+                    excerpt: crate::excerpt(text),
+                });
                 return Err(err);
             }
             after(i + 1)?;
@@ -76,7 +102,12 @@ fn run_statements(conn: &Connection, script: &Script, skip: usize, change: &Chan
     result
 }
 
-fn record(conn: &Connection, t: &Tables, change: &Change<'_>, elapsed: Duration) -> Result<(), DriverError> {
+fn record(
+    conn: &Connection,
+    t: &Tables,
+    change: &Change<'_>,
+    elapsed: Duration,
+) -> Result<(), DriverError> {
     let ms = elapsed.as_millis() as i64;
     match &change.record {
         Record::Apply(row) => history::upsert(conn, t, row, ms)?,
@@ -90,8 +121,16 @@ fn record(conn: &Connection, t: &Tables, change: &Change<'_>, elapsed: Duration)
     history::set_metadata(conn, &change.metadata)
 }
 
-fn non_transactional(conn: &Connection, t: &Tables, change: &Change<'_>, locked: bool, lock_timeout: Duration) -> Result<Duration, DriverError> {
-    let script = change.script.expect("non-transactional changes carry a script");
+fn non_transactional(
+    conn: &Connection,
+    t: &Tables,
+    change: &Change<'_>,
+    locked: bool,
+    lock_timeout: Duration,
+) -> Result<Duration, DriverError> {
+    let script = change
+        .script
+        .expect("non-transactional changes carry a script");
     let version = match &change.record {
         Record::Apply(r) => Some(r.version.clone()),
         Record::Remove { .. } => None,
@@ -109,10 +148,16 @@ fn non_transactional(conn: &Connection, t: &Tables, change: &Change<'_>, locked:
     }
     let started = Instant::now();
     let ran = run_init(conn, change).and_then(|_| {
-        run_statements(conn, script, change.resume_from, change, |n| match &version {
-            Some(v) => history::set_progress(conn, t, v, n),
-            None => Ok(()),
-        })
+        run_statements(
+            conn,
+            script,
+            change.resume_from,
+            change,
+            |n| match &version {
+                Some(v) => history::set_progress(conn, t, v, n),
+                None => Ok(()),
+            },
+        )
     });
     let elapsed = started.elapsed();
     if locked {
@@ -124,8 +169,14 @@ fn non_transactional(conn: &Connection, t: &Tables, change: &Change<'_>, locked:
         row.success = true;
         row.statements_done = split(&script.sql).len() as i64;
     }
-    conn.execute_batch("SAVEPOINT strata_step").map_err(|e| sqlite_error(&e))?;
+    conn.execute_batch("SAVEPOINT strata_step")
+        .map_err(|e| sqlite_error(&e))?;
     let r = record(conn, t, &done, elapsed);
-    conn.execute_batch(if r.is_ok() { "RELEASE strata_step" } else { "ROLLBACK TO strata_step; RELEASE strata_step" }).map_err(|e| sqlite_error(&e))?;
+    conn.execute_batch(if r.is_ok() {
+        "RELEASE strata_step"
+    } else {
+        "ROLLBACK TO strata_step; RELEASE strata_step"
+    })
+    .map_err(|e| sqlite_error(&e))?;
     r.map(|_| elapsed)
 }

@@ -16,7 +16,10 @@ pub(super) struct Tables {
 
 impl Tables {
     pub fn new(table: &str) -> Self {
-        Tables { history: format!("\"{}\"", table.replace('"', "\"\"")), history_plain: table.to_string() }
+        Tables {
+            history: format!("\"{}\"", table.replace('"', "\"\"")),
+            history_plain: table.to_string(),
+        }
     }
 }
 
@@ -61,16 +64,22 @@ pub(super) fn ensure(conn: &Connection, t: &Tables) -> Result<(), DriverError> {
 }
 
 pub(super) fn exists(conn: &Connection, t: &Tables) -> Result<bool, DriverError> {
-    conn.query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", [&t.history_plain], |_| Ok(()))
-        .optional()
-        .map(|r| r.is_some())
-        .map_err(|e| sqlite_error(&e))
+    conn.query_row(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [&t.history_plain],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|r| r.is_some())
+    .map_err(|e| sqlite_error(&e))
 }
 
 fn parse_time(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
         .map(|d| d.with_timezone(&Utc))
-        .or_else(|_| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").map(|n| n.and_utc()))
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").map(|n| n.and_utc())
+        })
         .unwrap_or_default()
 }
 
@@ -99,10 +108,16 @@ pub(super) fn applied(conn: &Connection, t: &Tables) -> Result<Vec<AppliedMigrat
             })
         })
         .map_err(|e| sqlite_error(&e))?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(|e| sqlite_error(&e))
+    rows.collect::<Result<Vec<_>, _>>()
+        .map_err(|e| sqlite_error(&e))
 }
 
-pub(super) fn upsert(conn: &Connection, t: &Tables, row: &AppliedMigration, ms: i64) -> Result<(), DriverError> {
+pub(super) fn upsert(
+    conn: &Connection,
+    t: &Tables,
+    row: &AppliedMigration,
+    ms: i64,
+) -> Result<(), DriverError> {
     let sql = format!(
         "INSERT INTO {} (version, name, description, checksum, execution_time_ms, rollback_sql, success, statements_done, applied_by) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
@@ -113,23 +128,52 @@ pub(super) fn upsert(conn: &Connection, t: &Tables, row: &AppliedMigration, ms: 
     );
     conn.execute(
         &sql,
-        params![row.version, row.name, row.description, row.checksum.as_str(), ms, row.rollback_sql, row.success, row.statements_done, row.applied_by],
+        params![
+            row.version,
+            row.name,
+            row.description,
+            row.checksum.as_str(),
+            ms,
+            row.rollback_sql,
+            row.success,
+            row.statements_done,
+            row.applied_by
+        ],
     )
     .map_err(|e| sqlite_error(&e))?;
     Ok(())
 }
 
 pub(super) fn remove(conn: &Connection, t: &Tables, version: &str) -> Result<(), DriverError> {
-    conn.execute(&format!("DELETE FROM {} WHERE version = ?1", t.history), [version]).map_err(|e| sqlite_error(&e))?;
+    conn.execute(
+        &format!("DELETE FROM {} WHERE version = ?1", t.history),
+        [version],
+    )
+    .map_err(|e| sqlite_error(&e))?;
     Ok(())
 }
 
-pub(super) fn set_progress(conn: &Connection, t: &Tables, version: &str, done: usize) -> Result<(), DriverError> {
-    conn.execute(&format!("UPDATE {} SET statements_done = ?2 WHERE version = ?1", t.history), params![version, done as i64]).map_err(|e| sqlite_error(&e))?;
+pub(super) fn set_progress(
+    conn: &Connection,
+    t: &Tables,
+    version: &str,
+    done: usize,
+) -> Result<(), DriverError> {
+    conn.execute(
+        &format!(
+            "UPDATE {} SET statements_done = ?2 WHERE version = ?1",
+            t.history
+        ),
+        params![version, done as i64],
+    )
+    .map_err(|e| sqlite_error(&e))?;
     Ok(())
 }
 
-pub(super) fn set_metadata(conn: &Connection, pairs: &[(&'static str, String)]) -> Result<(), DriverError> {
+pub(super) fn set_metadata(
+    conn: &Connection,
+    pairs: &[(&'static str, String)],
+) -> Result<(), DriverError> {
     let mut stmt = conn
         .prepare_cached(&format!(
             "INSERT INTO application_metadata (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = {NOW}"
@@ -163,7 +207,11 @@ pub(super) fn audit(conn: &Connection, t: &Tables, e: &AuditEntry) -> Result<(),
     Ok(())
 }
 
-pub(super) fn audit_log(conn: &Connection, t: &Tables, limit: usize) -> Result<Vec<AuditRecord>, DriverError> {
+pub(super) fn audit_log(
+    conn: &Connection,
+    t: &Tables,
+    limit: usize,
+) -> Result<Vec<AuditRecord>, DriverError> {
     if !exists(conn, t)? {
         return Ok(vec![]);
     }
@@ -186,14 +234,23 @@ pub(super) fn audit_log(conn: &Connection, t: &Tables, limit: usize) -> Result<V
             })
         })
         .map_err(|e| sqlite_error(&e))?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(|e| sqlite_error(&e))
+    rows.collect::<Result<Vec<_>, _>>()
+        .map_err(|e| sqlite_error(&e))
 }
 
-pub(super) fn metadata(conn: &Connection, t: &Tables) -> Result<Vec<(String, String)>, DriverError> {
+pub(super) fn metadata(
+    conn: &Connection,
+    t: &Tables,
+) -> Result<Vec<(String, String)>, DriverError> {
     if !exists(conn, t)? {
         return Ok(vec![]);
     }
-    let mut stmt = conn.prepare("SELECT key, coalesce(value, '') FROM application_metadata ORDER BY key").map_err(|e| sqlite_error(&e))?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| sqlite_error(&e))?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(|e| sqlite_error(&e))
+    let mut stmt = conn
+        .prepare("SELECT key, coalesce(value, '') FROM application_metadata ORDER BY key")
+        .map_err(|e| sqlite_error(&e))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(|e| sqlite_error(&e))?;
+    rows.collect::<Result<Vec<_>, _>>()
+        .map_err(|e| sqlite_error(&e))
 }

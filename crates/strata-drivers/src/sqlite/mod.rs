@@ -16,13 +16,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::Connection;
-use strata_core::{AppliedMigration, AuditEntry, AuditRecord, Capabilities, Change, Driver, DriverError, DriverErrorKind};
+use strata_core::{
+    AppliedMigration, AuditEntry, AuditRecord, Capabilities, Change, Driver, DriverError,
+    DriverErrorKind,
+};
 
 use crate::HistoryNames;
 
 /// A connection to a SQLite database file.
 pub struct SqliteDriver {
-    conn: Connection,
+    /// Opened on first use; read-only commands on a missing file never create it.
+    conn: Option<Connection>,
+    path: PathBuf,
     tables: history::Tables,
     /// Inside the command's `BEGIN IMMEDIATE`.
     locked: bool,
@@ -42,9 +47,42 @@ impl SqliteDriver {
     /// Opens (creating if missing) the database file.
     pub fn open(url: &str, names: &HistoryNames) -> Result<Self, DriverError> {
         let path = path_of(url);
-        let conn = if path.as_os_str() == ":memory:" { Connection::open_in_memory() } else { Connection::open(&path) }
-            .map_err(|e| DriverError::new(DriverErrorKind::Connect, format!("cannot open SQLite database {}: {e}", path.display())))?;
-        Ok(SqliteDriver { conn, tables: history::Tables::new(&names.table), locked: false, lock_timeout: Duration::from_secs(60) })
+        let mut d = SqliteDriver {
+            conn: None,
+            path,
+            tables: history::Tables::new(&names.table),
+            locked: false,
+            lock_timeout: Duration::from_secs(60),
+        };
+        if d.path.as_os_str() == ":memory:" || d.path.exists() {
+            d.conn()?;
+        }
+        Ok(d)
+    }
+
+    /// The connection, creating the database file if needed.
+    fn conn(&mut self) -> Result<&Connection, DriverError> {
+        if self.conn.is_none() {
+            let path = &self.path;
+            let conn = if path.as_os_str() == ":memory:" {
+                Connection::open_in_memory()
+            } else {
+                Connection::open(path)
+            }
+            .map_err(|e| {
+                DriverError::new(
+                    DriverErrorKind::Connect,
+                    format!("cannot open SQLite database {}: {e}", path.display()),
+                )
+            })?;
+            self.conn = Some(conn);
+        }
+        Ok(self.conn.as_ref().expect("set just above"))
+    }
+
+    /// The connection if the database exists; None for a file not created yet.
+    fn existing(&self) -> Option<&Connection> {
+        self.conn.as_ref()
     }
 }
 
@@ -66,7 +104,9 @@ impl Driver for SqliteDriver {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { transactional_ddl: true }
+        Capabilities {
+            transactional_ddl: true,
+        }
     }
 
     async fn server_version(&mut self) -> Result<String, DriverError> {
@@ -75,7 +115,7 @@ impl Driver for SqliteDriver {
 
     async fn lock(&mut self, timeout: Duration) -> Result<(), DriverError> {
         self.lock_timeout = timeout;
-        lock::acquire(&self.conn, timeout)?;
+        lock::acquire(self.conn()?, timeout)?;
         self.locked = true;
         Ok(())
     }
@@ -85,34 +125,47 @@ impl Driver for SqliteDriver {
             return Ok(());
         }
         self.locked = false;
-        lock::release(&self.conn)
+        lock::release(self.conn()?)
     }
 
     async fn ensure_history(&mut self) -> Result<(), DriverError> {
-        history::ensure(&self.conn, &self.tables)
+        self.conn()?;
+        history::ensure(self.conn.as_ref().expect("opened above"), &self.tables)
     }
 
     async fn has_history(&mut self) -> Result<bool, DriverError> {
-        history::exists(&self.conn, &self.tables)
+        self.existing()
+            .map_or(Ok(false), |c| history::exists(c, &self.tables))
     }
 
     async fn applied(&mut self) -> Result<Vec<AppliedMigration>, DriverError> {
-        history::applied(&self.conn, &self.tables)
+        self.existing()
+            .map_or(Ok(vec![]), |c| history::applied(c, &self.tables))
     }
 
     async fn execute(&mut self, change: &Change<'_>) -> Result<Duration, DriverError> {
-        exec::execute(&self.conn, &self.tables, change, self.locked, self.lock_timeout)
+        self.conn()?;
+        exec::execute(
+            self.conn.as_ref().expect("opened above"),
+            &self.tables,
+            change,
+            self.locked,
+            self.lock_timeout,
+        )
     }
 
     async fn audit(&mut self, entry: &AuditEntry) -> Result<(), DriverError> {
-        history::audit(&self.conn, &self.tables, entry)
+        self.existing()
+            .map_or(Ok(()), |c| history::audit(c, &self.tables, entry))
     }
 
     async fn audit_log(&mut self, limit: usize) -> Result<Vec<AuditRecord>, DriverError> {
-        history::audit_log(&self.conn, &self.tables, limit)
+        self.existing()
+            .map_or(Ok(vec![]), |c| history::audit_log(c, &self.tables, limit))
     }
 
     async fn metadata(&mut self) -> Result<Vec<(String, String)>, DriverError> {
-        history::metadata(&self.conn, &self.tables)
+        self.existing()
+            .map_or(Ok(vec![]), |c| history::metadata(c, &self.tables))
     }
 }

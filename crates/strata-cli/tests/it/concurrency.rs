@@ -1,0 +1,55 @@
+//! Many `strata up` processes at once: each migration applied exactly once, all exit 0.
+
+use std::process::Command;
+
+use crate::support::*;
+
+fn race(db: &TestDb, processes: usize, migrations: usize) {
+    let p = Project::new();
+    for i in 1..=migrations {
+        // Plain CREATE TABLE: a second apply would fail loudly.
+        p.file(
+            &format!("{i:03}_t{i}.sql"),
+            &format!("CREATE TABLE t{i} (id INTEGER);\nINSERT INTO t{i} VALUES ({i});\n"),
+        );
+    }
+    let bin = assert_cmd::cargo::cargo_bin("strata");
+    let children: Vec<_> = (0..processes)
+        .map(|_| {
+            Command::new(&bin)
+                .current_dir(p.root())
+                .env("NO_COLOR", "1")
+                .args(["--database-url", &db.url(), "--dir", "migrations", "up"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn strata")
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        ok(&o);
+    }
+    assert_eq!(
+        db.query("SELECT count(*) FROM schema_migrations"),
+        [migrations.to_string()]
+    );
+    assert_eq!(
+        db.query("SELECT count(*) FROM audit_log WHERE operation = 'apply'"),
+        [migrations.to_string()]
+    );
+    assert_eq!(db.tables().len(), migrations);
+}
+
+#[test]
+fn eight_processes_apply_each_migration_once_on_postgres() {
+    let Some(db) = TestDb::postgres("concurrency") else {
+        return;
+    };
+    race(&db, 8, 30);
+}
+
+#[test]
+fn eight_processes_apply_each_migration_once_on_sqlite() {
+    race(&TestDb::sqlite(), 8, 30);
+}

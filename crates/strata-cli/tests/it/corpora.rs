@@ -1,0 +1,217 @@
+//! The real corpora in `../shared/corpora`, applied unchanged.
+
+use std::path::Path;
+
+use crate::support::*;
+
+fn up_all(db: &TestDb, dir: &Path, expected: usize) {
+    let o = strata_in(dir.parent().unwrap(), &db.url(), dir, &["up", "--json"]);
+    ok(&o);
+    assert_eq!(
+        json(&o)["applied"].as_array().unwrap().len(),
+        expected,
+        "{}",
+        dir.display()
+    );
+    let s = json(&strata_in(
+        dir.parent().unwrap(),
+        &db.url(),
+        dir,
+        &["status", "--json"],
+    ));
+    let states: Vec<_> = s["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["state"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(states.len(), expected);
+    assert!(states.iter().all(|s| s == "applied"), "{states:?}");
+}
+
+#[test]
+fn lemmy_0_19_applies_on_postgres_and_broken_downs_are_named() {
+    let (Some(c), Some(db)) = (corpora("lemmy"), TestDb::postgres("lemmy")) else {
+        return;
+    };
+    let dir = c.join("lemmy-0.19/migrations");
+    up_all(&db, &dir, 233);
+    // Its down scripts are known to be broken upstream: strata names which and where.
+    let o = strata_in(
+        dir.parent().unwrap(),
+        &db.url(),
+        &dir,
+        &["rollback", "base"],
+    );
+    assert_eq!(code(&o), 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains("migration 2023-07-05-000058_person-admin failed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("statement 1 at") && err.contains("person-admin/down.sql:1"),
+        "{err}"
+    );
+    assert!(err.contains("does not exist"), "{err}");
+    // Everything rolled back before it stayed rolled back; it and older stay applied.
+    let s = json(&strata_in(
+        dir.parent().unwrap(),
+        &db.url(),
+        &dir,
+        &["status", "--json"],
+    ));
+    let rows = s["migrations"].as_array().unwrap();
+    let failed_at = rows
+        .iter()
+        .position(|m| m["version"] == "2023-07-05-000058")
+        .unwrap();
+    assert!(rows[..=failed_at].iter().all(|m| m["state"] == "applied"));
+    assert!(rows[failed_at + 1..]
+        .iter()
+        .all(|m| m["state"] == "pending"));
+}
+
+#[test]
+fn vaultwarden_postgresql_and_sqlite_apply() {
+    let Some(c) = corpora("vaultwarden") else {
+        return;
+    };
+    let sqlite = TestDb::sqlite();
+    up_all(&sqlite, &c.join("vaultwarden/migrations/sqlite"), 56);
+    if let Some(pg) = TestDb::postgres("vaultwarden") {
+        up_all(&pg, &c.join("vaultwarden/migrations/postgresql"), 46);
+    }
+}
+
+#[test]
+fn authelia_postgres_round_trips_to_an_identical_schema() {
+    let (Some(c), Some(db)) = (corpora("authelia"), TestDb::postgres("authelia")) else {
+        return;
+    };
+    let dir = c.join("authelia/internal/storage/migrations/postgres");
+    let empty = db.dump();
+    up_all(&db, &dir, 26);
+    let first = db.dump();
+    ok(&strata_in(
+        dir.parent().unwrap(),
+        &db.url(),
+        &dir,
+        &["rollback", "--to", "base"],
+    ));
+    assert!(db.tables().is_empty(), "{:?}", db.tables());
+    let after_down = db.dump();
+    // Only strata's own tables (and their data) differ from the empty database.
+    let strip = |d: &str| {
+        d.lines()
+            .filter(|l| {
+                !["schema_migrations", "application_metadata", "audit_log"]
+                    .iter()
+                    .any(|t| l.starts_with(t))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(strip(&after_down), strip(&empty));
+    ok(&strata_in(dir.parent().unwrap(), &db.url(), &dir, &["up"]));
+    assert_eq!(strip(&db.dump()), strip(&first));
+}
+
+#[test]
+fn atuin_applies_on_postgres_and_sqlite() {
+    let Some(c) = corpora("atuin") else { return };
+    if let Some(pg) = TestDb::postgres("atuin") {
+        up_all(
+            &pg,
+            &c.join("atuin/crates/atuin-server-postgres/migrations"),
+            20,
+        );
+    }
+    up_all(
+        &TestDb::sqlite(),
+        &c.join("atuin/crates/atuin-server-sqlite/migrations"),
+        7,
+    );
+    up_all(
+        &TestDb::sqlite(),
+        &c.join("atuin/crates/atuin-client/migrations"),
+        12,
+    );
+    let scripts = TestDb::sqlite();
+    let dir = c.join("atuin/crates/atuin-scripts/migrations");
+    up_all(&scripts, &dir, 2);
+    // Its newest down script is MySQL syntax (`drop index` in ALTER TABLE), an upstream
+    // bug SQLite rejects: strata names it and rolls back nothing of it.
+    let o = strata_in(
+        dir.parent().unwrap(),
+        &scripts.url(),
+        &dir,
+        &["rollback", "base"],
+    );
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("20250402170430_unique_names.down.sql:2"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        scripts.query("SELECT count(*) FROM schema_migrations"),
+        ["2"]
+    );
+}
+
+/// river's SQL is a template: a copy with the `/* TEMPLATE: schema */` markers removed.
+fn river_copy(src: &Path) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("migrations");
+    std::fs::create_dir(&out).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let text = std::fs::read_to_string(e.path())
+            .unwrap()
+            .replace("/* TEMPLATE: schema */", "");
+        std::fs::write(out.join(e.file_name()), text).unwrap();
+    }
+    tmp
+}
+
+#[test]
+fn river_round_trips_on_postgres() {
+    let (Some(c), Some(db)) = (corpora("river"), TestDb::postgres("river")) else {
+        return;
+    };
+    for (tree, n) in [
+        ("river/riverdriver/riverpgxv5/migration/main", 7),
+        ("river/rivermigrate/migration/commit_required", 3),
+    ] {
+        let copy = river_copy(&c.join(tree));
+        let dir = copy.path().join("migrations");
+        up_all(&db, &dir, n);
+        let first = db.dump();
+        ok(&strata_in(
+            copy.path(),
+            &db.url(),
+            &dir,
+            &["rollback", "base"],
+        ));
+        assert!(db.tables().is_empty(), "{tree}: {:?}", db.tables());
+        ok(&strata_in(copy.path(), &db.url(), &dir, &["up"]));
+        let strip = |d: &str| {
+            d.lines()
+                .filter(|l| {
+                    !["schema_migrations", "application_metadata", "audit_log"]
+                        .iter()
+                        .any(|t| l.starts_with(t))
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(strip(&db.dump()), strip(&first), "{tree}");
+        ok(&strata_in(
+            copy.path(),
+            &db.url(),
+            &dir,
+            &["rollback", "base"],
+        ));
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the real `strata` binary against real SQLite files and a real
+//! PostgreSQL server (a fresh database per test).
+
+mod bad_input;
+mod commands;
+mod concurrency;
+mod corpora;
+mod failures;
+mod support;

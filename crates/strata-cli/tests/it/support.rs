@@ -1,0 +1,347 @@
+//! Test databases and helpers.
+//!
+//! PostgreSQL tests read `STRATA_TEST_POSTGRES_URL` (an admin URL; each test creates and
+//! drops its own database). When it is unset or unreachable they print why and return,
+//! unless `STRATA_TEST_REQUIRE` names the engine, in which case they fail.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use assert_cmd::Command;
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub fn required(engine: &str) -> bool {
+    std::env::var("STRATA_TEST_REQUIRE")
+        .map(|v| v.split(',').any(|e| e.trim() == engine))
+        .unwrap_or(false)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for test setup")
+}
+
+/// A database for one test.
+pub enum TestDb {
+    Sqlite {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+    },
+    Postgres {
+        admin: String,
+        name: String,
+        url: String,
+    },
+}
+
+impl TestDb {
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("test.db");
+        TestDb::Sqlite { _dir: dir, path }
+    }
+
+    /// A fresh PostgreSQL database, or None (with a printed reason) when none is configured.
+    pub fn postgres(test: &str) -> Option<TestDb> {
+        let admin = match std::env::var("STRATA_TEST_POSTGRES_URL") {
+            Ok(u) if !u.is_empty() => u,
+            _ => {
+                assert!(
+                    !required("postgres"),
+                    "STRATA_TEST_REQUIRE includes postgres but STRATA_TEST_POSTGRES_URL is unset"
+                );
+                eprintln!(
+                    "skipped {test}: STRATA_TEST_POSTGRES_URL is not set (scripts/test sets it)"
+                );
+                return None;
+            }
+        };
+        let name = format!(
+            "strata_t_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            &test.replace(|c: char| !c.is_ascii_alphanumeric(), "_")[..test.len().min(20)]
+        )
+        .to_lowercase();
+        let created = runtime().block_on(async {
+            let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            client
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+        });
+        if let Err(e) = created {
+            assert!(
+                !required("postgres"),
+                "PostgreSQL at STRATA_TEST_POSTGRES_URL is required but unusable: {e}"
+            );
+            eprintln!("skipped {test}: PostgreSQL unreachable: {e}");
+            return None;
+        }
+        let mut url = url_with_db(&admin, &name);
+        if !url.contains("application_name") {
+            url.push_str(if url.contains('?') { "&" } else { "?" });
+            url.push_str("application_name=strata-test");
+        }
+        Some(TestDb::Postgres { admin, name, url })
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            TestDb::Sqlite { path, .. } => format!("sqlite://{}", path.display()),
+            TestDb::Postgres { url, .. } => url.clone(),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, TestDb::Postgres { .. })
+    }
+
+    /// Runs a query and returns every row as text columns joined by `|`.
+    pub fn query(&self, sql: &str) -> Vec<String> {
+        match self {
+            TestDb::Sqlite { path, .. } => {
+                let conn = rusqlite::Connection::open(path).expect("open sqlite");
+                let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let n = stmt.column_count();
+                let rows = stmt
+                    .query_map([], |r| {
+                        Ok((0..n)
+                            .map(|i| match r.get_ref(i).unwrap() {
+                                rusqlite::types::ValueRef::Null => "NULL".to_string(),
+                                rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                                rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                                rusqlite::types::ValueRef::Text(t)
+                                | rusqlite::types::ValueRef::Blob(t) => {
+                                    String::from_utf8_lossy(t).into_owned()
+                                }
+                            })
+                            .collect::<Vec<_>>()
+                            .join("|"))
+                    })
+                    .unwrap();
+                rows.map(|r| r.unwrap()).collect()
+            }
+            TestDb::Postgres { url, .. } => runtime().block_on(async {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .expect("connect");
+                tokio::spawn(conn);
+                let msgs = client
+                    .simple_query(sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                msgs.into_iter()
+                    .filter_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                            (0..r.len())
+                                .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                                .collect::<Vec<_>>()
+                                .join("|"),
+                        ),
+                        _ => None,
+                    })
+                    .collect()
+            }),
+        }
+    }
+
+    /// User tables (not strata's), sorted.
+    pub fn tables(&self) -> Vec<String> {
+        match self {
+            TestDb::Sqlite { .. } => self.query("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' AND name NOT IN ('schema_migrations','application_metadata','audit_log') ORDER BY name"),
+            TestDb::Postgres { .. } => self.query("SELECT table_name FROM information_schema.tables WHERE table_schema='public' AND table_type='BASE TABLE' AND table_name NOT IN ('schema_migrations','application_metadata','audit_log') ORDER BY 1"),
+        }
+    }
+
+    /// A text dump of schema and data: equal before and after means nothing changed.
+    pub fn dump(&self) -> String {
+        match self {
+            TestDb::Sqlite { path, .. } => {
+                if !path.exists() {
+                    return "(no file)".into();
+                }
+                let conn = rusqlite::Connection::open(path).unwrap();
+                let mut out = self
+                    .query("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
+                    .join("\n");
+                let tables: Vec<String> =
+                    self.query("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name");
+                for t in tables {
+                    let rows = self.query(&format!("SELECT * FROM \"{t}\""));
+                    out.push_str(&format!("\n{t}: {rows:?}"));
+                }
+                drop(conn);
+                out
+            }
+            TestDb::Postgres { .. } => {
+                let mut out = self
+                    .query(
+                        "SELECT c.relname, c.relkind, coalesce(string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull, ', ' ORDER BY a.attnum), '') \
+                         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+                         WHERE n.nspname NOT IN ('pg_catalog','information_schema','pg_toast') GROUP BY c.relname, c.relkind ORDER BY 1",
+                    )
+                    .join("\n");
+                out.push('\n');
+                out.push_str(&self.query("SELECT proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' ORDER BY 1").join(","));
+                out.push('\n');
+                out.push_str(&self.query("SELECT typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'public' AND t.typtype = 'e' ORDER BY 1").join(","));
+                for t in self.query("SELECT table_name FROM information_schema.tables WHERE table_schema='public' AND table_type='BASE TABLE' ORDER BY 1") {
+                    let rows = self.query(&format!("SELECT md5(coalesce(string_agg(x::text, ',' ORDER BY x::text), '')) FROM \"{t}\" x"));
+                    out.push_str(&format!("\n{t}: {rows:?}"));
+                }
+                out
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { admin, name, .. } = self {
+            if std::env::var("STRATA_TEST_KEEP").is_ok() {
+                eprintln!("kept database {name}");
+                return;
+            }
+            let (admin, name) = (admin.clone(), name.clone());
+            let _ = runtime().block_on(async move {
+                let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await?;
+                tokio::spawn(conn);
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+            });
+        }
+    }
+}
+
+fn url_with_db(admin: &str, db: &str) -> String {
+    let (base, query) = admin
+        .split_once('?')
+        .map(|(b, q)| (b, Some(q)))
+        .unwrap_or((admin, None));
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map(|i| i + scheme_end)
+        .unwrap_or(base.len());
+    let mut u = format!("{}/{db}", &base[..path_start]);
+    if let Some(q) = query {
+        u.push('?');
+        u.push_str(q);
+    }
+    u
+}
+
+/// A migrations directory in a temp dir, built file by file.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Project {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("migrations")).unwrap();
+        Project { dir }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn migrations(&self) -> PathBuf {
+        self.dir.path().join("migrations")
+    }
+
+    pub fn file(&self, name: &str, text: &str) -> &Self {
+        let p = self.migrations().join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(p, text).unwrap();
+        self
+    }
+
+    pub fn remove(&self, name: &str) {
+        std::fs::remove_file(self.migrations().join(name)).unwrap();
+    }
+
+    /// `strata` run in the project root against `db`, with `--dir migrations`.
+    pub fn strata(&self, db: &TestDb, args: &[&str]) -> Output {
+        strata_in(self.root(), &db.url(), &self.migrations(), args)
+    }
+}
+
+pub fn strata_in(cwd: &Path, url: &str, dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::cargo_bin("strata").expect("the strata binary");
+    cmd.current_dir(cwd)
+        .env_remove("DATABASE_URL")
+        .env_remove("STRATA_ENV")
+        .env_remove("ENV")
+        .env("NO_COLOR", "1");
+    cmd.arg("--database-url")
+        .arg(url)
+        .arg("--dir")
+        .arg(dir)
+        .args(args);
+    cmd.output().expect("run strata")
+}
+
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts success, printing both streams otherwise.
+#[track_caller]
+pub fn ok(o: &Output) -> String {
+    assert_eq!(
+        code(o),
+        0,
+        "expected success\nstdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
+}
+
+pub fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\nstderr: {}", stdout(o), stderr(o)))
+}
+
+/// Every engine the test can reach: SQLite always, PostgreSQL when configured.
+pub fn engines(test: &str) -> Vec<TestDb> {
+    let mut v = vec![TestDb::sqlite()];
+    v.extend(TestDb::postgres(test));
+    v
+}
+
+/// `../shared/corpora`, found from the repository, or None with a printed reason.
+pub fn corpora(test: &str) -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("STRATA_CORPORA") {
+        return Some(PathBuf::from(p));
+    }
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for a in here.ancestors() {
+        for c in [a.join("shared/corpora"), a.join("../shared/corpora")] {
+            if c.is_dir() {
+                return Some(c);
+            }
+        }
+    }
+    assert!(!required("corpora"), "STRATA_TEST_REQUIRE includes corpora but ../shared/corpora was not found (set STRATA_CORPORA)");
+    eprintln!("skipped {test}: ../shared/corpora not found (set STRATA_CORPORA)");
+    None
+}
