@@ -4,6 +4,18 @@ use std::path::Path;
 
 use crate::support::*;
 
+/// A dump without strata's own tables, to compare user schemas.
+fn without_strata_tables(dump: &str) -> String {
+    dump.lines()
+        .filter(|l| {
+            !["schema_migrations", "application_metadata", "audit_log"]
+                .iter()
+                .any(|t| l.starts_with(t))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn up_all(db: &TestDb, dir: &Path, expected: usize) {
     let o = strata_in(dir.parent().unwrap(), &db.url(), dir, &["up", "--json"]);
     ok(&o);
@@ -102,19 +114,15 @@ fn authelia_postgres_round_trips_to_an_identical_schema() {
     assert!(db.tables().is_empty(), "{:?}", db.tables());
     let after_down = db.dump();
     // Only strata's own tables (and their data) differ from the empty database.
-    let strip = |d: &str| {
-        d.lines()
-            .filter(|l| {
-                !["schema_migrations", "application_metadata", "audit_log"]
-                    .iter()
-                    .any(|t| l.starts_with(t))
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    assert_eq!(strip(&after_down), strip(&empty));
+    assert_eq!(
+        without_strata_tables(&after_down),
+        without_strata_tables(&empty)
+    );
     ok(&strata_in(dir.parent().unwrap(), &db.url(), &dir, &["up"]));
-    assert_eq!(strip(&db.dump()), strip(&first));
+    assert_eq!(
+        without_strata_tables(&db.dump()),
+        without_strata_tables(&first)
+    );
 }
 
 #[test]
@@ -196,17 +204,11 @@ fn river_round_trips_on_postgres() {
         ));
         assert!(db.tables().is_empty(), "{tree}: {:?}", db.tables());
         ok(&strata_in(copy.path(), &db.url(), &dir, &["up"]));
-        let strip = |d: &str| {
-            d.lines()
-                .filter(|l| {
-                    !["schema_migrations", "application_metadata", "audit_log"]
-                        .iter()
-                        .any(|t| l.starts_with(t))
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
-        };
-        assert_eq!(strip(&db.dump()), strip(&first), "{tree}");
+        assert_eq!(
+            without_strata_tables(&db.dump()),
+            without_strata_tables(&first),
+            "{tree}"
+        );
         ok(&strata_in(
             copy.path(),
             &db.url(),
