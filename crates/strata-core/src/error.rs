@@ -133,6 +133,34 @@ pub struct StatementRef {
     pub excerpt: String,
 }
 
+impl StatementRef {
+    /// Statement `index` (0-based) of `script`, located at byte `at` of the script.
+    pub fn new(
+        script: &crate::migration::Script,
+        stmt: &crate::sql::Statement,
+        index: usize,
+        at: usize,
+    ) -> Self {
+        let text = stmt.text(&script.sql);
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with("--"))
+            .unwrap_or("");
+        let excerpt = if line.chars().count() > 60 {
+            format!("{}…", line.chars().take(60).collect::<String>())
+        } else {
+            line.to_string()
+        };
+        StatementRef {
+            index: index + 1,
+            line: script.line_at(at),
+            path: script.path.clone(),
+            excerpt,
+        }
+    }
+}
+
 /// A database operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]

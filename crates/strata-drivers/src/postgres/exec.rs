@@ -170,12 +170,12 @@ async fn locate(
     };
     if let Some(i) = index {
         let s = &stmts[i];
-        err.statement = Some(StatementRef {
-            index: i + 1,
-            line: script.line_at(byte.unwrap_or(s.range.start)),
-            path: script.path.clone(),
-            excerpt: crate::excerpt(s.text(&script.sql)),
-        });
+        err.statement = Some(StatementRef::new(
+            script,
+            s,
+            i,
+            byte.unwrap_or(s.range.start),
+        ));
     }
     err
 }
@@ -307,12 +307,7 @@ async fn non_transactional(
                     d.as_secs()
                 )),
             };
-            err.statement = Some(StatementRef {
-                index: i + 1,
-                line: script.line_at(s.range.start),
-                path: script.path.clone(),
-                excerpt: crate::excerpt(text),
-            });
+            err.statement = Some(StatementRef::new(script, s, i, s.range.start));
             return Err(err);
         }
         if tracked {

@@ -86,12 +86,7 @@ fn run_statements(
                         change.timeout.as_secs()
                     );
                 }
-                err.statement = Some(StatementRef {
-                    index: i + 1,
-                    line: script.line_at(s.range.start),
-                    path: script.path.clone(),
-                    excerpt: crate::excerpt(text),
-                });
+                err.statement = Some(StatementRef::new(script, s, i, s.range.start));
                 return Err(err);
             }
             after(i + 1)?;
