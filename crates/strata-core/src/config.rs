@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::backup::BackupConfig;
 use crate::error::SourceError;
 
 /// The database used when nothing else is configured.
@@ -31,6 +32,23 @@ pub struct Settings {
     pub out_of_order: Option<bool>,
     pub dry_run_enabled: Option<bool>,
     pub rollback_enabled: Option<bool>,
+    /// `session` (advisory/engine lock, the default) or `lease` (a row with an expiry).
+    pub lock: Option<LockMode>,
+    /// Lease length for `lock = "lease"` (default 30).
+    pub lease_seconds: Option<u64>,
+}
+
+/// How the migration lock is held.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LockMode {
+    /// A lock owned by the database session (PostgreSQL advisory lock, SQLite write
+    /// lock): released by the server the moment the session ends.
+    #[default]
+    Session,
+    /// A row with holder, expiry and heartbeat, for poolers and engines without
+    /// session locks; a killed holder's lease runs out.
+    Lease,
 }
 
 /// `init_sql` as one string or a list of statements.
@@ -54,7 +72,9 @@ impl Settings {
             init_sql,
             out_of_order,
             dry_run_enabled,
-            rollback_enabled
+            rollback_enabled,
+            lock,
+            lease_seconds
         );
         self
     }
@@ -78,6 +98,12 @@ impl Settings {
     }
     pub fn rollback_enabled(&self) -> bool {
         self.rollback_enabled.unwrap_or(true)
+    }
+    pub fn lock_mode(&self) -> LockMode {
+        self.lock.unwrap_or_default()
+    }
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_seconds.unwrap_or(30).max(1))
     }
     pub fn init_sql(&self) -> Vec<String> {
         match &self.init_sql {
@@ -106,7 +132,8 @@ pub struct ConfigFile {
     // Sections owned by later features; accepted here so the file validates.
     pub databases: Option<toml::Value>,
     pub server: Option<toml::Value>,
-    pub backup: Option<toml::Value>,
+    #[serde(default)]
+    pub backup: BackupConfig,
     pub fleet: Option<toml::Value>,
 }
 
@@ -120,6 +147,8 @@ pub struct EnvironmentConfig {
     pub protected: Option<bool>,
     #[serde(default)]
     pub settings: Settings,
+    #[serde(default)]
+    pub backup: BackupConfig,
 }
 
 impl ConfigFile {
@@ -162,6 +191,7 @@ pub struct Config {
     pub history_table: String,
     pub schema: Option<String>,
     pub settings: Settings,
+    pub backup: BackupConfig,
 }
 
 impl Config {
@@ -253,8 +283,41 @@ impl Config {
                 .unwrap_or_else(|| "schema_migrations".into()),
             schema: file.schema.clone(),
             settings: env_cfg.settings.or(&file.settings),
+            backup: backup_from_env(&var)?
+                .or(&env_cfg.backup)
+                .or(&file.backup),
         })
     }
+}
+
+/// `BACKUP_LOCATION`, `BACKUP_ENABLED`, `BACKUP_BEFORE_MIGRATION`, `BACKUP_RETENTION_DAYS`.
+fn backup_from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<BackupConfig, SourceError> {
+    let flag = |k: &str| -> Result<Option<bool>, SourceError> {
+        var(k)
+            .map(|v| match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => Err(SourceError::new(
+                    k,
+                    None,
+                    format!("`{v}` is not true or false"),
+                )),
+            })
+            .transpose()
+    };
+    Ok(BackupConfig {
+        enabled: flag("BACKUP_ENABLED")?,
+        backup_before_migration: flag("BACKUP_BEFORE_MIGRATION")?,
+        backup_retention_days: var("BACKUP_RETENTION_DAYS")
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    SourceError::new("BACKUP_RETENTION_DAYS", None, format!("`{v}` is not a number of days"))
+                })
+            })
+            .transpose()?,
+        location: var("BACKUP_LOCATION").map(PathBuf::from),
+        ..Default::default()
+    })
 }
 
 fn read_dotenv(env: &str) -> Result<BTreeMap<String, String>, SourceError> {

@@ -5,13 +5,15 @@
 //! server errors to file lines and keeping the history row in the migration's own
 //! transaction are its job.
 
+use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::error::DriverError;
+use crate::config::LockMode;
+use crate::error::{DriverError, DriverErrorKind};
 use crate::migration::{AppliedMigration, Script};
 
 /// What a database can do, which changes how a run behaves.
@@ -28,6 +30,22 @@ pub enum Record {
     Apply(AppliedMigration),
     /// Delete the row of this version.
     Remove { version: String },
+    /// `repair`: re-record an edited migration's checksum and rollback script, keeping
+    /// when and by whom it was applied.
+    Repair {
+        version: String,
+        checksum: String,
+        rollback_sql: Option<String>,
+    },
+}
+
+impl Record {
+    pub fn version(&self) -> &str {
+        match self {
+            Record::Apply(r) => &r.version,
+            Record::Remove { version } | Record::Repair { version, .. } => version,
+        }
+    }
 }
 
 /// One row for `audit_log`.
@@ -72,10 +90,23 @@ pub struct Change<'a> {
     /// Skip this many statements (resuming a failed non-transactional run).
     pub resume_from: usize,
     pub timeout: Duration,
+    /// How long one statement may wait for a table lock (`lock_wait_ms`) before failing
+    /// with a retryable error, so it never queues every other query behind it.
+    pub lock_wait: Duration,
     /// Session setup run first (`init_sql`).
     pub init_sql: &'a [String],
     /// Log every statement (`DB_ECHO=true`).
     pub echo: bool,
+}
+
+/// How to take the migration lock.
+#[derive(Debug, Clone, Copy)]
+pub struct LockOptions {
+    /// Give up after this long, naming the holder.
+    pub timeout: Duration,
+    pub mode: LockMode,
+    /// Lease mode: the lease's length; it is renewed at a third of it while held.
+    pub lease: Duration,
 }
 
 /// A database behind strata. One connection; every method may be called in any order,
@@ -87,10 +118,19 @@ pub trait Driver: Send {
     fn capabilities(&self) -> Capabilities;
     /// The server's version string.
     async fn server_version(&mut self) -> Result<String, DriverError>;
-    /// Takes the database-wide migration lock, waiting up to `timeout`
+    /// Takes the database-wide migration lock, waiting up to `opts.timeout`
     /// ([`crate::DriverErrorKind::LockTimeout`] after, naming the holder).
-    async fn lock(&mut self, timeout: Duration) -> Result<(), DriverError>;
+    async fn lock(&mut self, opts: &LockOptions) -> Result<(), DriverError>;
     async fn unlock(&mut self) -> Result<(), DriverError>;
+    /// Who holds the migration lock now, if anyone (for `health`).
+    async fn lock_holder(&mut self) -> Result<Option<String>, DriverError> {
+        Ok(None)
+    }
+    /// Drops the connection and opens a new one (after a transient failure). Session
+    /// state, the migration lock included, is gone afterwards.
+    async fn reconnect(&mut self) -> Result<(), DriverError> {
+        Ok(())
+    }
     /// Creates the history, metadata and audit tables if missing.
     async fn ensure_history(&mut self) -> Result<(), DriverError>;
     /// True when the history table exists.
@@ -105,4 +145,25 @@ pub trait Driver: Send {
     async fn audit_log(&mut self, limit: usize) -> Result<Vec<AuditRecord>, DriverError>;
     /// `application_metadata` as key/value pairs.
     async fn metadata(&mut self) -> Result<Vec<(String, String)>, DriverError>;
+    /// The file extension of this engine's backups (`dump`, `sqlite3`, ...).
+    fn backup_extension(&self) -> &'static str {
+        "backup"
+    }
+    /// Writes a consistent backup of the whole database to `dest`.
+    async fn backup(&mut self, dest: &Path) -> Result<(), DriverError> {
+        let _ = dest;
+        Err(unsupported(self.kind(), "backups"))
+    }
+    /// Replaces the database's contents with the backup at `src`.
+    async fn restore(&mut self, src: &Path) -> Result<(), DriverError> {
+        let _ = src;
+        Err(unsupported(self.kind(), "restoring backups"))
+    }
+}
+
+fn unsupported(kind: &str, what: &str) -> DriverError {
+    DriverError::new(
+        DriverErrorKind::Other,
+        format!("{what} are not supported for {kind} yet"),
+    )
 }

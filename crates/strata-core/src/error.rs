@@ -172,6 +172,9 @@ pub struct DriverError {
     /// Server detail, hint and context lines.
     pub detail: Option<String>,
     pub statement: Option<StatementRef>,
+    /// Worth retrying: the connection was lost or refused, or the server reported a
+    /// serialization failure, deadlock, lock wait timeout or shutdown.
+    pub transient: bool,
 }
 
 impl DriverError {
@@ -182,7 +185,13 @@ impl DriverError {
             code: None,
             detail: None,
             statement: None,
+            transient: false,
         }
+    }
+    /// Marks the error as worth retrying.
+    pub fn retryable(mut self, transient: bool) -> Self {
+        self.transient = transient;
+        self
     }
     pub fn query(message: impl Into<String>) -> Self {
         Self::new(DriverErrorKind::Query, message)
@@ -285,6 +294,16 @@ impl Error {
                 _ => "database_error",
             },
             Error::Refused(_) => "refused",
+        }
+    }
+
+    /// True when running the command again may succeed (see [`DriverError::transient`]).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Driver(d) | Error::Migration { source: d, .. } => {
+                d.transient && d.kind != DriverErrorKind::LockTimeout
+            }
+            _ => false,
         }
     }
 

@@ -36,6 +36,22 @@ pub enum Event<'a> {
     StepRecorded {
         step: &'a Step,
     },
+    /// A transient failure; the run starts over (skipping what is applied) after `delay`.
+    Retrying {
+        attempt: u32,
+        of: u32,
+        delay: Duration,
+        error: &'a crate::Error,
+    },
+    /// A backup was written before the run changed anything.
+    BackupCreated {
+        info: &'a crate::BackupInfo,
+    },
+    /// `repair` changed a history row.
+    Repaired {
+        version: &'a str,
+        action: &'a str,
+    },
 }
 
 /// Receives events.

@@ -2,6 +2,7 @@
 //! `strata.sum`, ordering and planning, the [`Driver`] trait and the [`Migrator`] run
 //! loop. No database client crates here: drivers live in `strata-drivers`.
 
+pub mod backup;
 mod config;
 mod driver;
 mod error;
@@ -14,11 +15,12 @@ pub mod sql;
 pub mod sum;
 mod version;
 
+pub use backup::{BackupConfig, BackupInfo, BackupStore};
 pub use config::{
-    redact, Config, ConfigFile, EnvironmentConfig, InitSql, Overrides, Settings, UrlSource,
+    redact, Config, ConfigFile, EnvironmentConfig, InitSql, LockMode, Overrides, Settings, UrlSource,
     DEFAULT_DATABASE_URL,
 };
-pub use driver::{AuditEntry, AuditRecord, Capabilities, Change, Driver, Record};
+pub use driver::{AuditEntry, AuditRecord, Capabilities, Change, Driver, LockOptions, Record};
 pub use error::{
     DriverError, DriverErrorKind, Error, PlanError, Result, SourceError, StatementRef,
 };
@@ -27,7 +29,8 @@ pub use migration::{
     AppliedMigration, Checksum, Dependency, Migration, MigrationKind, MigrationState, Script,
 };
 pub use migrator::{
-    Actor, Finding, Mark, Migrator, RunOptions, RunReport, StatusReport, StepResult,
+    Actor, BackupPolicy, Finding, HealthReport, HealthStatus, Mark, Migrator, RepairAction,
+    RepairReport, RunOptions, RunReport, StatusReport, StepResult,
 };
 pub use plan::{
     check_history, order, plan_down, plan_mark, plan_rollback, plan_up, states, Catalog, Direction,

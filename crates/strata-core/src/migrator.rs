@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::backup::{BackupInfo, BackupStore};
 use crate::config::Settings;
-use crate::driver::{AuditEntry, AuditRecord, Change, Driver, Record};
+use crate::driver::{AuditEntry, AuditRecord, Change, Driver, LockOptions, Record};
 use crate::error::{DriverError, Error, Result};
 use crate::event::{Event, Reporter};
 use crate::migration::{AppliedMigration, Migration, MigrationKind, MigrationState, Script};
@@ -42,6 +43,18 @@ pub struct RunOptions {
     pub up: UpOptions,
     /// Log every statement (`DB_ECHO=true`).
     pub echo: bool,
+    /// Backups around this run.
+    pub backup: Option<BackupPolicy>,
+}
+
+/// What a run does about backups.
+#[derive(Debug, Clone)]
+pub struct BackupPolicy {
+    pub store: BackupStore,
+    /// Back up (inside the lock, after planning) when the plan changes anything.
+    pub before_run: bool,
+    /// Refuse a rollback unless a backup at most this old exists (protected environments).
+    pub require_recent: Option<Duration>,
 }
 
 /// What a state-changing command did.
@@ -85,6 +98,59 @@ pub struct Finding {
     pub line: Option<usize>,
 }
 
+/// What `repair` did (or, in a dry run, would do) to one history row.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairAction {
+    pub version: String,
+    pub name: String,
+    /// `checksum` (an edited migration re-recorded) or `cleared_failed` (a failed
+    /// non-transactional row removed, so the migration is pending again).
+    pub action: &'static str,
+    pub detail: String,
+}
+
+/// The answer of `repair`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairReport {
+    pub repaired: Vec<RepairAction>,
+    /// Applied migrations whose files are gone: repair leaves them for a person.
+    pub missing: Vec<String>,
+    pub dry_run: bool,
+}
+
+/// Overall health, worst first; the exit code of `strata health`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    Healthy,
+    Degraded,
+    Unhealthy,
+}
+
+impl HealthStatus {
+    pub fn exit_code(self) -> i32 {
+        self as i32
+    }
+}
+
+/// The answer of `health`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthReport {
+    pub status: HealthStatus,
+    pub reachable: bool,
+    pub latency_ms: Option<f64>,
+    pub server_version: Option<String>,
+    pub history_tables: bool,
+    pub current: Option<String>,
+    pub pending: usize,
+    /// Edited or missing migrations, and a stale `strata.sum`.
+    pub drift: Vec<String>,
+    pub failed: Vec<String>,
+    pub lock_holder: Option<String>,
+    /// Why the status is not healthy, one line each.
+    pub problems: Vec<String>,
+}
+
 /// Which history change a mark command makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mark {
@@ -99,6 +165,12 @@ enum Request<'a> {
     Rollback(&'a Target),
     Down { version: &'a str, cascade: bool },
     Mark { version: &'a str, mark: Mark },
+}
+
+impl Request<'_> {
+    fn rolls_back(&self) -> bool {
+        matches!(self, Request::Rollback(_) | Request::Down { .. })
+    }
 }
 
 /// Applies, rolls back and inspects the migrations of one directory.
@@ -306,6 +378,222 @@ impl Migrator {
             .await
     }
 
+    /// Re-records checksums of edited migrations and clears `failed` rows, each with an
+    /// audit row. Missing migrations are reported, not touched.
+    pub async fn repair(
+        &self,
+        d: &mut dyn Driver,
+        dry_run: bool,
+        rep: &mut dyn Reporter,
+    ) -> Result<RepairReport> {
+        if !d.has_history().await? {
+            return Ok(RepairReport {
+                repaired: vec![],
+                missing: vec![],
+                dry_run,
+            });
+        }
+        if dry_run {
+            let applied = d.applied().await?;
+            let (repaired, missing) = self.repairs(&applied);
+            return Ok(RepairReport {
+                repaired: repaired.into_iter().map(|(a, _)| a).collect(),
+                missing,
+                dry_run,
+            });
+        }
+        d.lock(&self.lock_options()).await?;
+        let result = async {
+            let applied = d.applied().await?;
+            let (repairs, missing) = self.repairs(&applied);
+            let current = self.status_of(&applied).current.unwrap_or_default();
+            let mut repaired = Vec::new();
+            for (action, record) in repairs {
+                let audit = AuditEntry {
+                    operation: "repair".into(),
+                    record_id: action.version.clone(),
+                    old_values: applied
+                        .iter()
+                        .find(|a| a.version == action.version)
+                        .map(|a| serde_json::json!({"checksum": a.checksum, "success": a.success, "statements_done": a.statements_done})),
+                    new_values: Some(serde_json::json!({"action": action.action, "detail": action.detail})),
+                    changed_by: self.actor.name.clone(),
+                    ip_address: self.actor.ip_address.clone(),
+                    user_agent: self.actor.user_agent.clone(),
+                };
+                let change = self.change(
+                    None,
+                    true,
+                    record,
+                    audit,
+                    vec![("schema_version", current.clone())],
+                    0,
+                    None,
+                    &RunOptions::default(),
+                );
+                d.execute(&change).await?;
+                rep.report(Event::Repaired {
+                    version: &action.version,
+                    action: action.action,
+                });
+                repaired.push(action);
+            }
+            Ok::<_, Error>(RepairReport {
+                repaired,
+                missing,
+                dry_run,
+            })
+        }
+        .await;
+        let unlocked = d.unlock().await;
+        let report = result?;
+        unlocked?;
+        Ok(report)
+    }
+
+    fn repairs(&self, applied: &[AppliedMigration]) -> (Vec<(RepairAction, Record)>, Vec<String>) {
+        let cat = plan::Catalog::new(&self.source.migrations);
+        let mut out = Vec::new();
+        let mut missing = Vec::new();
+        for a in applied {
+            let m = cat.find(&a.version).map(|i| &self.source.migrations[i]);
+            if !a.success {
+                out.push((
+                    RepairAction {
+                        version: a.version.clone(),
+                        name: a.name.clone(),
+                        action: "cleared_failed",
+                        detail: format!(
+                            "removed the failed row ({} statements had completed); the migration is pending again",
+                            a.statements_done
+                        ),
+                    },
+                    Record::Remove {
+                        version: a.version.clone(),
+                    },
+                ));
+                continue;
+            }
+            match m {
+                None => missing.push(a.version.clone()),
+                Some(m) if m.kind == MigrationKind::Versioned && m.checksum != a.checksum => out
+                    .push((
+                        RepairAction {
+                            version: a.version.clone(),
+                            name: a.name.clone(),
+                            action: "checksum",
+                            detail: format!(
+                                "checksum {} -> {}",
+                                a.checksum.short(),
+                                m.checksum.short()
+                            ),
+                        },
+                        Record::Repair {
+                            version: a.version.clone(),
+                            checksum: m.checksum.to_string(),
+                            rollback_sql: m.down.as_ref().map(|d| d.sql.clone()),
+                        },
+                    )),
+                Some(_) => {}
+            }
+        }
+        (out, missing)
+    }
+
+    /// Reachability, history, pending, drift, failed rows and the lock holder, judged
+    /// healthy / degraded / unhealthy. `d` is `None` when the connection failed.
+    pub async fn health(&self, d: Result<&mut dyn Driver, &Error>) -> HealthReport {
+        let mut h = HealthReport {
+            status: HealthStatus::Healthy,
+            reachable: false,
+            latency_ms: None,
+            server_version: None,
+            history_tables: false,
+            current: None,
+            pending: 0,
+            drift: vec![],
+            failed: vec![],
+            lock_holder: None,
+            problems: vec![],
+        };
+        let worst = |h: &mut HealthReport, s: HealthStatus, problem: String| {
+            h.status = h.status.max(s);
+            h.problems.push(problem);
+        };
+        let d = match d {
+            Ok(d) => d,
+            Err(e) => {
+                worst(&mut h, HealthStatus::Unhealthy, format!("database unreachable: {e}"));
+                return h;
+            }
+        };
+        let started = Instant::now();
+        match d.server_version().await {
+            Ok(v) => {
+                h.reachable = true;
+                h.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+                h.server_version = Some(v);
+            }
+            Err(e) => {
+                worst(&mut h, HealthStatus::Unhealthy, format!("database unreachable: {e}"));
+                return h;
+            }
+        }
+        if let Err(e) = self.check_sum() {
+            h.drift.push("strata.sum".into());
+            worst(&mut h, HealthStatus::Degraded, e.to_string());
+        }
+        match d.has_history().await {
+            Ok(true) => h.history_tables = true,
+            Ok(false) => worst(
+                &mut h,
+                HealthStatus::Degraded,
+                "history tables are missing: nothing has been applied yet".into(),
+            ),
+            Err(e) => worst(&mut h, HealthStatus::Unhealthy, format!("cannot read history: {e}")),
+        }
+        match d.applied().await {
+            Ok(applied) => {
+                let status = self.status_of(&applied);
+                h.current = status.current.clone();
+                h.pending = status.count(MigrationState::Pending);
+                for row in &status.migrations {
+                    match row.state {
+                        MigrationState::Modified | MigrationState::Missing => {
+                            h.drift.push(row.version.clone())
+                        }
+                        MigrationState::Failed => h.failed.push(row.version.clone()),
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) => worst(&mut h, HealthStatus::Unhealthy, format!("cannot read history: {e}")),
+        }
+        if !h.failed.is_empty() {
+            let p = format!("failed migrations: {}; `strata up --resume` or `strata repair`", h.failed.join(", "));
+            worst(&mut h, HealthStatus::Unhealthy, p);
+        }
+        let drifted: Vec<_> = h.drift.iter().filter(|v| *v != "strata.sum").cloned().collect();
+        if !drifted.is_empty() {
+            let p = format!("edited or missing migrations: {}", drifted.join(", "));
+            worst(&mut h, HealthStatus::Degraded, p);
+        }
+        if h.pending > 0 {
+            let p = format!("{} pending migration(s)", h.pending);
+            worst(&mut h, HealthStatus::Degraded, p);
+        }
+        match d.lock_holder().await {
+            Ok(Some(holder)) => {
+                let p = format!("the migration lock is held by {holder}");
+                h.lock_holder = Some(holder);
+                worst(&mut h, HealthStatus::Degraded, p);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!("cannot tell who holds the lock: {e}"),
+        }
+        h
+    }
+
     /// The newest `limit` audit events.
     pub async fn history(&self, d: &mut dyn Driver, limit: usize) -> Result<Vec<AuditRecord>> {
         if !d.has_history().await? {
@@ -368,7 +656,7 @@ impl Migrator {
     ) -> Result<RunReport> {
         self.precheck(&req)?;
         // Nothing is applied where there is no history: answer without creating it.
-        if matches!(req, Request::Rollback(_) | Request::Down { .. }) && !d.has_history().await? {
+        if req.rolls_back() && !d.has_history().await? {
             let plan = self.plan(&req, &[], opts)?;
             rep.report(Event::PlanReady {
                 plan: &plan,
@@ -393,19 +681,141 @@ impl Migrator {
                 dry_run: true,
             });
         }
+        if req.rolls_back() {
+            self.ensure_recent_backup(opts)?;
+        }
+        // A transient failure (connection lost, deadlock, lock wait timeout...) starts
+        // the run over on a fresh connection: the plan is made again from the history,
+        // so what committed is never applied twice.
+        let attempts = self.settings.retry_attempts();
+        let mut done = Vec::new();
+        let mut attempt = 0;
+        let mut resume = opts.up.resume;
+        loop {
+            let mut this = opts.clone();
+            this.up.resume = resume;
+            match self.attempt(d, &req, &this, rep, &mut done).await {
+                Ok(plan) => {
+                    return Ok(RunReport {
+                        plan,
+                        done,
+                        dry_run: false,
+                    })
+                }
+                Err(e) if e.is_transient() && attempt < attempts => {
+                    attempt += 1;
+                    // A non-transactional statement the server refused did not run, so
+                    // its recorded progress is exact and the next attempt may resume it.
+                    if let Error::Migration { source, .. } = &e {
+                        resume |= source.code.is_some() && source.statement.is_some();
+                    }
+                    let delay = self.settings.retry_delay() * attempt;
+                    rep.report(Event::Retrying {
+                        attempt,
+                        of: attempts,
+                        delay,
+                        error: &e,
+                    });
+                    tracing::warn!(attempt, of = attempts, delay_ms = delay.as_millis() as u64, "transient failure, retrying: {e}");
+                    tokio::time::sleep(delay).await;
+                    if let Err(re) = d.reconnect().await {
+                        tracing::warn!("reconnect failed: {re}");
+                        continue;
+                    }
+                    self.audit_retry(d, &e, attempt, attempts, delay).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One try of a run: lock, plan, execute, unlock.
+    async fn attempt(
+        &self,
+        d: &mut dyn Driver,
+        req: &Request<'_>,
+        opts: &RunOptions,
+        rep: &mut dyn Reporter,
+        done: &mut Vec<StepResult>,
+    ) -> Result<Plan> {
         let started = Instant::now();
         rep.report(Event::LockWaiting);
-        d.lock(self.settings.lock_timeout()).await?;
+        d.lock(&self.lock_options()).await?;
         rep.report(Event::LockAcquired {
             waited: started.elapsed(),
         });
         // Everything between lock and unlock is one expression: no early return may skip
         // the unlock, and the run's own error wins over an unlock error.
-        let result = self.run_locked(d, &req, opts, rep).await;
+        let result = self.run_locked(d, req, opts, rep, done).await;
         let unlocked = d.unlock().await;
-        let report = result?;
+        let plan = result?;
         unlocked?;
-        Ok(report)
+        Ok(plan)
+    }
+
+    fn lock_options(&self) -> LockOptions {
+        LockOptions {
+            timeout: self.settings.lock_timeout(),
+            mode: self.settings.lock_mode(),
+            lease: self.settings.lease(),
+        }
+    }
+
+    /// Refuses a rollback in a protected environment without a recent backup (unless
+    /// this run takes one itself).
+    fn ensure_recent_backup(&self, opts: &RunOptions) -> Result<()> {
+        let Some(policy) = &opts.backup else {
+            return Ok(());
+        };
+        let Some(max_age) = policy.require_recent else {
+            return Ok(());
+        };
+        if policy.before_run || policy.store.recent(max_age)?.is_some() {
+            return Ok(());
+        }
+        Err(Error::Refused(format!(
+            "this environment is protected and {} holds no backup of {} younger than {}h; \
+             run `strata backup create` first (or set [backup] require_for_rollback = false)",
+            policy.store.dir.display(),
+            policy.store.database,
+            max_age.as_secs() / 3600
+        )))
+    }
+
+    async fn audit_retry(
+        &self,
+        d: &mut dyn Driver,
+        error: &Error,
+        attempt: u32,
+        of: u32,
+        delay: Duration,
+    ) {
+        let version = match error {
+            Error::Migration { version, .. } => version.clone(),
+            _ => String::new(),
+        };
+        let entry = AuditEntry {
+            operation: "retry".into(),
+            record_id: version,
+            old_values: None,
+            new_values: Some(serde_json::json!({
+                "attempt": attempt,
+                "of": of,
+                "delay_ms": delay.as_millis() as u64,
+                "error": error.to_string(),
+            })),
+            changed_by: self.actor.name.clone(),
+            ip_address: self.actor.ip_address.clone(),
+            user_agent: self.actor.user_agent.clone(),
+        };
+        let result = async {
+            d.ensure_history().await?;
+            d.audit(&entry).await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!("could not write the retry to audit_log: {e}");
+        }
     }
 
     async fn run_locked(
@@ -414,7 +824,8 @@ impl Migrator {
         req: &Request<'_>,
         opts: &RunOptions,
         rep: &mut dyn Reporter,
-    ) -> Result<RunReport> {
+        done: &mut Vec<StepResult>,
+    ) -> Result<Plan> {
         d.ensure_history().await?;
         // Read after taking the lock: another process may have applied migrations meanwhile.
         let mut applied = d.applied().await?;
@@ -423,7 +834,14 @@ impl Migrator {
             plan: &plan,
             dry_run: false,
         });
-        let mut done = Vec::with_capacity(plan.steps.len());
+        if let Some(policy) = &opts.backup {
+            if policy.before_run && !plan.steps.is_empty() && !matches!(req, Request::Mark { .. }) {
+                let reason = if req.rolls_back() { "before rollback" } else { "before up" };
+                let version = self.status_of(&applied).current;
+                let info: BackupInfo = policy.store.create(d, reason, version).await?;
+                rep.report(Event::BackupCreated { info: &info });
+            }
+        }
         let total = plan.steps.len();
         for (index, step) in plan.steps.iter().enumerate() {
             let m = step.migration.map(|i| &self.source.migrations[i]);
@@ -518,11 +936,7 @@ impl Migrator {
                 }
             }
         }
-        Ok(RunReport {
-            plan,
-            done,
-            dry_run: false,
-        })
+        Ok(plan)
     }
 
     fn down_script(&self, step: &Step, m: Option<&Migration>) -> Script {
@@ -561,6 +975,7 @@ impl Migrator {
             metadata,
             resume_from,
             timeout: timeout.unwrap_or(self.settings.timeout()),
+            lock_wait: self.settings.lock_wait(),
             init_sql: &self.init_sql,
             echo: opts.echo,
         }
