@@ -78,6 +78,33 @@ pub enum Command {
     Baseline(MarkArgs),
     /// Rewrite strata.sum after a deliberate change
     Sum,
+    /// Re-record checksums of edited migrations and clear failed rows
+    Repair(RepairArgs),
+    /// Reachability, history, pending, drift, failed rows, lock holder (exit 0/1/2)
+    Health,
+    /// Database backups: create, list, restore
+    #[command(subcommand)]
+    Backup(BackupCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct RepairArgs {
+    /// Show what would be repaired; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BackupCommand {
+    /// Back the database up now (into BACKUP_LOCATION, default ./backups)
+    Create,
+    /// Backups of this database, newest first
+    List,
+    /// Replace the database's contents with a backup
+    Restore {
+        /// The backup's id, from `strata backup list`
+        id: String,
+    },
 }
 
 #[derive(Args, Debug)]

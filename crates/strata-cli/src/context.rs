@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use strata_core::{Config, Driver, Error, Migrator, Overrides};
+use strata_core::{BackupPolicy, BackupStore, Config, Driver, Error, Migrator, Overrides};
 use strata_drivers::HistoryNames;
 
 use crate::args::GlobalArgs;
@@ -32,12 +32,55 @@ impl Context {
         Ok(Migrator::from_dir(&self.config.dir)?.with_settings(&self.config.settings))
     }
 
+    /// Connects once: read-only commands answer at once when the database is down.
     pub async fn connect(&self) -> Result<Box<dyn Driver>, Error> {
         let names = HistoryNames {
             table: self.config.history_table.clone(),
             schema: self.config.schema.clone(),
         };
         Ok(strata_drivers::connect(&self.config.database_url, &names).await?)
+    }
+
+    /// Connects for a command that changes state, retrying a refused or lost
+    /// connection `retry_attempts` times (a deploy racing a database restart).
+    pub async fn connect_for_change(&self) -> Result<Box<dyn Driver>, Error> {
+        let settings = &self.config.settings;
+        let mut attempt = 0;
+        loop {
+            match self.connect().await {
+                Err(e) if e.is_transient() && attempt < settings.retry_attempts() => {
+                    attempt += 1;
+                    let delay = settings.retry_delay() * attempt;
+                    tracing::warn!(
+                        attempt,
+                        of = settings.retry_attempts(),
+                        "cannot connect, retrying in {}s: {e}",
+                        delay.as_secs_f64()
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Where backups of this database go.
+    pub fn backups(&self) -> BackupStore {
+        BackupStore::new(&self.config.backup, self.database())
+    }
+
+    /// Backups around a run: one before it when configured, and for rollbacks in a
+    /// protected environment, the demand that a recent one exists.
+    pub fn backup_policy(&self, rollback: bool) -> Option<BackupPolicy> {
+        let b = &self.config.backup;
+        let require_recent =
+            (rollback && self.config.protected && b.require_for_rollback()).then(|| b.max_age());
+        let before_run = b.before_migration();
+        (before_run || require_recent.is_some()).then(|| BackupPolicy {
+            store: self.backups(),
+            before_run,
+            require_recent,
+        })
     }
 
     /// The URL safe to print.

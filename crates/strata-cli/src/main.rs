@@ -8,6 +8,9 @@ mod output;
 use clap::Parser;
 
 fn main() {
+    // `strata status | head` ends quietly, as other command-line tools do, instead of
+    // panicking on the closed pipe.
+    sigpipe::reset();
     let cli = args::Cli::parse();
     output::init_logging(&cli.global);
     let json = cli.global.json;

@@ -155,6 +155,21 @@ impl Reporter for TextReporter {
             ),
             Event::StepFailed { .. } => println!("{}", paint("FAILED", RED)),
             Event::StepRecorded { step } => println!("Recorded {} as applied (not run)", step.id),
+            Event::BackupCreated { info } => println!(
+                "Backup {} written ({} bytes) {}",
+                info.id,
+                info.size_bytes,
+                paint(&format!("[{}]", info.reason), DIM)
+            ),
+            Event::Repaired { version, action } => println!(
+                "Repaired {version}: {}",
+                if action == "checksum" {
+                    "re-recorded its checksum"
+                } else {
+                    "cleared the failed row; it is pending again"
+                }
+            ),
+            // Retries are logged (stderr) by the library as they happen.
             _ => {}
         }
     }

@@ -184,15 +184,12 @@ impl BackupStore {
 
     /// The backup with this id (of any database in the directory).
     pub fn get(&self, id: &str) -> Result<BackupInfo> {
-        self.all()?
-            .into_iter()
-            .find(|b| b.id == id)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "no backup `{id}` in {}; `strata backup list` shows them",
-                    self.dir.display()
-                ))
-            })
+        self.all()?.into_iter().find(|b| b.id == id).ok_or_else(|| {
+            Error::Config(format!(
+                "no backup `{id}` in {}; `strata backup list` shows them",
+                self.dir.display()
+            ))
+        })
     }
 
     /// Replaces the database's contents with backup `id`.

@@ -283,9 +283,7 @@ impl Config {
                 .unwrap_or_else(|| "schema_migrations".into()),
             schema: file.schema.clone(),
             settings: env_cfg.settings.or(&file.settings),
-            backup: backup_from_env(&var)?
-                .or(&env_cfg.backup)
-                .or(&file.backup),
+            backup: backup_from_env(&var)?.or(&env_cfg.backup).or(&file.backup),
         })
     }
 }
@@ -311,7 +309,11 @@ fn backup_from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<BackupConfig,
         backup_retention_days: var("BACKUP_RETENTION_DAYS")
             .map(|v| {
                 v.parse().map_err(|_| {
-                    SourceError::new("BACKUP_RETENTION_DAYS", None, format!("`{v}` is not a number of days"))
+                    SourceError::new(
+                        "BACKUP_RETENTION_DAYS",
+                        None,
+                        format!("`{v}` is not a number of days"),
+                    )
                 })
             })
             .transpose()?,

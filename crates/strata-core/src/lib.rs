@@ -17,8 +17,8 @@ mod version;
 
 pub use backup::{BackupConfig, BackupInfo, BackupStore};
 pub use config::{
-    redact, Config, ConfigFile, EnvironmentConfig, InitSql, LockMode, Overrides, Settings, UrlSource,
-    DEFAULT_DATABASE_URL,
+    redact, Config, ConfigFile, EnvironmentConfig, InitSql, LockMode, Overrides, Settings,
+    UrlSource, DEFAULT_DATABASE_URL,
 };
 pub use driver::{AuditEntry, AuditRecord, Capabilities, Change, Driver, LockOptions, Record};
 pub use error::{

@@ -523,7 +523,11 @@ impl Migrator {
         let d = match d {
             Ok(d) => d,
             Err(e) => {
-                worst(&mut h, HealthStatus::Unhealthy, format!("database unreachable: {e}"));
+                worst(
+                    &mut h,
+                    HealthStatus::Unhealthy,
+                    format!("database unreachable: {e}"),
+                );
                 return h;
             }
         };
@@ -535,7 +539,11 @@ impl Migrator {
                 h.server_version = Some(v);
             }
             Err(e) => {
-                worst(&mut h, HealthStatus::Unhealthy, format!("database unreachable: {e}"));
+                worst(
+                    &mut h,
+                    HealthStatus::Unhealthy,
+                    format!("database unreachable: {e}"),
+                );
                 return h;
             }
         }
@@ -550,7 +558,11 @@ impl Migrator {
                 HealthStatus::Degraded,
                 "history tables are missing: nothing has been applied yet".into(),
             ),
-            Err(e) => worst(&mut h, HealthStatus::Unhealthy, format!("cannot read history: {e}")),
+            Err(e) => worst(
+                &mut h,
+                HealthStatus::Unhealthy,
+                format!("cannot read history: {e}"),
+            ),
         }
         match d.applied().await {
             Ok(applied) => {
@@ -567,13 +579,25 @@ impl Migrator {
                     }
                 }
             }
-            Err(e) => worst(&mut h, HealthStatus::Unhealthy, format!("cannot read history: {e}")),
+            Err(e) => worst(
+                &mut h,
+                HealthStatus::Unhealthy,
+                format!("cannot read history: {e}"),
+            ),
         }
         if !h.failed.is_empty() {
-            let p = format!("failed migrations: {}; `strata up --resume` or `strata repair`", h.failed.join(", "));
+            let p = format!(
+                "failed migrations: {}; `strata up --resume` or `strata repair`",
+                h.failed.join(", ")
+            );
             worst(&mut h, HealthStatus::Unhealthy, p);
         }
-        let drifted: Vec<_> = h.drift.iter().filter(|v| *v != "strata.sum").cloned().collect();
+        let drifted: Vec<_> = h
+            .drift
+            .iter()
+            .filter(|v| *v != "strata.sum")
+            .cloned()
+            .collect();
         if !drifted.is_empty() {
             let p = format!("edited or missing migrations: {}", drifted.join(", "));
             worst(&mut h, HealthStatus::Degraded, p);
@@ -592,6 +616,34 @@ impl Migrator {
             Err(e) => tracing::debug!("cannot tell who holds the lock: {e}"),
         }
         h
+    }
+
+    /// Restores backup `id` under the migration lock (no run interleaves with it), then
+    /// audits the restore in the restored database.
+    pub async fn restore(
+        &self,
+        d: &mut dyn Driver,
+        store: &BackupStore,
+        id: &str,
+    ) -> Result<BackupInfo> {
+        d.lock(&self.lock_options()).await?;
+        let result = store.restore(d, id).await;
+        let unlocked = d.unlock().await;
+        let info = result?;
+        unlocked?;
+        let entry = AuditEntry {
+            operation: "restore".into(),
+            record_id: info.schema_version.clone().unwrap_or_default(),
+            old_values: None,
+            new_values: Some(serde_json::json!({"backup": info.id, "created_at": info.created_at})),
+            changed_by: self.actor.name.clone(),
+            ip_address: self.actor.ip_address.clone(),
+            user_agent: self.actor.user_agent.clone(),
+        };
+        if let Err(e) = d.audit(&entry).await {
+            tracing::warn!("could not write the restore to audit_log: {e}");
+        }
+        Ok(info)
     }
 
     /// The newest `limit` audit events.
@@ -716,7 +768,12 @@ impl Migrator {
                         delay,
                         error: &e,
                     });
-                    tracing::warn!(attempt, of = attempts, delay_ms = delay.as_millis() as u64, "transient failure, retrying: {e}");
+                    tracing::warn!(
+                        attempt,
+                        of = attempts,
+                        delay_ms = delay.as_millis() as u64,
+                        "transient failure, retrying: {e}"
+                    );
                     tokio::time::sleep(delay).await;
                     if let Err(re) = d.reconnect().await {
                         tracing::warn!("reconnect failed: {re}");
@@ -836,7 +893,11 @@ impl Migrator {
         });
         if let Some(policy) = &opts.backup {
             if policy.before_run && !plan.steps.is_empty() && !matches!(req, Request::Mark { .. }) {
-                let reason = if req.rolls_back() { "before rollback" } else { "before up" };
+                let reason = if req.rolls_back() {
+                    "before rollback"
+                } else {
+                    "before up"
+                };
                 let version = self.status_of(&applied).current;
                 let info: BackupInfo = policy.store.create(d, reason, version).await?;
                 rep.report(Event::BackupCreated { info: &info });

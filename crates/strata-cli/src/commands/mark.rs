@@ -14,7 +14,7 @@ pub async fn run(ctx: &Context, a: MarkArgs, mark: Mark) -> Result<i32, Error> {
         "baseline"
     };
     ctx.confirm(&format!("{word} {}", a.target_version))?;
-    let mut db = ctx.connect().await?;
+    let mut db = ctx.connect_for_change().await?;
     let report = migrator
         .mark(
             db.as_mut(),

@@ -1,10 +1,13 @@
 //! One file per command; each takes the [`Context`] and returns the exit code.
 
+mod backup;
 mod create;
+mod health;
 mod history;
 mod info;
 mod list;
 mod mark;
+mod repair;
 mod rollback;
 mod status;
 mod sum;
@@ -31,5 +34,8 @@ pub async fn run(cli: Cli) -> Result<i32, Error> {
         Command::Stamp(a) => mark::run(&ctx, a, strata_core::Mark::Stamp).await,
         Command::Baseline(a) => mark::run(&ctx, a, strata_core::Mark::Baseline).await,
         Command::Sum => sum::run(&ctx),
+        Command::Repair(a) => repair::run(&ctx, a).await,
+        Command::Health => health::run(&ctx).await,
+        Command::Backup(c) => backup::run(&ctx, c).await,
     }
 }

@@ -11,10 +11,11 @@ pub async fn down(ctx: &Context, a: DownArgs) -> Result<i32, Error> {
     if !a.dry_run {
         ctx.confirm(&format!("roll back {}", a.target_version))?;
     }
-    let mut db = ctx.connect().await?;
+    let mut db = ctx.connect_for_change().await?;
     let opts = RunOptions {
         dry_run: a.dry_run,
         echo: ctx.echo(),
+        backup: ctx.backup_policy(true),
         ..Default::default()
     };
     let report = migrator
@@ -38,10 +39,11 @@ pub async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<i32, Error> {
     if !a.dry_run {
         ctx.confirm(&format!("roll back to {target}"))?;
     }
-    let mut db = ctx.connect().await?;
+    let mut db = ctx.connect_for_change().await?;
     let opts = RunOptions {
         dry_run: a.dry_run,
         echo: ctx.echo(),
+        backup: ctx.backup_policy(true),
         ..Default::default()
     };
     let report = migrator

@@ -9,7 +9,7 @@ use crate::output::{print_run, TextReporter};
 pub async fn run(ctx: &Context, a: UpArgs) -> Result<i32, Error> {
     let target = Target::parse(&a.target)?;
     let migrator = ctx.migrator()?;
-    let mut db = ctx.connect().await?;
+    let mut db = ctx.connect_for_change().await?;
     let opts = RunOptions {
         dry_run: a.dry_run,
         up: UpOptions {
@@ -17,6 +17,7 @@ pub async fn run(ctx: &Context, a: UpArgs) -> Result<i32, Error> {
             resume: a.resume,
         },
         echo: ctx.echo(),
+        backup: ctx.backup_policy(false),
     };
     let report = migrator
         .up(

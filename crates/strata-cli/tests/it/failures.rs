@@ -240,6 +240,16 @@ fn protected_environment_refuses_without_yes() {
     assert_eq!(code(&o), 3, "{}", stderr(&o));
     assert!(stderr(&o).contains("--yes"));
     assert_eq!(db.tables(), ["a"]);
+    // Confirmed, but a protected rollback also wants a recent backup.
+    let o = p.strata(&db, &["--env", "prod", "rollback", "--yes"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("strata backup create"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(db.tables(), ["a"]);
+    ok(&p.strata(&db, &["--env", "prod", "backup", "create"]));
     ok(&p.strata(&db, &["--env", "prod", "rollback", "--yes"]));
     assert!(db.tables().is_empty());
 }

@@ -282,6 +282,8 @@ pub fn strata_in(cwd: &Path, url: &str, dir: &Path, args: &[&str]) -> Output {
         .env_remove("DATABASE_URL")
         .env_remove("STRATA_ENV")
         .env_remove("ENV")
+        .env_remove("BACKUP_LOCATION")
+        .env_remove("BACKUP_BEFORE_MIGRATION")
         .env("NO_COLOR", "1");
     cmd.arg("--database-url")
         .arg(url)

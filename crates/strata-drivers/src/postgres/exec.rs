@@ -21,8 +21,39 @@ use tokio_postgres::{Client, NoTls};
 
 use super::history::{audit_params, Tables};
 
-/// A tokio-postgres error without statement context.
+/// SQLSTATEs worth retrying: serialization failure, deadlock, lock not available
+/// (`lock_timeout`), shutdown/crash/startup, too many connections, and every connection
+/// exception (class 08).
+fn transient_code(code: &str) -> bool {
+    matches!(
+        code,
+        "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03" | "53300"
+    ) || code.starts_with("08")
+}
+
+/// True when the connection failed underneath (closed, reset, refused), as opposed to
+/// a client-side mistake such as a parameter of the wrong type.
+pub(crate) fn lost_connection(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        if inner.is::<std::io::Error>() {
+            return true;
+        }
+        src = inner.source();
+    }
+    false
+}
+
+/// A tokio-postgres error without statement context; retryable per [`transient_code`],
+/// or when the connection was lost.
 pub(crate) fn db_error(e: &tokio_postgres::Error) -> DriverError {
+    let transient = match e.as_db_error() {
+        Some(db) => transient_code(db.code().code()),
+        None => lost_connection(e),
+    };
     let mut err = DriverError::new(
         if e.as_db_error().is_some() {
             DriverErrorKind::Query
@@ -45,7 +76,7 @@ pub(crate) fn db_error(e: &tokio_postgres::Error) -> DriverError {
             err.detail = Some(extra.join("\n"));
         }
     }
-    err
+    err.retryable(transient)
 }
 
 pub(super) async fn execute(
@@ -66,9 +97,10 @@ async fn transactional(
     change: &Change<'_>,
 ) -> Result<Duration, DriverError> {
     let timeout_ms = change.timeout.as_millis();
+    let lock_wait_ms = change.lock_wait.as_millis().max(1);
     client
         .batch_execute(&format!(
-            "BEGIN; SET LOCAL statement_timeout = {timeout_ms}"
+            "BEGIN; SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL lock_timeout = {lock_wait_ms}"
         ))
         .await
         .map_err(|e| db_error(&e))?;
@@ -83,7 +115,8 @@ async fn transactional(
                 with_deadline(client, change.timeout, client.batch_execute(&script.sql)).await
             {
                 let _ = client.batch_execute("ROLLBACK").await;
-                return Err(locate(client, script, e, change.timeout).await);
+                let err = locate(client, script, e, change).await;
+                return Err(explain_lock_wait(client, err, change.lock_wait).await);
             }
         }
         let elapsed = started.elapsed();
@@ -138,7 +171,7 @@ async fn locate(
     client: &Client,
     script: &Script,
     failure: PgFailure,
-    timeout: Duration,
+    change: &Change<'_>,
 ) -> DriverError {
     let e = match failure {
         PgFailure::Db(e) => e,
@@ -166,7 +199,7 @@ async fn locate(
                 .unwrap_or(script.sql.len());
             (statement_at(&stmts, byte), Some(byte))
         }
-        None => (replay(client, &script.sql, &stmts, timeout).await, None),
+        None => (replay(client, &script.sql, &stmts, change).await, None),
     };
     if let Some(i) = index {
         let s = &stmts[i];
@@ -186,15 +219,16 @@ async fn replay(
     client: &Client,
     sql: &str,
     stmts: &[Statement],
-    timeout: Duration,
+    change: &Change<'_>,
 ) -> Option<usize> {
     if stmts.len() < 2 {
         return stmts.first().map(|_| 0);
     }
     client
         .batch_execute(&format!(
-            "BEGIN; SET LOCAL statement_timeout = {}",
-            timeout.as_millis()
+            "BEGIN; SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}",
+            change.timeout.as_millis(),
+            change.lock_wait.as_millis().max(1)
         ))
         .await
         .ok()?;
@@ -245,6 +279,18 @@ async fn record(
             ],
         ),
         Record::Remove { version } => (t.record_remove_sql(), vec![Box::new(version.clone())]),
+        Record::Repair {
+            version,
+            checksum,
+            rollback_sql,
+        } => (
+            t.record_repair_sql(),
+            vec![
+                Box::new(version.clone()),
+                Box::new(checksum.clone()),
+                Box::new(rollback_sql.clone()),
+            ],
+        ),
     };
     params.extend(audit_params(&audit));
     params.push(Box::new(meta("schema_version")));
@@ -279,8 +325,9 @@ async fn non_transactional(
     run_init(client, change).await?;
     client
         .batch_execute(&format!(
-            "SET statement_timeout = {}",
-            change.timeout.as_millis()
+            "SET statement_timeout = {}; SET lock_timeout = {}",
+            change.timeout.as_millis(),
+            change.lock_wait.as_millis().max(1)
         ))
         .await
         .map_err(|e| db_error(&e))?;
@@ -289,17 +336,16 @@ async fn non_transactional(
         "UPDATE {} SET statements_done = $2 WHERE version = $1",
         t.history
     );
-    let version = match &change.record {
-        Record::Apply(r) => r.version.clone(),
-        Record::Remove { version } => version.clone(),
-    };
+    let version = change.record.version().to_string();
     for (i, s) in stmts.iter().enumerate().skip(change.resume_from) {
         let text = s.text(&script.sql);
         if change.echo {
             tracing::info!(statement = i + 1, "{text}");
         }
         if let Err(e) = with_deadline(client, change.timeout, client.batch_execute(text)).await {
-            let _ = client.batch_execute("RESET statement_timeout").await;
+            let _ = client
+                .batch_execute("RESET statement_timeout; RESET lock_timeout")
+                .await;
             let mut err = match e {
                 PgFailure::Db(e) => db_error(&e),
                 PgFailure::Deadline(d) => DriverError::query(format!(
@@ -308,7 +354,7 @@ async fn non_transactional(
                 )),
             };
             err.statement = Some(StatementRef::new(script, s, i, s.range.start));
-            return Err(err);
+            return Err(explain_lock_wait(client, err, change.lock_wait).await);
         }
         if tracked {
             client
@@ -318,7 +364,7 @@ async fn non_transactional(
         }
     }
     client
-        .batch_execute("RESET statement_timeout")
+        .batch_execute("RESET statement_timeout; RESET lock_timeout")
         .await
         .map_err(|e| db_error(&e))?;
     let elapsed = started.elapsed();
@@ -337,4 +383,59 @@ async fn non_transactional(
         .await
         .map_err(|e| db_error(&e))?;
     r.map(|_| elapsed)
+}
+
+/// After a `lock_timeout` (55P03), names the sessions that most likely held the table
+/// lock: the oldest open transactions holding locks on user tables.
+async fn explain_lock_wait(client: &Client, mut err: DriverError, waited: Duration) -> DriverError {
+    if err.code.as_deref() != Some("55P03") {
+        return err;
+    }
+    let rows = client
+        .query(
+            "SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), \
+                    coalesce(a.state, ''), extract(epoch FROM now() - a.xact_start)::float8, \
+                    left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 120), \
+                    (SELECT string_agg(DISTINCT l.relation::regclass::text, ', ') FROM pg_locks l \
+                      WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted AND l.relation >= 16384 \
+                        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())) \
+             FROM pg_stat_activity a \
+             WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL \
+               AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted AND l.relation >= 16384) \
+             ORDER BY a.xact_start LIMIT 3",
+            &[],
+        )
+        .await
+        .unwrap_or_default();
+    let who: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "pid {} (user {}, {}{}, transaction open {:.0}s, holding {}): `{}`",
+                r.get::<_, i32>(0),
+                r.get::<_, String>(1),
+                r.get::<_, String>(3),
+                Some(r.get::<_, String>(2))
+                    .filter(|a| !a.is_empty())
+                    .map(|a| format!(", application {a}"))
+                    .unwrap_or_default(),
+                r.get::<_, Option<f64>>(4).unwrap_or(0.0),
+                r.get::<_, Option<String>>(6).unwrap_or_default(),
+                r.get::<_, String>(5),
+            )
+        })
+        .collect();
+    let mut text = format!(
+        "waited {}ms (lock_wait_ms) for a table lock and gave up, so other queries are not queued behind this migration",
+        waited.as_millis()
+    );
+    if !who.is_empty() {
+        text.push_str("; blocking: ");
+        text.push_str(&who.join("; "));
+    }
+    err.detail = Some(match err.detail.take() {
+        Some(d) => format!("{text}\n{d}"),
+        None => text,
+    });
+    err
 }

@@ -14,6 +14,8 @@ pub(super) struct Tables {
     pub history: String,
     pub metadata: String,
     pub audit: String,
+    /// The lease table (`lock = "lease"`): `<history>_lock`.
+    pub lease: String,
     history_plain: String,
 }
 
@@ -29,6 +31,7 @@ impl Tables {
             history: q(table),
             metadata: q("application_metadata"),
             audit: q("audit_log"),
+            lease: q(&format!("{table}_lock")),
             history_plain: format!("{schema}.{table}"),
         }
     }
@@ -46,6 +49,15 @@ impl Tables {
             h = self.history,
             audit = self.audit_cte(10),
             meta = self.meta_cte(18),
+        )
+    }
+
+    pub fn record_repair_sql(&self) -> String {
+        format!(
+            "WITH h AS (UPDATE {h} SET checksum = $2, rollback_sql = $3 WHERE version = $1 RETURNING 1), {audit}, {meta} SELECT 1",
+            h = self.history,
+            audit = self.audit_cte(4),
+            meta = self.meta_cte(12)
         )
     }
 

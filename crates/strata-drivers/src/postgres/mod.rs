@@ -5,30 +5,37 @@
 mod exec;
 mod history;
 mod lock;
+mod tools;
 
+use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use strata_core::{
     AppliedMigration, AuditEntry, AuditRecord, Capabilities, Change, Driver, DriverError,
-    DriverErrorKind,
+    DriverErrorKind, LockMode, LockOptions,
 };
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::config::Host;
+use tokio_postgres::{Client, Config, NoTls};
 
 use crate::HistoryNames;
 
 /// A connection to PostgreSQL.
 pub struct PgDriver {
     client: Client,
+    /// Kept to reconnect after a transient failure and for the lease heartbeat.
+    config: Config,
     /// Quoted, schema-qualified names of strata's tables.
     tables: history::Tables,
     lock_key: i64,
+    /// Held in lease mode.
+    lease: Option<lock::Lease>,
 }
 
 impl PgDriver {
     /// Connects. The URL's password never appears in errors.
     pub async fn connect(url: &str, names: &HistoryNames) -> Result<Self, DriverError> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+        let mut config: Config = url.parse().map_err(|e| {
             DriverError::new(
                 DriverErrorKind::Connect,
                 format!("invalid PostgreSQL URL {}: {e}", strata_core::redact(url)),
@@ -38,21 +45,7 @@ impl PgDriver {
             config.application_name("strata");
         }
         config.connect_timeout(Duration::from_secs(10));
-        let (client, connection) = config.connect(NoTls).await.map_err(|e| {
-            DriverError::new(
-                DriverErrorKind::Connect,
-                format!(
-                    "cannot connect to {}: {}",
-                    strata_core::redact(url),
-                    error_text(&e)
-                ),
-            )
-        })?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("postgres connection closed: {e}");
-            }
-        });
+        let client = open(&config).await?;
         // Qualify strata's tables with the schema they belong in, so a migration that
         // changes search_path cannot make the history insert land elsewhere.
         let schema = match &names.schema {
@@ -70,10 +63,49 @@ impl PgDriver {
         let lock_key = crate::fnv1a(&format!("strata:{schema}.{}", names.table));
         Ok(PgDriver {
             client,
+            config,
             tables,
             lock_key,
+            lease: None,
         })
     }
+}
+
+/// Opens a connection; refused, reset or timed-out connections are transient errors.
+async fn open(config: &Config) -> Result<Client, DriverError> {
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+        let transient = match e.as_db_error() {
+            // Server-side refusals: starting up, shutting down, too many connections.
+            Some(db) => matches!(db.code().code(), "57P03" | "57P01" | "53300"),
+            None => exec::lost_connection(&e),
+        };
+        DriverError::new(
+            DriverErrorKind::Connect,
+            format!("cannot connect to {}: {}", describe(config), error_text(&e)),
+        )
+        .retryable(transient)
+    })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("postgres connection closed: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// "user@host:port/db", never the password.
+fn describe(config: &Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        config.get_user().unwrap_or(""),
+        config.get_dbname().unwrap_or("")
+    )
 }
 
 /// A tokio-postgres error as text, with the server's message when there is one.
@@ -113,12 +145,45 @@ impl Driver for PgDriver {
         Ok(row.get(0))
     }
 
-    async fn lock(&mut self, timeout: Duration) -> Result<(), DriverError> {
-        lock::acquire(&self.client, self.lock_key, timeout).await
+    async fn lock(&mut self, opts: &LockOptions) -> Result<(), DriverError> {
+        match opts.mode {
+            LockMode::Session => lock::acquire(&self.client, self.lock_key, opts.timeout).await,
+            LockMode::Lease => {
+                let lease = lock::acquire_lease(
+                    &self.client,
+                    &self.config,
+                    &self.tables,
+                    opts.lease,
+                    opts.timeout,
+                )
+                .await?;
+                self.lease = Some(lease);
+                Ok(())
+            }
+        }
     }
 
     async fn unlock(&mut self) -> Result<(), DriverError> {
-        lock::release(&self.client, self.lock_key).await
+        match self.lease.take() {
+            Some(lease) => lock::release_lease(&self.client, &self.tables, lease).await,
+            None => lock::release(&self.client, self.lock_key).await,
+        }
+    }
+
+    async fn lock_holder(&mut self) -> Result<Option<String>, DriverError> {
+        if let Some(h) = lock::holder(&self.client, self.lock_key).await {
+            return Ok(Some(h));
+        }
+        Ok(lock::lease_owner(&self.client, &self.tables).await)
+    }
+
+    async fn reconnect(&mut self) -> Result<(), DriverError> {
+        if let Some(lease) = self.lease.take() {
+            // Stop renewing; the row expires unless the next attempt takes it back.
+            drop(lease);
+        }
+        self.client = open(&self.config).await?;
+        Ok(())
     }
 
     async fn ensure_history(&mut self) -> Result<(), DriverError> {
@@ -147,5 +212,17 @@ impl Driver for PgDriver {
 
     async fn metadata(&mut self) -> Result<Vec<(String, String)>, DriverError> {
         history::metadata(&self.client, &self.tables).await
+    }
+
+    fn backup_extension(&self) -> &'static str {
+        "dump"
+    }
+
+    async fn backup(&mut self, dest: &Path) -> Result<(), DriverError> {
+        tools::dump(&self.config, dest).await
+    }
+
+    async fn restore(&mut self, src: &Path) -> Result<(), DriverError> {
+        tools::restore(&self.client, &self.config, src).await
     }
 }

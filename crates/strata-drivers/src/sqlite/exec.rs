@@ -107,6 +107,11 @@ fn record(
     match &change.record {
         Record::Apply(row) => history::upsert(conn, t, row, ms)?,
         Record::Remove { version } => history::remove(conn, t, version)?,
+        Record::Repair {
+            version,
+            checksum,
+            rollback_sql,
+        } => history::rechecksum(conn, t, version, checksum, rollback_sql.as_deref())?,
     }
     let mut audit = change.audit.clone();
     if let Some(v) = audit.new_values.as_mut().or(audit.old_values.as_mut()) {
@@ -128,7 +133,7 @@ fn non_transactional(
         .expect("non-transactional changes carry a script");
     let version = match &change.record {
         Record::Apply(r) => Some(r.version.clone()),
-        Record::Remove { .. } => None,
+        Record::Remove { .. } | Record::Repair { .. } => None,
     };
     if let (Record::Apply(row), 0) = (&change.record, change.resume_from) {
         let mut r = row.clone();

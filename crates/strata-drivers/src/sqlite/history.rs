@@ -153,6 +153,25 @@ pub(super) fn remove(conn: &Connection, t: &Tables, version: &str) -> Result<(),
     Ok(())
 }
 
+/// `repair`: a new checksum and rollback script, keeping when and by whom.
+pub(super) fn rechecksum(
+    conn: &Connection,
+    t: &Tables,
+    version: &str,
+    checksum: &str,
+    rollback_sql: Option<&str>,
+) -> Result<(), DriverError> {
+    conn.execute(
+        &format!(
+            "UPDATE {} SET checksum = ?2, rollback_sql = ?3 WHERE version = ?1",
+            t.history
+        ),
+        rusqlite::params![version, checksum, rollback_sql],
+    )
+    .map_err(|e| sqlite_error(&e))?;
+    Ok(())
+}
+
 pub(super) fn set_progress(
     conn: &Connection,
     t: &Tables,

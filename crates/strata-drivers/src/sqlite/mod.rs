@@ -11,14 +11,14 @@ mod exec;
 mod history;
 mod lock;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::Connection;
+use rusqlite::{Connection, DatabaseName};
 use strata_core::{
     AppliedMigration, AuditEntry, AuditRecord, Capabilities, Change, Driver, DriverError,
-    DriverErrorKind,
+    DriverErrorKind, LockOptions,
 };
 
 use crate::HistoryNames;
@@ -86,6 +86,7 @@ impl SqliteDriver {
     }
 }
 
+/// A rusqlite error; busy/locked (another writer) is transient.
 pub(crate) fn sqlite_error(e: &rusqlite::Error) -> DriverError {
     let mut err = DriverError::query(e.to_string());
     if let rusqlite::Error::SqliteFailure(f, msg) = e {
@@ -93,6 +94,10 @@ pub(crate) fn sqlite_error(e: &rusqlite::Error) -> DriverError {
         if let Some(m) = msg {
             err.message = m.clone();
         }
+        err.transient = matches!(
+            f.code,
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+        );
     }
     err
 }
@@ -113,7 +118,10 @@ impl Driver for SqliteDriver {
         Ok(format!("SQLite {}", rusqlite::version()))
     }
 
-    async fn lock(&mut self, timeout: Duration) -> Result<(), DriverError> {
+    /// SQLite's write lock is a file lock: it works without a server session, so
+    /// lease mode uses it too.
+    async fn lock(&mut self, opts: &LockOptions) -> Result<(), DriverError> {
+        let timeout = opts.timeout;
         self.lock_timeout = timeout;
         lock::acquire(self.conn()?, timeout)?;
         self.locked = true;
@@ -167,5 +175,48 @@ impl Driver for SqliteDriver {
     async fn metadata(&mut self) -> Result<Vec<(String, String)>, DriverError> {
         self.existing()
             .map_or(Ok(vec![]), |c| history::metadata(c, &self.tables))
+    }
+
+    async fn reconnect(&mut self) -> Result<(), DriverError> {
+        // Dropping the connection rolls back anything uncommitted and frees the lock.
+        self.conn = None;
+        self.locked = false;
+        if self.path.as_os_str() == ":memory:" || self.path.exists() {
+            self.conn()?;
+        }
+        Ok(())
+    }
+
+    fn backup_extension(&self) -> &'static str {
+        "sqlite3"
+    }
+
+    /// SQLite's online backup API: a consistent copy while others keep reading.
+    async fn backup(&mut self, dest: &Path) -> Result<(), DriverError> {
+        self.conn()?
+            .backup(DatabaseName::Main, dest, None)
+            .map_err(|e| sqlite_error(&e))
+    }
+
+    /// Copies the backup's pages over the database in one write transaction.
+    async fn restore(&mut self, src: &Path) -> Result<(), DriverError> {
+        self.conn()?;
+        let conn = self.conn.as_mut().expect("opened above");
+        // The restore is a write transaction of its own: step out of the command's
+        // lock transaction (nothing is pending in it) and take the lock back after.
+        if self.locked {
+            lock::release(conn)?;
+        }
+        let restored = conn
+            .restore(
+                DatabaseName::Main,
+                src,
+                None::<fn(rusqlite::backup::Progress)>,
+            )
+            .map_err(|e| sqlite_error(&e));
+        if self.locked {
+            lock::acquire(conn, self.lock_timeout)?;
+        }
+        restored
     }
 }
