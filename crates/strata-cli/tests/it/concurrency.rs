@@ -4,8 +4,9 @@ use std::process::Command;
 
 use crate::support::*;
 
-fn race(db: &TestDb, processes: usize, migrations: usize) {
+fn race(db: &TestDb, processes: usize, migrations: usize, config: &str) {
     let p = Project::new();
+    std::fs::write(p.root().join("strata.toml"), config).unwrap();
     for i in 1..=migrations {
         // Plain CREATE TABLE: a second apply would fail loudly.
         p.file(
@@ -42,14 +43,27 @@ fn race(db: &TestDb, processes: usize, migrations: usize) {
 }
 
 #[test]
-fn eight_processes_apply_each_migration_once_on_postgres() {
+fn sixteen_processes_apply_each_migration_once_on_postgres() {
     let Some(db) = TestDb::postgres("concurrency") else {
         return;
     };
-    race(&db, 8, 30);
+    race(&db, 16, 30, "");
 }
 
 #[test]
-fn eight_processes_apply_each_migration_once_on_sqlite() {
-    race(&TestDb::sqlite(), 8, 30);
+fn sixteen_processes_with_a_lease_lock_apply_each_migration_once() {
+    let Some(db) = TestDb::postgres("concurrency_lease") else {
+        return;
+    };
+    race(&db, 16, 30, "[settings]\nlock = \"lease\"\nlease_seconds = 5\n");
+    // Released on the way out: no lease row is left behind.
+    assert_eq!(
+        db.query("SELECT count(*) FROM schema_migrations_lock"),
+        ["0"]
+    );
+}
+
+#[test]
+fn sixteen_processes_apply_each_migration_once_on_sqlite() {
+    race(&TestDb::sqlite(), 16, 30, "");
 }

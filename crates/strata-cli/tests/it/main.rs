@@ -2,8 +2,10 @@
 //! PostgreSQL server (a fresh database per test).
 
 mod bad_input;
+mod cluster;
 mod commands;
 mod concurrency;
 mod corpora;
+mod crash;
 mod failures;
 mod support;

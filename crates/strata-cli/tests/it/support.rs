@@ -126,35 +126,15 @@ impl TestDb {
                     .unwrap();
                 rows.map(|r| r.unwrap()).collect()
             }
-            TestDb::Postgres { url, .. } => runtime().block_on(async {
-                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                    .await
-                    .expect("connect");
-                tokio::spawn(conn);
-                let msgs = client
-                    .simple_query(sql)
-                    .await
-                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
-                msgs.into_iter()
-                    .filter_map(|m| match m {
-                        tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                            (0..r.len())
-                                .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                                .collect::<Vec<_>>()
-                                .join("|"),
-                        ),
-                        _ => None,
-                    })
-                    .collect()
-            }),
+            TestDb::Postgres { url, .. } => pg_query(url, sql),
         }
     }
 
     /// User tables (not strata's), sorted.
     pub fn tables(&self) -> Vec<String> {
         match self {
-            TestDb::Sqlite { .. } => self.query("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' AND name NOT IN ('schema_migrations','application_metadata','audit_log') ORDER BY name"),
-            TestDb::Postgres { .. } => self.query("SELECT table_name FROM information_schema.tables WHERE table_schema='public' AND table_type='BASE TABLE' AND table_name NOT IN ('schema_migrations','application_metadata','audit_log') ORDER BY 1"),
+            TestDb::Sqlite { .. } => self.query("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' AND name NOT IN ('schema_migrations','schema_migrations_lock','application_metadata','audit_log') ORDER BY name"),
+            TestDb::Postgres { .. } => self.query("SELECT table_name FROM information_schema.tables WHERE table_schema='public' AND table_type='BASE TABLE' AND table_name NOT IN ('schema_migrations','schema_migrations_lock','application_metadata','audit_log') ORDER BY 1"),
         }
     }
 
@@ -216,6 +196,40 @@ impl Drop for TestDb {
                     .await
             });
         }
+    }
+}
+
+/// Runs a query on PostgreSQL; every row as text columns joined by `|`.
+pub fn pg_query(url: &str, sql: &str) -> Vec<String> {
+    runtime().block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(conn);
+        let msgs = client
+            .simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        msgs.into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                ),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+/// A PostgreSQL database the test did not create (a throwaway cluster's).
+pub struct ExternalDb(pub String);
+
+impl ExternalDb {
+    pub fn query(&self, sql: &str) -> Vec<String> {
+        pg_query(&self.0, sql)
     }
 }
 

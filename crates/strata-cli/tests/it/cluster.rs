@@ -1,0 +1,181 @@
+//! A throwaway PostgreSQL cluster (`initdb` + `pg_ctl` on a free port) for tests that
+//! must stop, restart or crash the server. It runs as the `postgres` user when the
+//! tests run as root (PostgreSQL refuses to run as root) and is removed on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::required;
+
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+}
+
+/// The directory holding `initdb`, `pg_ctl` and `postgres`.
+fn bin_dir() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("STRATA_PG_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Cluster {
+    /// Starts a new cluster, or returns None with a printed reason when PostgreSQL's
+    /// server binaries are not installed (a failure when postgres is required).
+    pub fn start(test: &str) -> Option<Cluster> {
+        let Some(bin) = bin_dir() else {
+            assert!(
+                !required("postgres"),
+                "{test}: PostgreSQL server binaries (initdb, pg_ctl) not found; set STRATA_PG_BIN"
+            );
+            eprintln!("skipped {test}: initdb/pg_ctl not found (set STRATA_PG_BIN)");
+            return None;
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("strata-cluster-")
+            .tempdir()
+            .expect("tempdir");
+        if is_root() {
+            let st = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(st.success(), "chown the cluster directory to postgres");
+        }
+        let c = Cluster {
+            dir,
+            bin,
+            port: free_port(),
+        };
+        let data = c.data();
+        c.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
+        c.pg_ctl(&["start", "-w", "-t", "60"]);
+        Some(c)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> std::process::Output {
+        let exe = self.bin.join(tool);
+        let out = if is_root() {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&exe)
+                .args(args)
+                .current_dir(self.dir.path())
+                .output()
+        } else {
+            Command::new(&exe)
+                .args(args)
+                .current_dir(self.dir.path())
+                .output()
+        }
+        .unwrap_or_else(|e| panic!("run {}: {e}", exe.display()));
+        assert!(
+            out.status.success(),
+            "{tool} {args:?} failed: {}{}\nlog:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+        );
+        out
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let data = self.data();
+        let log = self.dir.path().join("log");
+        let mut all = vec![
+            "-D",
+            data.to_str().unwrap(),
+            "-l",
+            log.to_str().unwrap(),
+            "-o",
+            &opts,
+        ];
+        all.extend_from_slice(args);
+        self.run("pg_ctl", &all);
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Restarts the server (fast shutdown: sessions are terminated).
+    pub fn restart(&self) {
+        self.pg_ctl(&["restart", "-m", "fast", "-w", "-t", "60"]);
+    }
+
+    pub fn stop(&self) {
+        self.pg_ctl(&["stop", "-m", "fast", "-w"]);
+    }
+
+    pub fn start_again(&self) {
+        self.pg_ctl(&["start", "-w", "-t", "60"]);
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.data();
+        let exe = self.bin.join("pg_ctl");
+        let mut c = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        };
+        let _ = c
+            .args(["-D", data.to_str().unwrap(), "stop", "-m", "immediate"])
+            .output();
+    }
+}
