@@ -53,10 +53,10 @@ pub async fn run(ctx: &Context, cmd: BackupCommand) -> Result<i32, Error> {
             }
         }
         BackupCommand::Restore { id } => {
-            let info = store.get(&id)?;
             ctx.confirm(&format!(
                 "restore backup {id} (replacing everything in the database)"
             ))?;
+            let info = store.get(&id)?;
             let migrator = ctx.migrator()?;
             let mut db = ctx.connect_for_change().await?;
             migrator.restore(db.as_mut(), &store, &info.id).await?;

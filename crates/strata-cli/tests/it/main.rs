@@ -8,4 +8,5 @@ mod concurrency;
 mod corpora;
 mod crash;
 mod failures;
+mod safety;
 mod support;

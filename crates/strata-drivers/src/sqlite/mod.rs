@@ -191,9 +191,23 @@ impl Driver for SqliteDriver {
         "sqlite3"
     }
 
-    /// SQLite's online backup API: a consistent copy while others keep reading.
+    /// SQLite's online backup API: a consistent copy while others keep reading. It
+    /// reads through a connection of its own: ours may be inside the command's write
+    /// transaction, which the backup API cannot read from.
     async fn backup(&mut self, dest: &Path) -> Result<(), DriverError> {
-        self.conn()?
+        if self.path.as_os_str() == ":memory:" {
+            return self
+                .conn()?
+                .backup(DatabaseName::Main, dest, None)
+                .map_err(|e| sqlite_error(&e));
+        }
+        self.conn()?;
+        let reader = Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| sqlite_error(&e))?;
+        reader
+            .busy_timeout(self.lock_timeout)
+            .map_err(|e| sqlite_error(&e))?;
+        reader
             .backup(DatabaseName::Main, dest, None)
             .map_err(|e| sqlite_error(&e))
     }
