@@ -110,7 +110,7 @@ pub enum BackupCommand {
 #[derive(Args, Debug)]
 pub struct UpArgs {
     /// Version, migration id, head, or +N
-    #[arg(long, default_value = "head")]
+    #[arg(long, default_value = "head", allow_hyphen_values = true)]
     pub target: String,
     /// Print the plan and its SQL; change nothing
     #[arg(long)]

@@ -3,7 +3,10 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use strata_core::{BackupPolicy, BackupStore, Config, Driver, Error, Migrator, Overrides};
+use strata_core::{
+    BackupPolicy, BackupStore, Config, Driver, DriverErrorKind, Error, Migrator, Overrides,
+    UrlSource,
+};
 use strata_drivers::HistoryNames;
 
 use crate::args::GlobalArgs;
@@ -38,7 +41,27 @@ impl Context {
             table: self.config.history_table.clone(),
             schema: self.config.schema.clone(),
         };
-        Ok(strata_drivers::connect(&self.config.database_url, &names).await?)
+        strata_drivers::connect(&self.config.database_url, &names)
+            .await
+            .map_err(|mut e| {
+                if e.kind == DriverErrorKind::InvalidUrl {
+                    e.detail = Some(format!("the URL was set by {}", self.url_origin()));
+                }
+                e.into()
+            })
+    }
+
+    /// Which setting the database URL came from, for errors about it.
+    fn url_origin(&self) -> String {
+        match self.config.url_source {
+            UrlSource::Flag => "--database-url".into(),
+            UrlSource::Environment => "DATABASE_URL (or DB_HOST/DB_NAME/...)".into(),
+            UrlSource::ConfigFile => match &self.config.config_path {
+                Some(p) => format!("database_url in {}", p.display()),
+                None => "the config file".into(),
+            },
+            UrlSource::Default => "the default".into(),
+        }
     }
 
     /// Connects for a command that changes state, retrying a refused or lost

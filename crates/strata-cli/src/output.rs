@@ -83,6 +83,8 @@ pub fn print_error(e: &Error, json_mode: bool) {
             _ => None,
         };
         eprint!("{}", snippet(path, line, column));
+    } else if let Some(path) = &file {
+        eprintln!("  --> {}", path.display());
     }
     if let Error::Source(s) | Error::SumMismatch(s) = e {
         if let Some(h) = &s.help {

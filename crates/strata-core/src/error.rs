@@ -111,8 +111,10 @@ impl PlanError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DriverErrorKind {
-    /// The URL could not be used or the server not reached.
+    /// The server could not be reached.
     Connect,
+    /// The URL is malformed or names a database this build does not support (bad input).
+    InvalidUrl,
     /// A statement failed.
     Query,
     /// The migration lock was not granted within `lock_timeout`.
@@ -265,6 +267,7 @@ impl Error {
                 | PlanError::Failed { .. } => 3,
             },
             Error::Driver(d) if d.kind == DriverErrorKind::LockTimeout => 3,
+            Error::Driver(d) if d.kind == DriverErrorKind::InvalidUrl => 2,
             Error::Refused(_) | Error::SumMismatch(_) => 3,
             Error::Migration { .. } | Error::Driver(_) => 1,
         }
@@ -290,6 +293,7 @@ impl Error {
             Error::Migration { .. } => "migration_failed",
             Error::Driver(d) => match d.kind {
                 DriverErrorKind::Connect => "connection_failed",
+                DriverErrorKind::InvalidUrl => "invalid_url",
                 DriverErrorKind::LockTimeout => "lock_timeout",
                 _ => "database_error",
             },

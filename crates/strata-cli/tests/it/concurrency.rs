@@ -55,7 +55,12 @@ fn sixteen_processes_with_a_lease_lock_apply_each_migration_once() {
     let Some(db) = TestDb::postgres("concurrency_lease") else {
         return;
     };
-    race(&db, 16, 30, "[settings]\nlock = \"lease\"\nlease_seconds = 5\n");
+    race(
+        &db,
+        16,
+        30,
+        "[settings]\nlock = \"lease\"\nlease_seconds = 5\n",
+    );
     // Released on the way out: no lease row is left behind.
     assert_eq!(
         db.query("SELECT count(*) FROM schema_migrations_lock"),

@@ -14,7 +14,10 @@ const MIGRATIONS: usize = 200;
 /// both, or either without a history row, is a half-applied migration.
 fn project() -> Project {
     let p = Project::new();
-    p.file("000_ledger.sql", "CREATE TABLE ledger (n INTEGER PRIMARY KEY);\n");
+    p.file(
+        "000_ledger.sql",
+        "CREATE TABLE ledger (n INTEGER PRIMARY KEY);\n",
+    );
     for i in 1..=MIGRATIONS {
         p.file(
             &format!("{i:03}_t{i}.sql"),

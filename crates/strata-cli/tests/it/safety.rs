@@ -12,7 +12,11 @@ fn config(p: &Project, text: &str) {
 
 /// Opens a transaction on `url`, runs `sql` in it, reports the backend pid, holds the
 /// transaction for `hold`, then commits.
-fn hold_transaction(url: String, sql: &'static str, hold: Duration) -> (std::thread::JoinHandle<()>, i32) {
+fn hold_transaction(
+    url: String,
+    sql: &'static str,
+    hold: Duration,
+) -> (std::thread::JoinHandle<()>, i32) {
     let (tx, rx) = mpsc::channel();
     let handle = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -85,14 +89,20 @@ fn a_migration_behind_a_long_transaction_fails_fast_names_the_blocker_and_retrie
         err.contains(&format!("blocking: pid {pid}")),
         "the blocking session is not named:\n{err}"
     );
-    assert!(err.contains("nightly report"), "the blocking query is not shown:\n{err}");
+    assert!(
+        err.contains("nightly report"),
+        "the blocking query is not shown:\n{err}"
+    );
     assert!(err.contains("lock_wait_ms"), "{err}");
     assert_eq!(
         db.query("SELECT count(*) FROM information_schema.columns WHERE table_name = 't' AND column_name = 'note'"),
         ["1"]
     );
     let retries = db.query("SELECT record_id FROM audit_log WHERE operation = 'retry'");
-    assert!(!retries.is_empty() && retries.iter().all(|r| r == "002"), "{retries:?}");
+    assert!(
+        !retries.is_empty() && retries.iter().all(|r| r == "002"),
+        "{retries:?}"
+    );
     eprintln!("slowest application read while the migration waited: {slowest:?}");
 }
 
@@ -128,7 +138,10 @@ fn an_expired_lease_is_taken_over_and_a_live_one_is_named() {
     );
     ok(&p.strata(&db, &["up"]));
     assert_eq!(db.tables(), ["a"]);
-    assert_eq!(db.query("SELECT count(*) FROM schema_migrations_lock"), ["0"]);
+    assert_eq!(
+        db.query("SELECT count(*) FROM schema_migrations_lock"),
+        ["0"]
+    );
 }
 
 #[test]
@@ -157,13 +170,15 @@ fn a_killed_lease_holder_is_taken_over_after_expiry() {
     // Kill it once it holds the lease.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let held = std::panic::catch_unwind(|| {
-            db.query("SELECT count(*) FROM schema_migrations_lock")
-        });
+        let held =
+            std::panic::catch_unwind(|| db.query("SELECT count(*) FROM schema_migrations_lock"));
         if matches!(held.as_deref(), Ok([n]) if n == "1") {
             break;
         }
-        assert!(Instant::now() < deadline, "the first run never took the lease");
+        assert!(
+            Instant::now() < deadline,
+            "the first run never took the lease"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));
@@ -174,7 +189,10 @@ fn a_killed_lease_holder_is_taken_over_after_expiry() {
     let err = stderr(&o);
     assert_eq!(code(&o), 0, "{err}");
     assert!(err.contains("waiting for the migration lease"), "{err}");
-    eprintln!("took over a killed holder's lease in {:?}", started.elapsed());
+    eprintln!(
+        "took over a killed holder's lease in {:?}",
+        started.elapsed()
+    );
     assert_eq!(db.query("SELECT count(*) FROM schema_migrations"), ["4"]);
     assert_eq!(db.tables().len(), 4);
 }
@@ -274,16 +292,29 @@ fn without_audit(dump: &str) -> String {
 
 fn backups_round_trip(db: &TestDb) {
     let p = Project::new();
-    p.file("001_a.sql", "CREATE TABLE a (id INTEGER);\nINSERT INTO a VALUES (1);\n-- strata:down\nDROP TABLE a;\n");
-    p.file("002_b.sql", "CREATE TABLE b (id INTEGER);\n-- strata:down\nDROP TABLE b;\n");
-    p.file("003_c.sql", "CREATE TABLE c (id INTEGER);\n-- strata:down\nDROP TABLE c;\n");
+    p.file(
+        "001_a.sql",
+        "CREATE TABLE a (id INTEGER);\nINSERT INTO a VALUES (1);\n-- strata:down\nDROP TABLE a;\n",
+    );
+    p.file(
+        "002_b.sql",
+        "CREATE TABLE b (id INTEGER);\n-- strata:down\nDROP TABLE b;\n",
+    );
+    p.file(
+        "003_c.sql",
+        "CREATE TABLE c (id INTEGER);\n-- strata:down\nDROP TABLE c;\n",
+    );
     ok(&p.strata(db, &["up", "--target", "002"]));
     let before = db.dump();
     let created = json(&p.strata(db, &["--json", "backup", "create"]));
     let id = created["id"].as_str().unwrap().to_string();
     assert_eq!(created["schema_version"], "002");
     assert!(created["size_bytes"].as_u64().unwrap() > 0);
-    assert!(p.root().join("backups").join(created["file"].as_str().unwrap()).exists());
+    assert!(p
+        .root()
+        .join("backups")
+        .join(created["file"].as_str().unwrap())
+        .exists());
     // Changes after the backup: a migration, data, an object outside migrations.
     ok(&p.strata(db, &["up"]));
     db.query("INSERT INTO a VALUES (2)");
@@ -307,7 +338,10 @@ fn backups_round_trip(db: &TestDb) {
     assert_eq!(db.dump(), now);
 
     // Automatic backups before a run, with retention keeping only the newest.
-    config(&p, "[backup]\nbackup_before_migration = true\nbackup_retention_days = 0\n");
+    config(
+        &p,
+        "[backup]\nbackup_before_migration = true\nbackup_retention_days = 0\n",
+    );
     let out = ok(&p.strata(db, &["up"]));
     assert!(out.contains("Backup "), "{out}");
     let list = json(&p.strata(db, &["--json", "backup", "list"]));
@@ -325,7 +359,14 @@ fn backups_round_trip(db: &TestDb) {
     let o = cmd
         .current_dir(p.root())
         .env("BACKUP_LOCATION", elsewhere.path())
-        .args(["--database-url", &db.url(), "--dir", "migrations", "backup", "create"])
+        .args([
+            "--database-url",
+            &db.url(),
+            "--dir",
+            "migrations",
+            "backup",
+            "create",
+        ])
         .output()
         .unwrap();
     ok(&o);
@@ -353,8 +394,14 @@ fn backups_create_list_restore_and_retention_on_sqlite() {
 fn protected_environments_guard_every_dangerous_command() {
     let db = TestDb::sqlite();
     let p = Project::new();
-    p.file("001_a.sql", "CREATE TABLE a (id INTEGER);\n-- strata:down\nDROP TABLE a;\n");
-    p.file("002_b.sql", "CREATE TABLE b (id INTEGER);\n-- strata:down\nDROP TABLE b;\n");
+    p.file(
+        "001_a.sql",
+        "CREATE TABLE a (id INTEGER);\n-- strata:down\nDROP TABLE a;\n",
+    );
+    p.file(
+        "002_b.sql",
+        "CREATE TABLE b (id INTEGER);\n-- strata:down\nDROP TABLE b;\n",
+    );
     config(&p, "[environments.staging]\nprotected = true\n");
     // `.env.staging` supplies the database for that environment.
     std::fs::write(

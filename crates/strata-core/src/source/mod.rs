@@ -213,6 +213,14 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
 fn read_text(path: &Path) -> Result<String, SourceError> {
     let bytes = fs::read(path)
         .map_err(|e| SourceError::new(path, None, format!("cannot read file: {e}")))?;
+    if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
+        return Err(SourceError::new(
+            path,
+            Some(1),
+            "file is UTF-16 (it starts with a UTF-16 byte-order mark)",
+        )
+        .with_help("save the file as UTF-8"));
+    }
     String::from_utf8(bytes).map_err(|e| {
         let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = good.iter().filter(|&&b| b == b'\n').count() + 1;

@@ -37,7 +37,7 @@ impl PgDriver {
     pub async fn connect(url: &str, names: &HistoryNames) -> Result<Self, DriverError> {
         let mut config: Config = url.parse().map_err(|e| {
             DriverError::new(
-                DriverErrorKind::Connect,
+                DriverErrorKind::InvalidUrl,
                 format!("invalid PostgreSQL URL {}: {e}", strata_core::redact(url)),
             )
         })?;

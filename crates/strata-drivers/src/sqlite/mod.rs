@@ -202,8 +202,9 @@ impl Driver for SqliteDriver {
                 .map_err(|e| sqlite_error(&e));
         }
         self.conn()?;
-        let reader = Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| sqlite_error(&e))?;
+        let reader =
+            Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(|e| sqlite_error(&e))?;
         reader
             .busy_timeout(self.lock_timeout)
             .map_err(|e| sqlite_error(&e))?;
