@@ -9,4 +9,5 @@ mod corpora;
 mod crash;
 mod failures;
 mod safety;
+mod secrets;
 mod support;
