@@ -25,6 +25,12 @@ impl Statement {
     }
 }
 
+/// White space as SQL engines lex it: ASCII white space and vertical tab (which
+/// `is_ascii_whitespace` leaves out; a lone `\x0b` once came back as a statement).
+pub fn is_space(c: u8) -> bool {
+    c.is_ascii_whitespace() || c == 0x0b
+}
+
 /// Splits a script into statements, skipping empty ones (only comments or white space).
 pub fn split(sql: &str) -> Vec<Statement> {
     Splitter::new(sql).run()
@@ -82,7 +88,7 @@ impl<'a> Splitter<'a> {
     fn finish(&mut self, end: usize) {
         if let Some(start) = self.start.take() {
             let mut e = end;
-            while e > start && self.s[e - 1].is_ascii_whitespace() {
+            while e > start && is_space(self.s[e - 1]) {
                 e -= 1;
             }
             self.out.push(Statement { range: start..e });
@@ -144,7 +150,7 @@ impl<'a> Splitter<'a> {
                     }
                 }
                 c if c.is_ascii_alphabetic() || c == b'_' => self.word(),
-                c if c.is_ascii_whitespace() => self.i += 1,
+                c if is_space(c) => self.i += 1,
                 _ => {
                     self.mark(self.i);
                     self.i += 1;
@@ -278,6 +284,9 @@ mod tests {
             ["create table a(x int)", "insert into a values (1)"]
         );
         assert!(texts("-- only a comment\n/* and ; this */\n").is_empty());
+        // Found by the fuzzer: vertical tab is white space.
+        assert!(texts("\n\x0b\n\n").is_empty());
+        assert_eq!(texts("\x0bSELECT 1;\x0b"), ["SELECT 1"]);
     }
 
     #[test]
