@@ -268,6 +268,15 @@ fn health_is_0_1_or_2() {
         assert_eq!(code(&o), 0, "{}", stdout(&o));
         assert!(stdout(&o).contains("healthy"));
         assert!(stdout(&o).contains("history tables present"));
+        if let TestDb::Sqlite { path, .. } = &db {
+            // Someone holding the write lock: degraded, and said so.
+            let writer = rusqlite::Connection::open(path).unwrap();
+            writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+            let o = p.strata(&db, &["--json", "health"]);
+            assert_eq!(code(&o), 1);
+            assert!(json(&o)["lock_holder"].is_string(), "{}", stdout(&o));
+            writer.execute_batch("ROLLBACK").unwrap();
+        }
     }
     let p = Project::new();
     let o = strata_in(

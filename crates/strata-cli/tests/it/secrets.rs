@@ -36,14 +36,36 @@ fn passwords_never_appear_in_any_output() {
     };
     let url = with_password(&db.url());
     let p = Project::new();
-    p.file("001_a.sql", "CREATE TABLE a (id INTEGER);\n-- strata:down\nDROP TABLE a;\n");
+    p.file(
+        "001_a.sql",
+        "CREATE TABLE a (id INTEGER);\n-- strata:down\nDROP TABLE a;\n",
+    );
     p.file("002_bad.sql", "INSERT INTO nowhere VALUES (1);\n");
-    std::fs::write(p.root().join("strata.toml"), "[settings]\nretry_attempts = 0\nlock_timeout_seconds = 1\n").unwrap();
+    std::fs::write(
+        p.root().join("strata.toml"),
+        "[settings]\nretry_attempts = 0\nlock_timeout_seconds = 1\n",
+    )
+    .unwrap();
     let u = url.as_str();
     let host = db.url();
-    let host = host.split('@').nth(1).unwrap().split('/').next().unwrap().to_string();
+    let host = host
+        .split('@')
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
     let (h, port) = host.split_once(':').unwrap_or((&host, "5432"));
-    let name = db.url().rsplit('/').next().unwrap().split('?').next().unwrap().to_string();
+    let name = db
+        .url()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
     let db_vars: Vec<(&str, &str)> = vec![
         ("DB_HOST", h),
         ("DB_PORT", port),
@@ -83,8 +105,14 @@ fn passwords_never_appear_in_any_output() {
         outputs.push((format!("DB_* {args:?}"), run(&p, &db_vars, args)));
     }
     // DB_ECHO logs every statement; trace logs every protocol step.
-    outputs.push(("echo".into(), run(&p, &[("DB_ECHO", "true")], &["--database-url", u, "up"])));
-    outputs.push(("trace".into(), run(&p, &trace, &["--database-url", u, "up"])));
+    outputs.push((
+        "echo".into(),
+        run(&p, &[("DB_ECHO", "true")], &["--database-url", u, "up"]),
+    ));
+    outputs.push((
+        "trace".into(),
+        run(&p, &trace, &["--database-url", u, "up"]),
+    ));
     // Unreachable, malformed and unsupported URLs carrying the password.
     for bad in [
         format!("postgres://postgres:{PASSWORD}@127.0.0.1:1/x"),
@@ -92,7 +120,12 @@ fn passwords_never_appear_in_any_output() {
         format!("mysqlx://root:{PASSWORD}@h/x"),
         format!("postgres://postgres:{PASSWORD}@no-such-host.invalid/x"),
     ] {
-        for args in [&["status"][..], &["--json", "up"], &["--json", "health"], &["info"]] {
+        for args in [
+            &["status"][..],
+            &["--json", "up"],
+            &["--json", "health"],
+            &["info"],
+        ] {
             let flagged = [&["--database-url", bad.as_str()][..], args].concat();
             outputs.push((format!("{bad} {args:?}"), run(&p, &trace, &flagged)));
         }
@@ -107,7 +140,11 @@ fn passwords_never_appear_in_any_output() {
         .filter(|(_, o)| o.contains(PASSWORD))
         .map(|(what, o)| format!("{what}:\n{o}"))
         .collect();
-    assert!(leaks.is_empty(), "the password leaked:\n{}", leaks.join("\n---\n"));
+    assert!(
+        leaks.is_empty(),
+        "the password leaked:\n{}",
+        leaks.join("\n---\n")
+    );
     // Nor is it stored: strata keeps no URL in the database or the backups' sidecars.
     let dumped = db.query("SELECT string_agg(t::text, ' ') FROM (SELECT * FROM audit_log) t");
     assert!(!dumped.concat().contains(PASSWORD));
@@ -116,7 +153,10 @@ fn passwords_never_appear_in_any_output() {
         if path.extension().is_some_and(|e| e == "json") {
             let text = std::fs::read_to_string(&path).unwrap();
             assert!(!text.contains(PASSWORD), "{text}");
-            assert!(text.contains("***"), "the sidecar names the database redacted: {text}");
+            assert!(
+                text.contains("***"),
+                "the sidecar names the database redacted: {text}"
+            );
         }
     }
     eprintln!("checked {} outputs for the password", outputs.len());

@@ -177,6 +177,28 @@ impl Driver for SqliteDriver {
             .map_or(Ok(vec![]), |c| history::metadata(c, &self.tables))
     }
 
+    /// Probes the write lock from a second connection without waiting.
+    async fn lock_holder(&mut self) -> Result<Option<String>, DriverError> {
+        if self.locked || self.path.as_os_str() == ":memory:" || !self.path.exists() {
+            return Ok(None);
+        }
+        let probe = Connection::open(&self.path).map_err(|e| sqlite_error(&e))?;
+        match probe.execute_batch("BEGIN IMMEDIATE; ROLLBACK") {
+            Ok(()) => Ok(None),
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                Ok(Some(
+                    "another connection (a strata run or an open write transaction)".into(),
+                ))
+            }
+            Err(e) => Err(sqlite_error(&e)),
+        }
+    }
+
     async fn reconnect(&mut self) -> Result<(), DriverError> {
         // Dropping the connection rolls back anything uncommitted and frees the lock.
         self.conn = None;
