@@ -409,18 +409,10 @@ impl Migrator {
             let current = self.status_of(&applied).current.unwrap_or_default();
             let mut repaired = Vec::new();
             for (action, record) in repairs {
-                let audit = AuditEntry {
-                    operation: "repair".into(),
-                    record_id: action.version.clone(),
-                    old_values: applied
+                let audit = self.entry("repair", action.version.clone(), applied
                         .iter()
                         .find(|a| a.version == action.version)
-                        .map(|a| serde_json::json!({"checksum": a.checksum, "success": a.success, "statements_done": a.statements_done})),
-                    new_values: Some(serde_json::json!({"action": action.action, "detail": action.detail})),
-                    changed_by: self.actor.name.clone(),
-                    ip_address: self.actor.ip_address.clone(),
-                    user_agent: self.actor.user_agent.clone(),
-                };
+                        .map(|a| serde_json::json!({"checksum": a.checksum, "success": a.success, "statements_done": a.statements_done})), Some(serde_json::json!({"action": action.action, "detail": action.detail})));
                 let change = self.change(
                     None,
                     true,
@@ -520,8 +512,21 @@ impl Migrator {
             h.status = h.status.max(s);
             h.problems.push(problem);
         };
-        let d = match d {
-            Ok(d) => d,
+        let started = Instant::now();
+        let reached = match d {
+            Ok(d) => match d.server_version().await {
+                Ok(v) => Ok((d, v)),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        let d = match reached {
+            Ok((d, version)) => {
+                h.reachable = true;
+                h.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+                h.server_version = Some(version);
+                d
+            }
             Err(e) => {
                 worst(
                     &mut h,
@@ -531,22 +536,6 @@ impl Migrator {
                 return h;
             }
         };
-        let started = Instant::now();
-        match d.server_version().await {
-            Ok(v) => {
-                h.reachable = true;
-                h.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-                h.server_version = Some(v);
-            }
-            Err(e) => {
-                worst(
-                    &mut h,
-                    HealthStatus::Unhealthy,
-                    format!("database unreachable: {e}"),
-                );
-                return h;
-            }
-        }
         if let Err(e) = self.check_sum() {
             h.drift.push("strata.sum".into());
             worst(&mut h, HealthStatus::Degraded, e.to_string());
@@ -631,15 +620,12 @@ impl Migrator {
         let unlocked = d.unlock().await;
         let info = result?;
         unlocked?;
-        let entry = AuditEntry {
-            operation: "restore".into(),
-            record_id: info.schema_version.clone().unwrap_or_default(),
-            old_values: None,
-            new_values: Some(serde_json::json!({"backup": info.id, "created_at": info.created_at})),
-            changed_by: self.actor.name.clone(),
-            ip_address: self.actor.ip_address.clone(),
-            user_agent: self.actor.user_agent.clone(),
-        };
+        let entry = self.entry(
+            "restore",
+            info.schema_version.clone().unwrap_or_default(),
+            None,
+            Some(serde_json::json!({"backup": info.id, "created_at": info.created_at})),
+        );
         if let Err(e) = d.audit(&entry).await {
             tracing::warn!("could not write the restore to audit_log: {e}");
         }
@@ -851,20 +837,17 @@ impl Migrator {
             Error::Migration { version, .. } => version.clone(),
             _ => String::new(),
         };
-        let entry = AuditEntry {
-            operation: "retry".into(),
-            record_id: version,
-            old_values: None,
-            new_values: Some(serde_json::json!({
+        let entry = self.entry(
+            "retry",
+            version,
+            None,
+            Some(serde_json::json!({
                 "attempt": attempt,
                 "of": of,
                 "delay_ms": delay.as_millis() as u64,
                 "error": error.to_string(),
             })),
-            changed_by: self.actor.name.clone(),
-            ip_address: self.actor.ip_address.clone(),
-            user_agent: self.actor.user_agent.clone(),
-        };
+        );
         let result = async {
             d.ensure_history().await?;
             d.audit(&entry).await
@@ -1057,6 +1040,25 @@ impl Migrator {
         }
     }
 
+    /// An audit row by this migrator's actor.
+    fn entry(
+        &self,
+        operation: impl Into<String>,
+        record_id: String,
+        old_values: Option<serde_json::Value>,
+        new_values: Option<serde_json::Value>,
+    ) -> AuditEntry {
+        AuditEntry {
+            operation: operation.into(),
+            record_id,
+            old_values,
+            new_values,
+            changed_by: self.actor.name.clone(),
+            ip_address: self.actor.ip_address.clone(),
+            user_agent: self.actor.user_agent.clone(),
+        }
+    }
+
     fn audit(&self, operation: &str, step: &Step, error: Option<&DriverError>) -> AuditEntry {
         let m = step.migration.map(|i| &self.source.migrations[i]);
         let mut values = serde_json::json!({ "version": step.version, "name": step.name });
@@ -1072,15 +1074,7 @@ impl Migrator {
         } else {
             (None, Some(values))
         };
-        AuditEntry {
-            operation: operation.into(),
-            record_id: step.version.clone(),
-            old_values,
-            new_values,
-            changed_by: self.actor.name.clone(),
-            ip_address: self.actor.ip_address.clone(),
-            user_agent: self.actor.user_agent.clone(),
-        }
+        self.entry(operation, step.version.clone(), old_values, new_values)
     }
 }
 
