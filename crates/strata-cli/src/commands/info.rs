@@ -34,6 +34,14 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
             "out_of_order": migrator.settings().out_of_order(),
             "rollback_enabled": migrator.settings().rollback_enabled(),
             "init_sql": migrator.settings().init_sql(),
+            "lock": migrator.settings().lock_mode(),
+            "lease_seconds": migrator.settings().lease().as_secs(),
+        },
+        "backup": {
+            "location": c.backup.location(),
+            "before_migration": c.backup.before_migration(),
+            "retention_days": c.backup.backup_retention_days,
+            "required_for_rollback": c.protected && c.backup.require_for_rollback(),
         },
         "metadata": metadata.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
         "counts": counts,
@@ -64,6 +72,7 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
         );
         println!("migrations:   {}", c.dir.display());
         println!("settings:     {}", info["settings"]);
+        println!("backup:       {}", info["backup"]);
         println!("counts:       {counts}");
         println!(
             "current:      {}   head: {}",
