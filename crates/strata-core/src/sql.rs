@@ -8,8 +8,9 @@
 //! It understands `--` and nested `/* */` comments, `'…'` strings (with `''`, and `E'…'`
 //! backslash escapes), `"…"` and `` `…` `` identifiers, `$tag$…$tag$` dollar quoting,
 //! parentheses, `BEGIN … END` bodies of `CREATE TRIGGER/FUNCTION/PROCEDURE` (SQLite
-//! triggers, PostgreSQL `BEGIN ATOMIC`, MySQL procedures) and goose's
-//! `-- +goose StatementBegin` / `StatementEnd` blocks.
+//! triggers, PostgreSQL `BEGIN ATOMIC`, MySQL procedures), goose's
+//! `-- +goose StatementBegin` / `StatementEnd` blocks, and the MySQL client's
+//! `DELIMITER $$` lines (which change the terminator and belong to no statement).
 
 use std::ops::Range;
 
@@ -57,6 +58,8 @@ struct Splitter<'a> {
     /// Start of the first token of the current statement.
     start: Option<usize>,
     first_word: Option<String>,
+    /// Set by a `DELIMITER x` line; `None` is `;`.
+    delimiter: Option<String>,
     body_depth: usize,
     paren_depth: usize,
     goose_block: bool,
@@ -72,6 +75,7 @@ impl<'a> Splitter<'a> {
             out: Vec::new(),
             start: None,
             first_word: None,
+            delimiter: None,
             body_depth: 0,
             paren_depth: 0,
             goose_block: false,
@@ -102,8 +106,17 @@ impl<'a> Splitter<'a> {
     fn run(mut self) -> Vec<Statement> {
         let n = self.s.len();
         while self.i < n {
+            if let Some(d) = &self.delimiter {
+                if self.s[self.i..].starts_with(d.as_bytes()) {
+                    let len = d.len();
+                    self.finish(self.i);
+                    self.i += len;
+                    continue;
+                }
+            }
             let c = self.s[self.i];
             match c {
+                c if self.start.is_none() && self.at_delimiter_line() => self.delimiter_line(),
                 b'-' if self.peek(1) == Some(b'-') => {
                     let end = self.find_byte(b'\n').unwrap_or(n);
                     let comment = self.src[self.i..end].trim();
@@ -142,7 +155,10 @@ impl<'a> Splitter<'a> {
                     self.i += 1;
                 }
                 b';' => {
-                    if self.goose_block || self.body_depth > 0 || self.paren_depth > 0 {
+                    if self.delimiter.is_some() {
+                        self.mark(self.i);
+                        self.i += 1;
+                    } else if self.goose_block || self.body_depth > 0 || self.paren_depth > 0 {
                         self.i += 1;
                     } else {
                         self.finish(self.i);
@@ -159,6 +175,22 @@ impl<'a> Splitter<'a> {
         }
         self.finish(n);
         self.out
+    }
+
+    /// `DELIMITER <x>` (any case) where a statement could start.
+    fn at_delimiter_line(&self) -> bool {
+        let rest = &self.s[self.i..];
+        rest.len() > 9
+            && rest[..9].eq_ignore_ascii_case(b"DELIMITER")
+            && matches!(rest[9], b' ' | b'\t')
+    }
+
+    /// Reads a `DELIMITER` line: the rest of the line is the new terminator.
+    fn delimiter_line(&mut self) {
+        let end = self.find_byte(b'\n').unwrap_or(self.s.len());
+        let d = self.src[self.i + 9..end].trim();
+        self.delimiter = (!d.is_empty() && d != ";").then(|| d.to_string());
+        self.i = end;
     }
 
     fn peek(&self, k: usize) -> Option<u8> {
@@ -246,6 +278,10 @@ impl<'a> Splitter<'a> {
         let start = self.i;
         while self.i < self.s.len()
             && (self.s[self.i].is_ascii_alphanumeric() || matches!(self.s[self.i], b'_' | b'$'))
+            && !self
+                .delimiter
+                .as_ref()
+                .is_some_and(|d| self.s[self.i..].starts_with(d.as_bytes()))
         {
             self.i += 1;
         }
@@ -287,6 +323,24 @@ mod tests {
         // Found by the fuzzer: vertical tab is white space.
         assert!(texts("\n\x0b\n\n").is_empty());
         assert_eq!(texts("\x0bSELECT 1;\x0b"), ["SELECT 1"]);
+    }
+
+    #[test]
+    fn follows_mysql_delimiter_lines() {
+        let sql = "CREATE TABLE t (a INT);\nDELIMITER $$\nCREATE PROCEDURE p()\nBEGIN\n  SELECT 1;\n  SELECT 2;\nEND$$\ndelimiter ;\nINSERT INTO t VALUES (1);\n";
+        assert_eq!(
+            texts(sql),
+            [
+                "CREATE TABLE t (a INT)",
+                "CREATE PROCEDURE p()\nBEGIN\n  SELECT 1;\n  SELECT 2;\nEND",
+                "INSERT INTO t VALUES (1)"
+            ]
+        );
+        // A delimiter inside a string is text; `DELIMITER` mid-statement is a word.
+        assert_eq!(
+            texts("DELIMITER //\nSELECT '//' //\nSELECT delimiter FROM x//"),
+            ["SELECT '//'", "SELECT delimiter FROM x"]
+        );
     }
 
     #[test]
