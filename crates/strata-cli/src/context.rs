@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use strata_core::{
     BackupPolicy, BackupStore, Config, Driver, DriverErrorKind, Error, Migrator, Overrides,
-    UrlSource,
+    RunOptions, UrlSource,
 };
 use strata_drivers::HistoryNames;
 
@@ -84,6 +84,16 @@ impl Context {
                 }
                 other => return other,
             }
+        }
+    }
+
+    /// Options of a state-changing run: dry run, `DB_ECHO`, and the backup policy.
+    pub fn run_options(&self, dry_run: bool, rollback: bool) -> RunOptions {
+        RunOptions {
+            dry_run,
+            echo: self.echo(),
+            backup: self.backup_policy(rollback),
+            ..Default::default()
         }
     }
 

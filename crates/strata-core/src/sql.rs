@@ -116,7 +116,7 @@ impl<'a> Splitter<'a> {
             }
             let c = self.s[self.i];
             match c {
-                c if self.start.is_none() && self.at_delimiter_line() => self.delimiter_line(),
+                _ if self.start.is_none() && self.at_delimiter_line() => self.delimiter_line(),
                 b'-' if self.peek(1) == Some(b'-') => {
                     let end = self.find_byte(b'\n').unwrap_or(n);
                     let comment = self.src[self.i..end].trim();

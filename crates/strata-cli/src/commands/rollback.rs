@@ -1,6 +1,6 @@
 //! `strata down V` and `strata rollback [T]`.
 
-use strata_core::{Error, RunOptions, Target};
+use strata_core::{Error, Target};
 
 use crate::args::{DownArgs, RollbackArgs};
 use crate::context::Context;
@@ -12,12 +12,7 @@ pub async fn down(ctx: &Context, a: DownArgs) -> Result<i32, Error> {
         ctx.confirm(&format!("roll back {}", a.target_version))?;
     }
     let mut db = ctx.connect_for_change().await?;
-    let opts = RunOptions {
-        dry_run: a.dry_run,
-        echo: ctx.echo(),
-        backup: ctx.backup_policy(true),
-        ..Default::default()
-    };
+    let opts = ctx.run_options(a.dry_run, true);
     let report = migrator
         .down(
             db.as_mut(),
@@ -40,12 +35,7 @@ pub async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<i32, Error> {
         ctx.confirm(&format!("roll back to {target}"))?;
     }
     let mut db = ctx.connect_for_change().await?;
-    let opts = RunOptions {
-        dry_run: a.dry_run,
-        echo: ctx.echo(),
-        backup: ctx.backup_policy(true),
-        ..Default::default()
-    };
+    let opts = ctx.run_options(a.dry_run, true);
     let report = migrator
         .rollback(
             db.as_mut(),

@@ -11,13 +11,11 @@ pub async fn run(ctx: &Context, a: UpArgs) -> Result<i32, Error> {
     let migrator = ctx.migrator()?;
     let mut db = ctx.connect_for_change().await?;
     let opts = RunOptions {
-        dry_run: a.dry_run,
         up: UpOptions {
             allow_out_of_order: a.allow_out_of_order,
             resume: a.resume,
         },
-        echo: ctx.echo(),
-        backup: ctx.backup_policy(false),
+        ..ctx.run_options(a.dry_run, false)
     };
     let report = migrator
         .up(

@@ -248,14 +248,16 @@ pub(super) async fn release_lease(
     t: &Tables,
     lease: Lease,
 ) -> Result<(), DriverError> {
-    lease.heartbeat.abort();
+    // Stop the heartbeat first: renewing a deleted row would report a lost lease.
+    let holder = lease.holder.clone();
+    drop(lease);
     client
         .execute(
             &format!(
                 "DELETE FROM {} WHERE name = 'migrate' AND holder = $1",
                 t.lease
             ),
-            &[&lease.holder],
+            &[&holder],
         )
         .await
         .map_err(|e| db_error(&e))?;

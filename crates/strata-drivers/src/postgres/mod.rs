@@ -178,10 +178,8 @@ impl Driver for PgDriver {
     }
 
     async fn reconnect(&mut self) -> Result<(), DriverError> {
-        if let Some(lease) = self.lease.take() {
-            // Stop renewing; the row expires unless the next attempt takes it back.
-            drop(lease);
-        }
+        // Stop renewing; the row expires unless the next attempt takes it back.
+        self.lease = None;
         self.client = open(&self.config).await?;
         Ok(())
     }
