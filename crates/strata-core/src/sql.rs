@@ -11,6 +11,10 @@
 //! triggers, PostgreSQL `BEGIN ATOMIC`, MySQL procedures), goose's
 //! `-- +goose StatementBegin` / `StatementEnd` blocks, and the MySQL client's
 //! `DELIMITER $$` lines (which change the terminator and belong to no statement).
+//!
+//! [`Dialect::MySql`] lexes as MySQL does: backslash escapes in `'…'` and `"…"`, `#`
+//! line comments, no dollar quoting (`$` is an identifier character), and `/*! … */`
+//! version comments counted as statement text (mysqldump's `/*!40101 SET … */;` runs).
 
 use std::ops::Range;
 
@@ -32,9 +36,25 @@ pub fn is_space(c: u8) -> bool {
     c.is_ascii_whitespace() || c == 0x0b
 }
 
+/// How a script is lexed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// PostgreSQL and SQLite (and anything else).
+    #[default]
+    Standard,
+    MySql,
+}
+
 /// Splits a script into statements, skipping empty ones (only comments or white space).
 pub fn split(sql: &str) -> Vec<Statement> {
-    Splitter::new(sql).run()
+    split_dialect(sql, Dialect::Standard)
+}
+
+/// [`split`] for a given SQL dialect.
+pub fn split_dialect(sql: &str, dialect: Dialect) -> Vec<Statement> {
+    let mut s = Splitter::new(sql);
+    s.mysql = dialect == Dialect::MySql;
+    s.run()
 }
 
 /// The index of the statement holding byte `offset`, if any.
@@ -64,6 +84,7 @@ struct Splitter<'a> {
     paren_depth: usize,
     goose_block: bool,
     prev_word: String,
+    mysql: bool,
 }
 
 impl<'a> Splitter<'a> {
@@ -80,6 +101,7 @@ impl<'a> Splitter<'a> {
             paren_depth: 0,
             goose_block: false,
             prev_word: String::new(),
+            mysql: false,
         }
     }
 
@@ -123,19 +145,26 @@ impl<'a> Splitter<'a> {
                     self.goose_marker(comment, end);
                     self.i = end;
                 }
-                b'/' if self.peek(1) == Some(b'*') => self.skip_block_comment(),
+                b'#' if self.mysql => self.i = self.find_byte(b'\n').unwrap_or(n),
+                b'/' if self.peek(1) == Some(b'*') => {
+                    if self.mysql && self.peek(2) == Some(b'!') {
+                        self.mark(self.i);
+                    }
+                    self.skip_block_comment();
+                }
                 b'\'' => {
                     self.mark(self.i);
-                    let escapes = self.i > 0
-                        && matches!(self.s[self.i - 1], b'e' | b'E')
-                        && !self.ident_before(self.i - 1);
+                    let escapes = self.mysql
+                        || (self.i > 0
+                            && matches!(self.s[self.i - 1], b'e' | b'E')
+                            && !self.ident_before(self.i - 1));
                     self.skip_quoted(b'\'', escapes);
                 }
                 b'"' | b'`' => {
                     self.mark(self.i);
-                    self.skip_quoted(c, false);
+                    self.skip_quoted(c, self.mysql && c == b'"');
                 }
-                b'$' if self.dollar_tag().is_some() => {
+                b'$' if !self.mysql && self.dollar_tag().is_some() => {
                     self.mark(self.i);
                     let tag = self.dollar_tag().unwrap_or_default();
                     let body_start = self.i + tag.len();
@@ -220,11 +249,11 @@ impl<'a> Splitter<'a> {
     }
 
     fn skip_block_comment(&mut self) {
-        // PostgreSQL nests block comments; other engines never see `/*` inside one.
+        // PostgreSQL nests block comments; MySQL ends one at the first `*/`.
         let mut depth = 0usize;
         let n = self.s.len();
         while self.i < n {
-            if self.s[self.i] == b'/' && self.peek(1) == Some(b'*') {
+            if self.s[self.i] == b'/' && self.peek(1) == Some(b'*') && !(self.mysql && depth > 0) {
                 depth += 1;
                 self.i += 2;
             } else if self.s[self.i] == b'*' && self.peek(1) == Some(b'/') {
@@ -341,6 +370,25 @@ mod tests {
             texts("DELIMITER //\nSELECT '//' //\nSELECT delimiter FROM x//"),
             ["SELECT '//'", "SELECT delimiter FROM x"]
         );
+    }
+
+    #[test]
+    fn mysql_lexes_backslashes_hashes_and_version_comments() {
+        let sql = "INSERT INTO t VALUES ('it\\'s; fine', \"a\\\";b\");\n# a comment; here\n/*!40101 SET NAMES utf8 */;\nSELECT a$b FROM t;";
+        let t: Vec<&str> = split_dialect(sql, Dialect::MySql)
+            .iter()
+            .map(|s| s.text(sql))
+            .collect();
+        assert_eq!(
+            t,
+            [
+                "INSERT INTO t VALUES ('it\\'s; fine', \"a\\\";b\")",
+                "/*!40101 SET NAMES utf8 */",
+                "SELECT a$b FROM t"
+            ]
+        );
+        // The standard dialect keeps PostgreSQL's reading of the same bytes.
+        assert_eq!(texts("select '\\'; select 1;").len(), 2);
     }
 
     #[test]

@@ -48,7 +48,8 @@ fn up_status_rollback_round_trip() {
         let rows = db.query("SELECT version, checksum, rollback_sql, success, applied_by FROM schema_migrations ORDER BY id");
         assert_eq!(rows.len(), 3);
         assert!(rows[1].contains("DROP TABLE posts;"), "{rows:?}");
-        let meta = db.query("SELECT value FROM application_metadata WHERE key = 'schema_version'");
+        let meta =
+            db.query("SELECT value FROM application_metadata WHERE \"key\" = 'schema_version'");
         assert_eq!(meta, ["003"]);
 
         // up again: nothing to do.
@@ -58,7 +59,7 @@ fn up_status_rollback_round_trip() {
         assert_eq!(rb["rolled_back"][0]["version"], "003");
         assert_eq!(db.tables(), ["posts", "users"]);
         assert_eq!(
-            db.query("SELECT value FROM application_metadata WHERE key = 'schema_version'"),
+            db.query("SELECT value FROM application_metadata WHERE \"key\" = 'schema_version'"),
             ["002"]
         );
 

@@ -69,6 +69,31 @@ fn sixteen_processes_with_a_lease_lock_apply_each_migration_once() {
 }
 
 #[test]
+fn sixteen_processes_apply_each_migration_once_on_mysql() {
+    let Some(db) = TestDb::mysql("concurrency") else {
+        return;
+    };
+    race(&db, 16, 30, "");
+}
+
+#[test]
+fn sixteen_processes_with_a_lease_lock_on_mysql() {
+    let Some(db) = TestDb::mysql("concurrency_lease") else {
+        return;
+    };
+    race(
+        &db,
+        16,
+        30,
+        "[settings]\nlock = \"lease\"\nlease_seconds = 5\n",
+    );
+    assert_eq!(
+        db.query("SELECT count(*) FROM schema_migrations_lock"),
+        ["0"]
+    );
+}
+
+#[test]
 fn sixteen_processes_apply_each_migration_once_on_sqlite() {
     race(&TestDb::sqlite(), 16, 30, "");
 }

@@ -97,6 +97,62 @@ fn vaultwarden_postgresql_and_sqlite_apply() {
 }
 
 #[test]
+fn vaultwarden_mysql_applies_with_init_sql() {
+    let (Some(c), Some(db)) = (corpora("vaultwarden"), TestDb::mysql("vaultwarden_mysql")) else {
+        return;
+    };
+    let dir = c.join("vaultwarden/migrations/mysql");
+    // Its tree declares foreign keys to tables created later, which MariaDB 10.5+
+    // enforces: without init_sql the first such migration fails, named, and stays failed.
+    let o = strata_in(dir.parent().unwrap(), &db.url(), &dir, &["up"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Foreign key constraint"),
+        "{}",
+        stderr(&o)
+    );
+    let failed = db.query("SELECT count(*) FROM schema_migrations WHERE success = 0");
+    assert_eq!(failed, ["1"]);
+    // With `init_sql` (as Flyway's initSql) it applies unchanged, from a fresh database.
+    drop(db);
+    let db = TestDb::mysql("vaultwarden_mysql").unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cfg.path().join("strata.toml"),
+        "[settings]\ninit_sql = \"SET foreign_key_checks=0\"\n",
+    )
+    .unwrap();
+    let o = strata_in(cfg.path(), &db.url(), &dir, &["up", "--json"]);
+    assert_eq!(
+        json(&o)["applied"].as_array().unwrap().len(),
+        55,
+        "{}",
+        stderr(&o)
+    );
+    assert!(db.tables().contains(&"users_organizations".to_string()));
+}
+
+#[test]
+fn authelia_mysql_applies_with_its_procedures() {
+    let (Some(c), Some(db)) = (corpora("authelia"), TestDb::mysql("authelia_mysql")) else {
+        return;
+    };
+    let dir = c.join("authelia/internal/storage/migrations/mysql");
+    up_all(&db, &dir, 26);
+    // V0007 creates procedures with `BEGIN … END;` bodies and no DELIMITER lines, and
+    // calls them: the splitter kept each body whole.
+    let routines = db.query(
+        "SELECT count(*) FROM information_schema.routines WHERE routine_schema = DATABASE()",
+    );
+    assert_eq!(routines, ["2"]);
+    assert!(
+        db.tables().contains(&"webauthn_credentials".to_string()),
+        "{:?}",
+        db.tables()
+    );
+}
+
+#[test]
 fn authelia_postgres_round_trips_to_an_identical_schema() {
     let (Some(c), Some(db)) = (corpora("authelia"), TestDb::postgres("authelia")) else {
         return;

@@ -17,12 +17,16 @@ fn failing_migration_leaves_nothing_and_names_statement_and_line() {
         assert!(err.contains("statement 3"), "{err}");
         assert!(err.contains("002_bad.sql:5"), "{err}");
         assert!(err.contains("CRATE"), "{err}");
-        // 001 stays applied; nothing of 002 remains; 003 never ran.
-        assert_eq!(db.tables(), ["ok_table"]);
-        assert_eq!(db.query("SELECT version FROM schema_migrations"), ["001"]);
         // The failure is audited although its transaction rolled back.
         let audit = db.query("SELECT operation || ':' || record_id FROM audit_log ORDER BY id");
         assert_eq!(audit, ["apply:001", "failure:002"]);
+        if db.is_mysql() {
+            mysql_failure_is_recorded_and_resumed(&db, &p);
+            continue;
+        }
+        // 001 stays applied; nothing of 002 remains; 003 never ran.
+        assert_eq!(db.tables(), ["ok_table"]);
+        assert_eq!(db.query("SELECT version FROM schema_migrations"), ["001"]);
         // JSON error shape.
         let j = json(&p.strata(&db, &["up", "--json"]));
         assert_eq!(j["error"]["kind"], "migration_failed");
@@ -32,6 +36,32 @@ fn failing_migration_leaves_nothing_and_names_statement_and_line() {
             .unwrap()
             .ends_with("002_bad.sql"));
     }
+}
+
+/// MySQL commits DDL as it goes, so 002's first two statements stay: the history says
+/// so (`failed`, 2 statements done), further runs are refused, and after the file is
+/// fixed `up --resume` runs statement 3 on and then 003.
+fn mysql_failure_is_recorded_and_resumed(db: &TestDb, p: &Project) {
+    assert_eq!(db.tables(), ["half", "ok_table"]);
+    assert_eq!(
+        db.query("SELECT version, success, statements_done FROM schema_migrations ORDER BY id"),
+        ["001|1|1", "002|0|2"]
+    );
+    let s = json(&p.strata(db, &["status", "--json"]));
+    assert_eq!(s["migrations"][1]["state"], "failed");
+    let o = p.strata(db, &["up"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(stderr(&o).contains("2 statements done"), "{}", stderr(&o));
+    p.file("002_bad.sql", "-- Description: fixed\nCREATE TABLE half (id INTEGER);\n\nINSERT INTO half (id) VALUES (1);\nCREATE TABLE typo (id INTEGER);\n");
+    let o = p.strata(db, &["up", "--resume"]);
+    assert!(ok(&o).contains("resuming at statement 3"), "{}", stdout(&o));
+    assert_eq!(db.tables(), ["half", "never", "ok_table", "typo"]);
+    // Statement 1 and 2 ran once: one row in `half`.
+    assert_eq!(db.query("SELECT count(*) FROM half"), ["1"]);
+    assert_eq!(
+        db.query("SELECT version, success, statements_done FROM schema_migrations ORDER BY id"),
+        ["001|1|1", "002|1|3", "003|1|1"]
+    );
 }
 
 #[test]
@@ -67,7 +97,7 @@ fn non_transactional_failure_records_progress_and_resumes() {
         assert!(stderr(&o).contains("statement 3"), "{}", stderr(&o));
         let row = db
             .query("SELECT success, statements_done FROM schema_migrations WHERE version = '001'");
-        let falsy = if db.is_postgres() { "f|2" } else { "0|2" };
+        let falsy = format!("{}|2", db.bool_text(false));
         assert_eq!(row, [falsy]);
         assert_eq!(db.tables(), ["nt1", "nt2"]);
         let s = json(&p.strata(&db, &["status", "--json"]));
@@ -88,7 +118,7 @@ fn non_transactional_failure_records_progress_and_resumes() {
         assert_eq!(db.tables(), ["after_nt", "nt1", "nt2", "nt3"]);
         let row = db
             .query("SELECT success, statements_done FROM schema_migrations WHERE version = '001'");
-        assert_eq!(row, [if db.is_postgres() { "t|4" } else { "1|4" }]);
+        assert_eq!(row, [format!("{}|4", db.bool_text(true))]);
         assert_eq!(db.query("SELECT count(*) FROM nt1"), ["1"]);
     }
 }

@@ -106,6 +106,79 @@ fn a_migration_behind_a_long_transaction_fails_fast_names_the_blocker_and_retrie
     eprintln!("slowest application read while the migration waited: {slowest:?}");
 }
 
+/// `hold_transaction` on MySQL: the connection id instead of the pid.
+fn hold_mysql_transaction(
+    url: String,
+    sql: &'static str,
+    hold: Duration,
+) -> (std::thread::JoinHandle<()>, u64) {
+    use mysql_async::prelude::Queryable;
+    let (tx, rx) = mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&url).unwrap())
+                .await
+                .unwrap();
+            let id: u64 = c
+                .query_first("SELECT CONNECTION_ID()")
+                .await
+                .unwrap()
+                .unwrap();
+            c.query_drop("START TRANSACTION").await.unwrap();
+            c.query_drop(sql).await.unwrap();
+            tx.send(id).unwrap();
+            tokio::time::sleep(hold).await;
+            c.query_drop("COMMIT").await.unwrap();
+        });
+    });
+    (handle, rx.recv().expect("the blocker started"))
+}
+
+/// MySQL: the ALTER queues for the metadata lock behind an open transaction, gives up
+/// after `lock_wait_ms` (rounded up to MySQL's whole seconds), names the connection,
+/// and is retried until it goes through.
+#[test]
+fn a_mysql_migration_behind_a_long_transaction_names_the_blocker_and_retries() {
+    let Some(db) = TestDb::mysql("lock_wait") else {
+        return;
+    };
+    let p = Project::new();
+    p.file("001_t.sql", "CREATE TABLE t (id INTEGER);\n");
+    p.file("002_alter.sql", "ALTER TABLE t ADD COLUMN note TEXT;\n");
+    config(
+        &p,
+        "[settings]\nlock_wait_ms = 300\nretry_attempts = 5\nretry_delay_seconds = 1\n",
+    );
+    ok(&p.strata(&db, &["up", "--target", "001"]));
+    let (blocker, id) = hold_mysql_transaction(
+        db.url(),
+        "SELECT count(*) FROM t /* nightly report */",
+        Duration::from_secs(3),
+    );
+    let o = p.strata(&db, &["up"]);
+    blocker.join().unwrap();
+    let err = stderr(&o);
+    assert_eq!(code(&o), 0, "{err}");
+    assert!(
+        err.contains(&format!("blocking: connection {id} ")),
+        "the blocking connection is not named:\n{err}"
+    );
+    assert!(err.contains("lock_wait_ms"), "{err}");
+    assert_eq!(
+        db.query("SELECT count(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 't' AND column_name = 'note'"),
+        ["1"]
+    );
+    let retries = db.query("SELECT record_id FROM audit_log WHERE operation = 'retry'");
+    assert!(
+        !retries.is_empty() && retries.iter().all(|r| r == "002"),
+        "{retries:?}"
+    );
+}
+
 #[test]
 fn an_expired_lease_is_taken_over_and_a_live_one_is_named() {
     let Some(db) = TestDb::postgres("lease") else {
@@ -389,6 +462,14 @@ fn backups_round_trip(db: &TestDb) {
 #[test]
 fn backups_create_list_restore_and_retention_on_postgres() {
     let Some(db) = TestDb::postgres("backups") else {
+        return;
+    };
+    backups_round_trip(&db);
+}
+
+#[test]
+fn backups_create_list_restore_and_retention_on_mysql() {
+    let Some(db) = TestDb::mysql("backups") else {
         return;
     };
     backups_round_trip(&db);

@@ -2,13 +2,15 @@
 //!
 //! PostgreSQL tests read `STRATA_TEST_POSTGRES_URL` (an admin URL; each test creates and
 //! drops its own database). When it is unset or unreachable they print why and return,
-//! unless `STRATA_TEST_REQUIRE` names the engine, in which case they fail.
+//! unless `STRATA_TEST_REQUIRE` names the engine, in which case they fail. MySQL and
+//! MariaDB tests read `STRATA_TEST_MYSQL_URL` the same way.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use assert_cmd::Command;
+use mysql_async::prelude::Queryable;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -36,6 +38,37 @@ pub enum TestDb {
         name: String,
         url: String,
     },
+    MySql {
+        admin: String,
+        name: String,
+        url: String,
+    },
+}
+
+/// The admin URL an engine's tests use, or None with a printed reason (a panic when the
+/// engine is required).
+fn admin_url(engine: &str, var: &str, test: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            assert!(
+                !required(engine),
+                "STRATA_TEST_REQUIRE includes {engine} but {var} is unset"
+            );
+            eprintln!("skipped {test} on {engine}: {var} is not set (scripts/test sets it)");
+            None
+        }
+    }
+}
+
+fn db_name(test: &str) -> String {
+    format!(
+        "strata_t_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst),
+        &test.replace(|c: char| !c.is_ascii_alphanumeric(), "_")[..test.len().min(20)]
+    )
+    .to_lowercase()
 }
 
 impl TestDb {
@@ -47,26 +80,8 @@ impl TestDb {
 
     /// A fresh PostgreSQL database, or None (with a printed reason) when none is configured.
     pub fn postgres(test: &str) -> Option<TestDb> {
-        let admin = match std::env::var("STRATA_TEST_POSTGRES_URL") {
-            Ok(u) if !u.is_empty() => u,
-            _ => {
-                assert!(
-                    !required("postgres"),
-                    "STRATA_TEST_REQUIRE includes postgres but STRATA_TEST_POSTGRES_URL is unset"
-                );
-                eprintln!(
-                    "skipped {test}: STRATA_TEST_POSTGRES_URL is not set (scripts/test sets it)"
-                );
-                return None;
-            }
-        };
-        let name = format!(
-            "strata_t_{}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst),
-            &test.replace(|c: char| !c.is_ascii_alphanumeric(), "_")[..test.len().min(20)]
-        )
-        .to_lowercase();
+        let admin = admin_url("postgres", "STRATA_TEST_POSTGRES_URL", test)?;
+        let name = db_name(test);
         let created = runtime().block_on(async {
             let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await?;
             tokio::spawn(conn);
@@ -90,15 +105,45 @@ impl TestDb {
         Some(TestDb::Postgres { admin, name, url })
     }
 
+    /// A fresh MySQL/MariaDB database, or None (with a printed reason) when none is configured.
+    pub fn mysql(test: &str) -> Option<TestDb> {
+        let admin = admin_url("mysql", "STRATA_TEST_MYSQL_URL", test)?;
+        let name = db_name(test);
+        if let Err(e) = mysql_exec(&admin, &format!("CREATE DATABASE {name}")) {
+            assert!(
+                !required("mysql"),
+                "MySQL at STRATA_TEST_MYSQL_URL is required but unusable: {e}"
+            );
+            eprintln!("skipped {test}: MySQL unreachable: {e}");
+            return None;
+        }
+        let url = url_with_db(&admin, &name);
+        Some(TestDb::MySql { admin, name, url })
+    }
+
     pub fn url(&self) -> String {
         match self {
             TestDb::Sqlite { path, .. } => format!("sqlite://{}", path.display()),
-            TestDb::Postgres { url, .. } => url.clone(),
+            TestDb::Postgres { url, .. } | TestDb::MySql { url, .. } => url.clone(),
         }
     }
 
     pub fn is_postgres(&self) -> bool {
         matches!(self, TestDb::Postgres { .. })
+    }
+
+    pub fn is_mysql(&self) -> bool {
+        matches!(self, TestDb::MySql { .. })
+    }
+
+    /// How `query` prints a boolean column.
+    pub fn bool_text(&self, b: bool) -> &'static str {
+        match (self.is_postgres(), b) {
+            (true, true) => "t",
+            (true, false) => "f",
+            (false, true) => "1",
+            (false, false) => "0",
+        }
     }
 
     /// Runs a query and returns every row as text columns joined by `|`.
@@ -127,6 +172,7 @@ impl TestDb {
                 rows.map(|r| r.unwrap()).collect()
             }
             TestDb::Postgres { url, .. } => pg_query(url, sql),
+            TestDb::MySql { url, .. } => mysql_query(url, sql),
         }
     }
 
@@ -135,6 +181,7 @@ impl TestDb {
         match self {
             TestDb::Sqlite { .. } => self.query("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' AND name NOT IN ('schema_migrations','schema_migrations_lock','application_metadata','audit_log') ORDER BY name"),
             TestDb::Postgres { .. } => self.query("SELECT table_name FROM information_schema.tables WHERE table_schema='public' AND table_type='BASE TABLE' AND table_name NOT IN ('schema_migrations','schema_migrations_lock','application_metadata','audit_log') ORDER BY 1"),
+            TestDb::MySql { .. } => self.query("SELECT table_name FROM information_schema.tables WHERE table_schema=DATABASE() AND table_type='BASE TABLE' AND table_name NOT IN ('schema_migrations','schema_migrations_lock','application_metadata','audit_log') ORDER BY 1"),
         }
     }
 
@@ -176,12 +223,43 @@ impl TestDb {
                 }
                 out
             }
+            TestDb::MySql { .. } => {
+                let mut out = String::new();
+                for (t, kind) in self
+                    .query("SELECT table_name, table_type FROM information_schema.tables WHERE table_schema=DATABASE() ORDER BY 1")
+                    .iter()
+                    .map(|r| r.split_once('|').unwrap())
+                {
+                    let create = self.query(&format!("SHOW CREATE TABLE `{t}`"));
+                    // AUTO_INCREMENT counters move with inserts that were rolled back.
+                    let create: Vec<String> = create
+                        .iter()
+                        .map(|c| c.split(" AUTO_INCREMENT=").next().unwrap().to_string())
+                        .collect();
+                    let mut rows = Vec::new();
+                    if kind == "BASE TABLE" {
+                        rows = self.query(&format!("SELECT * FROM `{t}`"));
+                        rows.sort();
+                    }
+                    // One line a table, starting with its name, as the other engines'.
+                    out.push_str(&format!("{t}: {kind} {create:?} rows {rows:?}\n"));
+                }
+                out.push_str(&self.query("SELECT routine_name FROM information_schema.routines WHERE routine_schema=DATABASE() ORDER BY 1").join(","));
+                out
+            }
         }
     }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if let TestDb::MySql { admin, name, .. } = self {
+            if std::env::var("STRATA_TEST_KEEP").is_ok() {
+                eprintln!("kept database {name}");
+                return;
+            }
+            let _ = mysql_exec(admin, &format!("DROP DATABASE IF EXISTS {name}"));
+        }
         if let TestDb::Postgres { admin, name, .. } = self {
             if std::env::var("STRATA_TEST_KEEP").is_ok() {
                 eprintln!("kept database {name}");
@@ -219,6 +297,52 @@ pub fn pg_query(url: &str, sql: &str) -> Vec<String> {
                         .join("|"),
                 ),
                 _ => None,
+            })
+            .collect()
+    })
+}
+
+async fn mysql_conn(url: &str) -> Result<mysql_async::Conn, mysql_async::Error> {
+    let opts = mysql_async::Opts::from_url(&url.replacen("mariadb://", "mysql://", 1))
+        .expect("a MySQL URL");
+    let mut c = mysql_async::Conn::new(opts).await?;
+    // Test queries are written once for every engine: `||` concatenates, `"x"` quotes.
+    c.query_drop("SET SESSION sql_mode = CONCAT(@@sql_mode, ',PIPES_AS_CONCAT,ANSI_QUOTES')")
+        .await?;
+    Ok(c)
+}
+
+/// Runs statements on MySQL.
+pub fn mysql_exec(url: &str, sql: &str) -> Result<(), mysql_async::Error> {
+    runtime().block_on(async {
+        let mut c = mysql_conn(url).await?;
+        c.query_drop(sql).await?;
+        c.disconnect().await
+    })
+}
+
+/// Runs a query on MySQL; every row as text columns joined by `|`.
+pub fn mysql_query(url: &str, sql: &str) -> Vec<String> {
+    runtime().block_on(async {
+        let mut c = mysql_conn(url).await.expect("connect to MySQL");
+        let rows: Vec<mysql_async::Row> =
+            c.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let _ = c.disconnect().await;
+        rows.into_iter()
+            .map(|r| {
+                r.unwrap()
+                    .into_iter()
+                    .map(|v| match v {
+                        mysql_async::Value::NULL => "NULL".to_string(),
+                        mysql_async::Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
+                        mysql_async::Value::Int(i) => i.to_string(),
+                        mysql_async::Value::UInt(u) => u.to_string(),
+                        mysql_async::Value::Float(f) => f.to_string(),
+                        mysql_async::Value::Double(f) => f.to_string(),
+                        other => other.as_sql(true),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("|")
             })
             .collect()
     })
@@ -337,10 +461,13 @@ pub fn json(o: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\nstderr: {}", stdout(o), stderr(o)))
 }
 
-/// Every engine the test can reach: SQLite always, PostgreSQL when configured.
+/// Every engine the test can reach: SQLite always, PostgreSQL and MySQL when configured.
+/// The tests that loop over it are the driver conformance suite: each engine must pass
+/// the same assertions (with its own semantics where they differ, e.g. MySQL's DDL).
 pub fn engines(test: &str) -> Vec<TestDb> {
     let mut v = vec![TestDb::sqlite()];
     v.extend(TestDb::postgres(test));
+    v.extend(TestDb::mysql(test));
     v
 }
 

@@ -111,20 +111,6 @@ impl Drop for Lease {
     }
 }
 
-/// A name unique to this process and moment: who, where, and a nonce.
-fn lease_holder() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{}@{} pid {} #{nanos:08x}",
-        whoami::username(),
-        whoami::fallible::hostname().unwrap_or_else(|_| "unknown".into()),
-        std::process::id()
-    )
-}
-
 async fn ensure_lease_table(client: &Client, t: &Tables) -> Result<(), DriverError> {
     let ddl = format!(
         "SET client_min_messages = warning; CREATE SCHEMA IF NOT EXISTS {}; \
@@ -161,7 +147,7 @@ pub(super) async fn acquire_lease(
     timeout: Duration,
 ) -> Result<Lease, DriverError> {
     ensure_lease_table(client, t).await?;
-    let holder = lease_holder();
+    let holder = crate::lease_holder();
     let ms = lease.as_millis() as f64;
     let take = format!(
         "INSERT INTO {l} AS l (name, holder, acquired_at, heartbeat_at, expires_at) \

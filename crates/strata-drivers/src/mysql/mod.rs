@@ -1,0 +1,240 @@
+//! MySQL and MariaDB (`mysql://`, `mariadb://`): one `mysql_async` connection per run,
+//! `GET_LOCK` for the migration lock, and the server's real semantics for DDL.
+//!
+//! MySQL commits every DDL statement implicitly, so a migration that creates, alters
+//! or drops anything cannot be one transaction. Such a migration is tracked statement
+//! by statement (a `success=false` row first, `statements_done` after each statement),
+//! so a failure leaves a visible `failed` row that blocks further runs until
+//! `up --resume` or `repair`. A migration of plain data changes still runs in one
+//! transaction with its history row, and leaves nothing behind when it fails.
+
+mod exec;
+mod history;
+mod lock;
+mod tools;
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder};
+use strata_core::{
+    AppliedMigration, AuditEntry, AuditRecord, Capabilities, Change, Driver, DriverError,
+    DriverErrorKind, LockMode, LockOptions,
+};
+
+use crate::HistoryNames;
+
+/// A connection to MySQL or MariaDB.
+pub struct MySqlDriver {
+    conn: Conn,
+    /// Kept to reconnect, to cancel a runaway query, for the lease heartbeat and dumps.
+    opts: Opts,
+    tables: history::Tables,
+    lock_name: String,
+    lease: Option<lock::Lease>,
+    /// MariaDB names its statement timeout differently from MySQL.
+    mariadb: bool,
+}
+
+impl MySqlDriver {
+    /// Connects. The URL must name a database; its password never appears in errors.
+    pub async fn connect(url: &str, names: &HistoryNames) -> Result<Self, DriverError> {
+        let opts = parse_url(url)?;
+        let database = opts.db_name().map(str::to_string).ok_or_else(|| {
+            DriverError::new(
+                DriverErrorKind::InvalidUrl,
+                format!(
+                    "{} names no database; add one as the path, e.g. mysql://user@host:3306/app",
+                    strata_core::redact(url)
+                ),
+            )
+        })?;
+        let mut conn = open(&opts).await?;
+        let version: String = conn
+            .query_first("SELECT VERSION()")
+            .await
+            .map_err(|e| exec::db_error(&e))?
+            .unwrap_or_default();
+        // The history lives in the configured `schema` (a database, in MySQL's words).
+        let schema = names.schema.clone().unwrap_or(database);
+        let tables = history::Tables::new(&schema, &names.table);
+        let lock_name = format!(
+            "strata:{:016x}",
+            crate::fnv1a(&format!("{schema}.{}", names.table))
+        );
+        Ok(MySqlDriver {
+            conn,
+            opts,
+            tables,
+            lock_name,
+            lease: None,
+            mariadb: version.to_ascii_lowercase().contains("mariadb"),
+        })
+    }
+}
+
+/// Parses `mysql://` and `mariadb://` URLs (the driver only knows the former).
+fn parse_url(url: &str) -> Result<Opts, DriverError> {
+    let normalized = match url.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("mariadb") => format!("mysql://{rest}"),
+        _ => url.to_string(),
+    };
+    let opts = Opts::from_url(&normalized).map_err(|e| {
+        DriverError::new(
+            DriverErrorKind::InvalidUrl,
+            format!("invalid MySQL URL {}: {e}", strata_core::redact(url)),
+        )
+    })?;
+    // Sessions in UTC, so `applied_at` reads back as what was written; no statement
+    // cache (every statement strata prepares is different).
+    let builder = OptsBuilder::from_opts(opts)
+        .init(vec!["SET time_zone = '+00:00'"])
+        .stmt_cache_size(0)
+        .prefer_socket(false);
+    Ok(builder.into())
+}
+
+/// Opens a connection; refused or reset connections are transient errors.
+async fn open(opts: &Opts) -> Result<Conn, DriverError> {
+    let connecting = Conn::new(opts.clone());
+    let conn = tokio::time::timeout(Duration::from_secs(10), connecting)
+        .await
+        .map_err(|_| {
+            DriverError::new(
+                DriverErrorKind::Connect,
+                format!("cannot connect to {}: timed out after 10s", describe(opts)),
+            )
+            .retryable(true)
+        })?
+        .map_err(|e| {
+            let err = exec::db_error(&e);
+            DriverError::new(
+                DriverErrorKind::Connect,
+                format!("cannot connect to {}: {}", describe(opts), err.message),
+            )
+            .retryable(err.transient)
+        })?;
+    Ok(conn)
+}
+
+/// "mysql://user@host:port/db", never the password.
+fn describe(opts: &Opts) -> String {
+    format!(
+        "mysql://{}@{}:{}/{}",
+        opts.user().unwrap_or(""),
+        opts.ip_or_hostname(),
+        opts.tcp_port(),
+        opts.db_name().unwrap_or("")
+    )
+}
+
+#[async_trait]
+impl Driver for MySqlDriver {
+    fn kind(&self) -> &'static str {
+        "mysql"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            transactional_ddl: false,
+        }
+    }
+
+    async fn server_version(&mut self) -> Result<String, DriverError> {
+        let v: Option<String> = self
+            .conn
+            .query_first("SELECT VERSION()")
+            .await
+            .map_err(|e| exec::db_error(&e))?;
+        let v = v.unwrap_or_default();
+        Ok(if self.mariadb || v.contains("MariaDB") {
+            format!("MariaDB {v}")
+        } else {
+            format!("MySQL {v}")
+        })
+    }
+
+    async fn lock(&mut self, opts: &LockOptions) -> Result<(), DriverError> {
+        match opts.mode {
+            LockMode::Session => lock::acquire(&mut self.conn, &self.lock_name, opts.timeout).await,
+            LockMode::Lease => {
+                let lease = lock::acquire_lease(
+                    &mut self.conn,
+                    &self.opts,
+                    &self.tables,
+                    opts.lease,
+                    opts.timeout,
+                )
+                .await?;
+                self.lease = Some(lease);
+                Ok(())
+            }
+        }
+    }
+
+    async fn unlock(&mut self) -> Result<(), DriverError> {
+        match self.lease.take() {
+            Some(lease) => lock::release_lease(&mut self.conn, &self.tables, lease).await,
+            None => lock::release(&mut self.conn, &self.lock_name).await,
+        }
+    }
+
+    async fn lock_holder(&mut self) -> Result<Option<String>, DriverError> {
+        if let Some(h) = lock::holder(&mut self.conn, &self.lock_name).await {
+            return Ok(Some(h));
+        }
+        Ok(lock::lease_owner(&mut self.conn, &self.tables).await)
+    }
+
+    async fn reconnect(&mut self) -> Result<(), DriverError> {
+        self.lease = None;
+        self.conn = open(&self.opts).await?;
+        Ok(())
+    }
+
+    async fn ensure_history(&mut self) -> Result<(), DriverError> {
+        history::ensure(&mut self.conn, &self.tables).await
+    }
+
+    async fn has_history(&mut self) -> Result<bool, DriverError> {
+        history::exists(&mut self.conn, &self.tables).await
+    }
+
+    async fn applied(&mut self) -> Result<Vec<AppliedMigration>, DriverError> {
+        history::applied(&mut self.conn, &self.tables).await
+    }
+
+    async fn execute(&mut self, change: &Change<'_>) -> Result<Duration, DriverError> {
+        let session = exec::Session {
+            opts: &self.opts,
+            mariadb: self.mariadb,
+        };
+        exec::execute(&mut self.conn, &self.tables, &session, change).await
+    }
+
+    async fn audit(&mut self, entry: &AuditEntry) -> Result<(), DriverError> {
+        history::audit(&mut self.conn, &self.tables, entry).await
+    }
+
+    async fn audit_log(&mut self, limit: usize) -> Result<Vec<AuditRecord>, DriverError> {
+        history::audit_log(&mut self.conn, &self.tables, limit).await
+    }
+
+    async fn metadata(&mut self) -> Result<Vec<(String, String)>, DriverError> {
+        history::metadata(&mut self.conn, &self.tables).await
+    }
+
+    fn backup_extension(&self) -> &'static str {
+        "sql"
+    }
+
+    async fn backup(&mut self, dest: &Path) -> Result<(), DriverError> {
+        tools::dump(&self.opts, dest).await
+    }
+
+    async fn restore(&mut self, src: &Path) -> Result<(), DriverError> {
+        tools::restore(&mut self.conn, &self.opts, src).await
+    }
+}
