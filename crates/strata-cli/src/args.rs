@@ -42,6 +42,9 @@ pub struct GlobalArgs {
     /// Answer yes to confirmations (protected environments)
     #[arg(short = 'y', long, global = true)]
     pub yes: bool,
+    /// Multi-database projects: only these [databases.NAME] (comma-separated)
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub databases: Vec<String>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +53,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 pub enum Command {
     /// Every migration with its state: applied, pending, modified, missing, failed
     Status,
@@ -87,14 +90,14 @@ pub enum Command {
     Backup(BackupCommand),
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct RepairArgs {
     /// Show what would be repaired; change nothing
     #[arg(long)]
     pub dry_run: bool,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 pub enum BackupCommand {
     /// Back the database up now (into BACKUP_LOCATION, default ./backups)
     Create,
@@ -107,7 +110,7 @@ pub enum BackupCommand {
     },
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct UpArgs {
     /// Version, migration id, head, or +N
     #[arg(long, default_value = "head", allow_hyphen_values = true)]
@@ -123,7 +126,7 @@ pub struct UpArgs {
     pub resume: bool,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct DownArgs {
     /// The version (or migration id) to roll back
     #[arg(value_name = "VERSION")]
@@ -136,7 +139,7 @@ pub struct DownArgs {
     pub dry_run: bool,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct RollbackArgs {
     /// Keep everything up to this target: a version, base (all), or -N [default: -1]
     #[arg(allow_hyphen_values = true)]
@@ -149,14 +152,14 @@ pub struct RollbackArgs {
     pub dry_run: bool,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct HistoryArgs {
     /// How many events
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct CreateArgs {
     /// The migration's name, e.g. "Add user settings"
     pub name: String,
@@ -167,7 +170,7 @@ pub struct CreateArgs {
     pub no_down: bool,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct MarkArgs {
     /// The version (or migration id)
     #[arg(value_name = "VERSION")]

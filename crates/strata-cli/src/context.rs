@@ -11,6 +11,7 @@ use strata_drivers::HistoryNames;
 
 use crate::args::GlobalArgs;
 
+#[derive(Clone)]
 pub struct Context {
     pub config: Config,
     pub global: GlobalArgs,
@@ -29,6 +30,31 @@ impl Context {
             config,
             global: global.clone(),
         })
+    }
+
+    /// A multi-database project (`[databases.NAME]`), unless `--database-url` names
+    /// one database directly.
+    pub fn is_project(&self) -> bool {
+        !self.config.databases.is_empty() && self.global.database_url.is_none()
+    }
+
+    /// The databases `--databases` selects (all when not given), each as a context of
+    /// its own.
+    pub fn members(&self) -> Result<Vec<(String, Context)>, Error> {
+        Ok(self
+            .config
+            .select(&self.global.databases)?
+            .into_iter()
+            .map(|(name, config)| {
+                (
+                    name,
+                    Context {
+                        config,
+                        global: self.global.clone(),
+                    },
+                )
+            })
+            .collect())
     }
 
     pub fn migrator(&self) -> Result<Migrator, Error> {

@@ -156,6 +156,9 @@ impl Reporter for TextReporter {
                 paint(&format!("({} ms)", elapsed.as_millis()), DIM)
             ),
             Event::StepFailed { .. } => println!("{}", paint("FAILED", RED)),
+            Event::Database { name, url } => {
+                println!("{}", paint(&format!("== {name} ({url}) =="), BOLD))
+            }
             Event::StepRecorded { step } => println!("Recorded {} as applied (not run)", step.id),
             Event::BackupCreated { info } => println!(
                 "Backup {} written ({} bytes) {}",

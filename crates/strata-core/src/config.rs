@@ -129,12 +129,42 @@ pub struct ConfigFile {
     pub settings: Settings,
     #[serde(default)]
     pub environments: BTreeMap<String, EnvironmentConfig>,
+    /// `[databases.NAME]`, in file order (read through [`ConfigFile::databases`]).
+    pub databases: Option<toml::Table>,
     // Sections owned by later features; accepted here so the file validates.
-    pub databases: Option<toml::Value>,
     pub server: Option<toml::Value>,
     #[serde(default)]
     pub backup: BackupConfig,
-    pub fleet: Option<toml::Value>,
+    /// `[fleet]`: `file = "fleet.toml"` (or `targets = [...]`), `concurrency`, `canary`.
+    pub fleet: Option<FleetConfig>,
+}
+
+/// `[databases.NAME]`: one database of a multi-database project.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    #[serde(alias = "database_url")]
+    pub url: Option<String>,
+    #[serde(alias = "migrations")]
+    pub dir: Option<PathBuf>,
+    pub history_table: Option<String>,
+    pub schema: Option<String>,
+    #[serde(default)]
+    pub settings: Settings,
+    #[serde(default)]
+    pub backup: BackupConfig,
+}
+
+/// `[fleet]` in `strata.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// A fleet file: one URL a line, or a TOML `targets` list.
+    pub file: Option<PathBuf>,
+    /// The targets inline.
+    pub targets: Option<Vec<String>>,
+    pub concurrency: Option<usize>,
+    pub canary: Option<usize>,
 }
 
 /// `[environments.NAME]`.
@@ -156,7 +186,40 @@ impl ConfigFile {
     pub fn read(path: &Path) -> Result<Self, SourceError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| SourceError::new(path, None, format!("cannot read config: {e}")))?;
-        toml::from_str(&text).map_err(|e| crate::source::toml_error(path, &text, &e))
+        let file: ConfigFile =
+            toml::from_str(&text).map_err(|e| crate::source::toml_error(path, &text, &e))?;
+        file.databases(path, &text)?;
+        Ok(file)
+    }
+
+    /// `[databases.NAME]` entries in file order, each validated.
+    fn databases(
+        &self,
+        path: &Path,
+        text: &str,
+    ) -> Result<Vec<(String, DatabaseConfig)>, SourceError> {
+        let Some(table) = &self.databases else {
+            return Ok(vec![]);
+        };
+        table
+            .iter()
+            .map(|(name, v)| {
+                let line = crate::source::line_of(text, &format!("[databases.{name}"));
+                let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if !valid {
+                    return Err(SourceError::new(
+                        path,
+                        Some(line),
+                        format!("database name `{name}` must be letters, digits, `_` or `-`, starting with a letter"),
+                    ));
+                }
+                let db: DatabaseConfig = v.clone().try_into().map_err(|e: toml::de::Error| {
+                    SourceError::new(path, Some(line), format!("[databases.{name}]: {}", e.message()))
+                })?;
+                Ok((name.clone(), db))
+            })
+            .collect()
     }
 }
 
@@ -192,9 +255,44 @@ pub struct Config {
     pub schema: Option<String>,
     pub settings: Settings,
     pub backup: BackupConfig,
+    /// `[databases.NAME]` of a multi-database project, in file order; each a whole
+    /// single-database config (see [`Config::database`]). Empty otherwise.
+    pub databases: Vec<(String, Config)>,
+    pub fleet: Option<FleetConfig>,
 }
 
 impl Config {
+    /// The databases a command acts on: `--databases a,b` (in project order), or all.
+    pub fn select(&self, names: &[String]) -> Result<Vec<(String, Config)>, SourceError> {
+        let origin = self
+            .config_path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("--databases"));
+        for n in names {
+            if !self.databases.iter().any(|(d, _)| d == n) {
+                let known: Vec<&str> = self.databases.iter().map(|(d, _)| d.as_str()).collect();
+                return Err(SourceError::new(
+                    &origin,
+                    None,
+                    format!(
+                        "--databases names `{n}`, which is not a [databases.NAME] of the project"
+                    ),
+                )
+                .with_help(if known.is_empty() {
+                    "this project has no [databases] section".to_string()
+                } else {
+                    format!("defined: {}", known.join(", "))
+                }));
+            }
+        }
+        Ok(self
+            .databases
+            .iter()
+            .filter(|(d, _)| names.is_empty() || names.contains(d))
+            .cloned()
+            .collect())
+    }
+
     /// Merges flags, environment, `strata.toml` and defaults. `getenv` is the environment
     /// (injected so tests need not mutate the process environment).
     pub fn load(
@@ -270,6 +368,53 @@ impl Config {
         let protected = env_cfg
             .protected
             .unwrap_or(matches!(env.as_deref(), Some("prod" | "production")));
+        let settings = env_cfg.settings.or(&file.settings);
+        let backup = backup_from_env(&var)?.or(&env_cfg.backup).or(&file.backup);
+        let history_table = file
+            .history_table
+            .clone()
+            .unwrap_or_else(|| "schema_migrations".into());
+        let mut databases = Vec::new();
+        if let Some(path) = &config_path {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            for (name, db) in file.databases(path, &text)? {
+                // DATABASE_URL_<NAME> overrides, so each environment can point elsewhere.
+                let key = format!(
+                    "DATABASE_URL_{}",
+                    name.to_ascii_uppercase().replace('-', "_")
+                );
+                let url = var(&key).or(db.url.clone()).ok_or_else(|| {
+                    SourceError::new(
+                        path,
+                        Some(crate::source::line_of(&text, &format!("[databases.{name}"))),
+                        format!("[databases.{name}] has no url (nor is {key} set)"),
+                    )
+                })?;
+                databases.push((
+                    name.clone(),
+                    Config {
+                        database_url: url,
+                        url_source: UrlSource::ConfigFile,
+                        dir: db
+                            .dir
+                            .clone()
+                            .unwrap_or_else(|| PathBuf::from("migrations").join(&name)),
+                        config_path: config_path.clone(),
+                        env: env.clone(),
+                        protected,
+                        history_table: db
+                            .history_table
+                            .clone()
+                            .unwrap_or_else(|| history_table.clone()),
+                        schema: db.schema.clone().or(file.schema.clone()),
+                        settings: db.settings.clone().or(&settings),
+                        backup: db.backup.clone().or(&backup),
+                        databases: vec![],
+                        fleet: None,
+                    },
+                ));
+            }
+        }
         Ok(Config {
             database_url,
             url_source,
@@ -277,13 +422,12 @@ impl Config {
             config_path,
             protected,
             env,
-            history_table: file
-                .history_table
-                .clone()
-                .unwrap_or_else(|| "schema_migrations".into()),
+            history_table,
             schema: file.schema.clone(),
-            settings: env_cfg.settings.or(&file.settings),
-            backup: backup_from_env(&var)?.or(&env_cfg.backup).or(&file.backup),
+            settings,
+            backup,
+            databases,
+            fleet: file.fleet.clone(),
         })
     }
 }

@@ -47,6 +47,11 @@ pub enum Event<'a> {
     BackupCreated {
         info: &'a crate::BackupInfo,
     },
+    /// A multi-database run turns to one of its databases.
+    Database {
+        name: &'a str,
+        url: &'a str,
+    },
     /// `repair` changed a history row.
     Repaired {
         version: &'a str,

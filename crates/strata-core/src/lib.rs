@@ -10,6 +10,7 @@ mod event;
 mod migration;
 mod migrator;
 mod plan;
+mod project;
 pub mod source;
 pub mod sql;
 pub mod sum;
@@ -36,5 +37,6 @@ pub use plan::{
     check_history, order, plan_down, plan_mark, plan_rollback, plan_up, states, Catalog, Direction,
     Plan, StatusRow, Step, Target, UpOptions,
 };
+pub use project::{Member, MemberReport, Project};
 pub use source::{read_dir, Manifest, Source};
 pub use version::Version;

@@ -99,10 +99,23 @@ pub enum MigrationKind {
 /// A dependency as written, kept with its location for error messages.
 #[derive(Clone, Debug)]
 pub struct Dependency {
-    /// A version or a migration id, as written.
+    /// A version or a migration id, as written; `NAME:VERSION` names a migration of
+    /// another database of the project (`docs:1.1.0`).
     pub target: String,
     pub path: PathBuf,
     pub line: usize,
+}
+
+impl Dependency {
+    /// `(database, version)` when the dependency is on another database's migration.
+    pub fn external(&self) -> Option<(&str, &str)> {
+        let (db, version) = self.target.split_once(':')?;
+        let name_like = db.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && db
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        (name_like && !version.is_empty()).then_some((db, version))
+    }
 }
 
 /// A migration on disk.

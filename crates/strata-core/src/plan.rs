@@ -53,6 +53,11 @@ pub fn order(mut found: Vec<Migration>) -> Result<Vec<Migration>, SourceError> {
     let mut resolved: Vec<Vec<String>> = vec![Vec::new(); n];
     for (i, m) in found.iter().enumerate() {
         for d in &m.dependencies {
+            if d.external().is_some() {
+                // Another database's migration: ordered across databases by `project`.
+                resolved[i].push(d.target.clone());
+                continue;
+            }
             let Some(j) = lookup(&d.target) else {
                 return Err(SourceError::new(
                     &d.path,

@@ -7,6 +7,7 @@ mod history;
 mod info;
 mod list;
 mod mark;
+mod project;
 mod repair;
 mod rollback;
 mod status;
@@ -21,21 +22,29 @@ use crate::context::Context;
 
 pub async fn run(cli: Cli) -> Result<i32, Error> {
     let ctx = Context::load(&cli.global)?;
-    match cli.command {
-        Command::Status => status::run(&ctx).await,
-        Command::Up(a) => up::run(&ctx, a).await,
-        Command::Down(a) => rollback::down(&ctx, a).await,
-        Command::Rollback(a) => rollback::rollback(&ctx, a).await,
-        Command::History(a) => history::run(&ctx, a).await,
-        Command::List => list::run(&ctx),
-        Command::Info => info::run(&ctx).await,
-        Command::Validate => validate::run(&ctx).await,
-        Command::Create(a) => create::run(&ctx, a),
-        Command::Stamp(a) => mark::run(&ctx, a, strata_core::Mark::Stamp).await,
-        Command::Baseline(a) => mark::run(&ctx, a, strata_core::Mark::Baseline).await,
-        Command::Sum => sum::run(&ctx),
-        Command::Repair(a) => repair::run(&ctx, a).await,
-        Command::Health => health::run(&ctx).await,
-        Command::Backup(c) => backup::run(&ctx, c).await,
+    if ctx.is_project() {
+        return project::run(&ctx, cli.command).await;
+    }
+    dispatch(&ctx, cli.command).await
+}
+
+/// Runs a command on the one database `ctx` names.
+pub async fn dispatch(ctx: &Context, command: Command) -> Result<i32, Error> {
+    match command {
+        Command::Status => status::run(ctx).await,
+        Command::Up(a) => up::run(ctx, a).await,
+        Command::Down(a) => rollback::down(ctx, a).await,
+        Command::Rollback(a) => rollback::rollback(ctx, a).await,
+        Command::History(a) => history::run(ctx, a).await,
+        Command::List => list::run(ctx),
+        Command::Info => info::run(ctx).await,
+        Command::Validate => validate::run(ctx).await,
+        Command::Create(a) => create::run(ctx, a),
+        Command::Stamp(a) => mark::run(ctx, a, strata_core::Mark::Stamp).await,
+        Command::Baseline(a) => mark::run(ctx, a, strata_core::Mark::Baseline).await,
+        Command::Sum => sum::run(ctx),
+        Command::Repair(a) => repair::run(ctx, a).await,
+        Command::Health => health::run(ctx).await,
+        Command::Backup(c) => backup::run(ctx, c).await,
     }
 }

@@ -1,7 +1,7 @@
 //! `strata status`.
 
 use serde_json::json;
-use strata_core::{Error, MigrationState};
+use strata_core::{Error, MigrationState, StatusReport};
 
 use crate::context::Context;
 use crate::output::{paint, print_json, DIM, GREEN, RED, YELLOW};
@@ -11,12 +11,20 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
     let mut db = ctx.connect().await?;
     let status = migrator.status(db.as_mut()).await?;
     if ctx.global.json {
-        print_json(
-            &json!({ "database": ctx.database(), "current": status.current, "head": status.head, "migrations": status.migrations }),
-        );
+        print_json(&to_json(&ctx.database(), &status));
         return Ok(0);
     }
-    println!("Database: {}", ctx.database());
+    print_table(&ctx.database(), &status);
+    Ok(0)
+}
+
+/// SPEC's `status --json` object.
+pub fn to_json(database: &str, status: &StatusReport) -> serde_json::Value {
+    json!({ "database": database, "current": status.current, "head": status.head, "migrations": status.migrations })
+}
+
+pub fn print_table(database: &str, status: &StatusReport) {
+    println!("Database: {database}");
     println!(
         "Current:  {}   Head: {}\n",
         status.current.as_deref().unwrap_or("(none)"),
@@ -77,5 +85,4 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
         .map(|(s, w)| format!(", {} {w}", n(*s)))
         .collect::<String>()
     );
-    Ok(0)
 }
