@@ -56,7 +56,7 @@ pub enum LogFormat {
 #[derive(Subcommand, Debug, Clone)]
 pub enum Command {
     /// Every migration with its state: applied, pending, modified, missing, failed
-    Status,
+    Status(StatusArgs),
     /// Apply pending migrations in plan order
     #[command(alias = "migrate")]
     Up(UpArgs),
@@ -121,9 +121,33 @@ pub struct UpArgs {
     /// Apply pending migrations older than applied ones (after a merge)
     #[arg(long)]
     pub allow_out_of_order: bool,
-    /// Continue a failed non-transactional migration from its first incomplete statement
+    /// Continue a failed non-transactional migration from its first incomplete statement;
+    /// with --fleet, run only the targets not yet done
     #[arg(long)]
     pub resume: bool,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// Fleets: migrate this many targets first and stop if any fails
+    #[arg(long)]
+    pub canary: Option<usize>,
+}
+
+/// Fleet flags shared by `up` and `status`.
+#[derive(Args, Debug, Clone)]
+pub struct FleetArgs {
+    /// Apply to every database in FILE (one URL a line, or TOML `targets = [...]`);
+    /// without FILE, the [fleet] of strata.toml
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    pub fleet: Option<PathBuf>,
+    /// Fleets: targets migrated at once [default: 4]
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 #[derive(Args, Debug, Clone)]

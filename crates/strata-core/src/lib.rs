@@ -7,6 +7,7 @@ mod config;
 mod driver;
 mod error;
 mod event;
+pub mod fleet;
 mod migration;
 mod migrator;
 mod plan;

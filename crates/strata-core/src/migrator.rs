@@ -67,7 +67,7 @@ pub struct RunReport {
 }
 
 /// One completed step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct StepResult {
     pub version: String,
     pub name: String,

@@ -2,6 +2,7 @@
 
 mod backup;
 mod create;
+mod fleet;
 mod health;
 mod history;
 mod info;
@@ -22,7 +23,12 @@ use crate::context::Context;
 
 pub async fn run(cli: Cli) -> Result<i32, Error> {
     let ctx = Context::load(&cli.global)?;
-    if ctx.is_project() {
+    let fleet = match &cli.command {
+        Command::Up(a) => a.fleet.fleet.is_some(),
+        Command::Status(a) => a.fleet.fleet.is_some(),
+        _ => false,
+    };
+    if ctx.is_project() && !fleet {
         return project::run(&ctx, cli.command).await;
     }
     dispatch(&ctx, cli.command).await
@@ -31,7 +37,9 @@ pub async fn run(cli: Cli) -> Result<i32, Error> {
 /// Runs a command on the one database `ctx` names.
 pub async fn dispatch(ctx: &Context, command: Command) -> Result<i32, Error> {
     match command {
-        Command::Status => status::run(ctx).await,
+        Command::Status(a) if a.fleet.fleet.is_some() => fleet::status(ctx, a.fleet).await,
+        Command::Status(_) => status::run(ctx).await,
+        Command::Up(a) if a.fleet.fleet.is_some() => fleet::up(ctx, a).await,
         Command::Up(a) => up::run(ctx, a).await,
         Command::Down(a) => rollback::down(ctx, a).await,
         Command::Rollback(a) => rollback::rollback(ctx, a).await,

@@ -13,7 +13,7 @@ use crate::output::{print_json, TextReporter, BOLD};
 
 pub async fn run(ctx: &Context, command: Command) -> Result<i32, Error> {
     match command {
-        Command::Status => status(ctx).await,
+        Command::Status(_) => status(ctx).await,
         Command::Up(a) => {
             let target = Target::parse(&a.target)?;
             let opts = RunOptions {

@@ -8,6 +8,7 @@ mod concurrency;
 mod corpora;
 mod crash;
 mod failures;
+mod fleet;
 mod projects;
 mod safety;
 mod secrets;

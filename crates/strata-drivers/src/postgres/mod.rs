@@ -35,6 +35,26 @@ pub struct PgDriver {
 impl PgDriver {
     /// Connects. The URL's password never appears in errors.
     pub async fn connect(url: &str, names: &HistoryNames) -> Result<Self, DriverError> {
+        // `?search_path=tenant_42` (a fleet of schemas) is ours, not libpq's: it becomes
+        // the session's search_path and the schema of the history.
+        let (url, search_path) = take_search_path(url);
+        let url = url.as_str();
+        if let Some(sp) = &search_path {
+            // It travels inside the startup `options`; nothing but names may ride along.
+            let ok = !sp.is_empty()
+                && sp
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ',' | '$'));
+            if !ok {
+                return Err(DriverError::new(
+                    DriverErrorKind::InvalidUrl,
+                    format!(
+                        "search_path `{sp}` in {} must be schema names separated by commas",
+                        strata_core::redact(url)
+                    ),
+                ));
+            }
+        }
         let mut config: Config = url.parse().map_err(|e| {
             DriverError::new(
                 DriverErrorKind::InvalidUrl,
@@ -45,11 +65,22 @@ impl PgDriver {
             config.application_name("strata");
         }
         config.connect_timeout(Duration::from_secs(10));
+        if let Some(sp) = &search_path {
+            let options = config
+                .get_options()
+                .map(|o| format!("{o} "))
+                .unwrap_or_default();
+            config.options(format!("{options}-c search_path={sp}"));
+        }
         let client = open(&config).await?;
         // Qualify strata's tables with the schema they belong in, so a migration that
         // changes search_path cannot make the history insert land elsewhere.
-        let schema = match &names.schema {
-            Some(s) => s.clone(),
+        let first_in_path = search_path
+            .as_deref()
+            .and_then(|p| p.split(',').next())
+            .map(|s| s.trim().trim_matches('"').to_string());
+        let schema = match names.schema.clone().or(first_in_path) {
+            Some(s) => s,
             None => {
                 let row = client
                     .query_one("SELECT current_schema()", &[])
@@ -69,6 +100,30 @@ impl PgDriver {
             lease: None,
         })
     }
+}
+
+/// The URL without its `search_path` parameter, and that parameter's value.
+fn take_search_path(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut search_path = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.split_once('=') {
+            Some(("search_path", v)) => {
+                search_path = Some(v.replace("%2C", ",").replace("%2c", ","));
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    let url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    (url, search_path)
 }
 
 /// Opens a connection; refused, reset or timed-out connections are transient errors.
