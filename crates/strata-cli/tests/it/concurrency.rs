@@ -94,6 +94,14 @@ fn sixteen_processes_with_a_lease_lock_on_mysql() {
 }
 
 #[test]
+fn eight_processes_apply_each_migration_once_on_duckdb() {
+    let Some(db) = TestDb::duckdb("concurrency") else {
+        return;
+    };
+    race(&db, 8, 30, "");
+}
+
+#[test]
 fn sixteen_processes_apply_each_migration_once_on_sqlite() {
     race(&TestDb::sqlite(), 16, 30, "");
 }

@@ -476,6 +476,14 @@ fn backups_create_list_restore_and_retention_on_mysql() {
 }
 
 #[test]
+fn backups_create_list_restore_and_retention_on_duckdb() {
+    let Some(db) = TestDb::duckdb("backups") else {
+        return;
+    };
+    backups_round_trip(&db);
+}
+
+#[test]
 fn backups_create_list_restore_and_retention_on_sqlite() {
     backups_round_trip(&TestDb::sqlite());
 }

@@ -43,6 +43,11 @@ pub enum TestDb {
         name: String,
         url: String,
     },
+    /// Only in builds with the `duckdb` feature (scripts/test enables it).
+    DuckDb {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+    },
 }
 
 /// The admin URL an engine's tests use, or None with a printed reason (a panic when the
@@ -121,9 +126,25 @@ impl TestDb {
         Some(TestDb::MySql { admin, name, url })
     }
 
+    /// A fresh DuckDB file, when this build has DuckDB; else None with the reason.
+    pub fn duckdb(test: &str) -> Option<TestDb> {
+        if !cfg!(feature = "duckdb") {
+            assert!(
+                !required("duckdb"),
+                "STRATA_TEST_REQUIRE includes duckdb but the tests were built without the duckdb feature"
+            );
+            eprintln!("skipped {test} on duckdb: built without the duckdb feature (scripts/test enables it when libduckdb is available)");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("test.duckdb");
+        Some(TestDb::DuckDb { _dir: dir, path })
+    }
+
     pub fn url(&self) -> String {
         match self {
             TestDb::Sqlite { path, .. } => format!("sqlite://{}", path.display()),
+            TestDb::DuckDb { path, .. } => format!("duckdb://{}", path.display()),
             TestDb::Postgres { url, .. } | TestDb::MySql { url, .. } => url.clone(),
         }
     }
@@ -173,6 +194,7 @@ impl TestDb {
             }
             TestDb::Postgres { url, .. } => pg_query(url, sql),
             TestDb::MySql { url, .. } => mysql_query(url, sql),
+            TestDb::DuckDb { path, .. } => duckdb_query(path, sql),
         }
     }
 
@@ -182,6 +204,12 @@ impl TestDb {
             TestDb::Sqlite { .. } => self.query("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' AND name NOT IN ('schema_migrations','schema_migrations_lock','application_metadata','audit_log') ORDER BY name"),
             TestDb::Postgres { .. } => self.query("SELECT table_name FROM information_schema.tables WHERE table_schema='public' AND table_type='BASE TABLE' AND table_name NOT IN ('schema_migrations','schema_migrations_lock','application_metadata','audit_log') ORDER BY 1"),
             TestDb::MySql { .. } => self.query("SELECT table_name FROM information_schema.tables WHERE table_schema=DATABASE() AND table_type='BASE TABLE' AND table_name NOT IN ('schema_migrations','schema_migrations_lock','application_metadata','audit_log') ORDER BY 1"),
+            TestDb::DuckDb { path, .. } => {
+                if !path.exists() {
+                    return vec![];
+                }
+                self.query("SELECT table_name FROM information_schema.tables WHERE table_type='BASE TABLE' AND table_name NOT IN ('schema_migrations','schema_migrations_lock','application_metadata','audit_log') ORDER BY 1")
+            }
         }
     }
 
@@ -219,6 +247,20 @@ impl TestDb {
                 out.push_str(&self.query("SELECT typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'public' AND t.typtype = 'e' ORDER BY 1").join(","));
                 for t in self.query("SELECT table_name FROM information_schema.tables WHERE table_schema='public' AND table_type='BASE TABLE' ORDER BY 1") {
                     let rows = self.query(&format!("SELECT md5(coalesce(string_agg(x::text, ',' ORDER BY x::text), '')) FROM \"{t}\" x"));
+                    out.push_str(&format!("\n{t}: {rows:?}"));
+                }
+                out
+            }
+            TestDb::DuckDb { path, .. } => {
+                if !path.exists() {
+                    return "(no file)".into();
+                }
+                let mut out = self
+                    .query("SELECT table_name, column_name, data_type FROM information_schema.columns ORDER BY 1, ordinal_position")
+                    .join("\n");
+                for t in self.query("SELECT table_name FROM information_schema.tables WHERE table_type='BASE TABLE' ORDER BY 1") {
+                    let mut rows = self.query(&format!("SELECT * FROM \"{t}\""));
+                    rows.sort();
                     out.push_str(&format!("\n{t}: {rows:?}"));
                 }
                 out
@@ -348,6 +390,45 @@ pub fn mysql_query(url: &str, sql: &str) -> Vec<String> {
     })
 }
 
+/// Runs a query on a DuckDB file; every row as text columns joined by `|`.
+#[cfg(feature = "duckdb")]
+pub fn duckdb_query(path: &Path, sql: &str) -> Vec<String> {
+    use duckdb::types::Value;
+    let conn = duckdb::Connection::open(path).expect("open duckdb");
+    let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut rows = stmt.query([]).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().unwrap() {
+        let n = r.as_ref().column_count();
+        let cols: Vec<String> = (0..n)
+            .map(|i| match r.get::<_, Value>(i).unwrap() {
+                Value::Null => "NULL".into(),
+                Value::Boolean(b) => (if b { "1" } else { "0" }).into(),
+                Value::Text(t) => t,
+                Value::TinyInt(v) => v.to_string(),
+                Value::SmallInt(v) => v.to_string(),
+                Value::Int(v) => v.to_string(),
+                Value::BigInt(v) => v.to_string(),
+                Value::HugeInt(v) => v.to_string(),
+                Value::UTinyInt(v) => v.to_string(),
+                Value::USmallInt(v) => v.to_string(),
+                Value::UInt(v) => v.to_string(),
+                Value::UBigInt(v) => v.to_string(),
+                Value::Double(v) => v.to_string(),
+                Value::Float(v) => v.to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        out.push(cols.join("|"));
+    }
+    out
+}
+
+#[cfg(not(feature = "duckdb"))]
+pub fn duckdb_query(_: &Path, _: &str) -> Vec<String> {
+    unreachable!("TestDb::duckdb returns None in builds without DuckDB")
+}
+
 /// A PostgreSQL database the test did not create (a throwaway cluster's).
 pub struct ExternalDb(pub String);
 
@@ -468,6 +549,7 @@ pub fn engines(test: &str) -> Vec<TestDb> {
     let mut v = vec![TestDb::sqlite()];
     v.extend(TestDb::postgres(test));
     v.extend(TestDb::mysql(test));
+    v.extend(TestDb::duckdb(test));
     v
 }
 

@@ -37,10 +37,7 @@ pub struct SqliteDriver {
 /// The file a `sqlite:` URL names (`sqlite://rel.db`, `sqlite:///abs.db`, `sqlite:rel.db`,
 /// `sqlite::memory:`).
 pub fn path_of(url: &str) -> PathBuf {
-    let rest = url.split_once(':').map(|(_, r)| r).unwrap_or(url);
-    let rest = rest.split('?').next().unwrap_or(rest);
-    let path = rest.strip_prefix("//").unwrap_or(rest);
-    PathBuf::from(if path.is_empty() { ":memory:" } else { path })
+    crate::sqlite_style_path(url)
 }
 
 impl SqliteDriver {

@@ -1,0 +1,176 @@
+//! Running a change on DuckDB: statement by statement inside one transaction (DDL
+//! included) with the history row; non-transactional scripts tracked statement by
+//! statement as on the other engines. A watchdog interrupts a statement past the timeout.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use duckdb::Connection;
+use strata_core::sql::split;
+use strata_core::{Change, DriverError, Record, Script, StatementRef};
+
+use super::duck_error;
+use super::history::{self, Tables};
+
+pub(super) fn execute(
+    conn: &Connection,
+    t: &Tables,
+    change: &Change<'_>,
+) -> Result<Duration, DriverError> {
+    if change.transactional || change.script.is_none() {
+        transactional(conn, t, change)
+    } else {
+        non_transactional(conn, t, change)
+    }
+}
+
+fn transactional(
+    conn: &Connection,
+    t: &Tables,
+    change: &Change<'_>,
+) -> Result<Duration, DriverError> {
+    conn.execute_batch("BEGIN TRANSACTION")
+        .map_err(|e| duck_error(&e))?;
+    let result = (|| {
+        run_init(conn, change)?;
+        let started = Instant::now();
+        if let Some(script) = change.script {
+            run_statements(conn, script, 0, change, |_| Ok(()))?;
+        }
+        let elapsed = started.elapsed();
+        record(conn, t, change, elapsed)?;
+        Ok(elapsed)
+    })();
+    match &result {
+        Ok(_) => conn.execute_batch("COMMIT"),
+        Err(_) => conn.execute_batch("ROLLBACK"),
+    }
+    .map_err(|e| duck_error(&e))?;
+    result
+}
+
+fn run_init(conn: &Connection, change: &Change<'_>) -> Result<(), DriverError> {
+    for stmt in change.init_sql {
+        conn.execute_batch(stmt).map_err(|e| {
+            let mut err = duck_error(&e);
+            err.message = format!("init_sql `{stmt}` failed: {}", err.message);
+            err
+        })?;
+    }
+    Ok(())
+}
+
+fn run_statements(
+    conn: &Connection,
+    script: &Script,
+    skip: usize,
+    change: &Change<'_>,
+    mut after: impl FnMut(usize) -> Result<(), DriverError>,
+) -> Result<(), DriverError> {
+    // The watchdog interrupts the connection if the script outlives its timeout.
+    let handle = conn.interrupt_handle();
+    let (done, wait) = mpsc::channel::<()>();
+    let timeout = change.timeout;
+    let watchdog = std::thread::spawn(move || {
+        if wait.recv_timeout(timeout) == Err(mpsc::RecvTimeoutError::Timeout) {
+            handle.interrupt();
+            true
+        } else {
+            false
+        }
+    });
+    let result = (|| {
+        for (i, s) in split(&script.sql).iter().enumerate().skip(skip) {
+            let text = s.text(&script.sql);
+            if change.echo {
+                tracing::info!(statement = i + 1, "{text}");
+            }
+            if let Err(e) = conn.execute_batch(text) {
+                let mut err = duck_error(&e);
+                err.statement = Some(StatementRef::new(script, s, i, s.range.start));
+                return Err(err);
+            }
+            after(i + 1)?;
+        }
+        Ok(())
+    })();
+    let _ = done.send(());
+    let interrupted = watchdog.join().unwrap_or(false);
+    result.map_err(|mut e| {
+        if interrupted {
+            e.message = format!(
+                "timed out after {}s; the statement was interrupted",
+                timeout.as_secs()
+            );
+        }
+        e
+    })
+}
+
+fn record(
+    conn: &Connection,
+    t: &Tables,
+    change: &Change<'_>,
+    elapsed: Duration,
+) -> Result<(), DriverError> {
+    let ms = elapsed.as_millis() as i64;
+    match &change.record {
+        Record::Apply(row) => history::upsert(conn, t, row, ms)?,
+        Record::Remove { version } => history::remove(conn, t, version)?,
+        Record::Repair {
+            version,
+            checksum,
+            rollback_sql,
+        } => history::rechecksum(conn, t, version, checksum, rollback_sql.as_deref())?,
+    }
+    let mut audit = change.audit.clone();
+    if let Some(v) = audit.new_values.as_mut().or(audit.old_values.as_mut()) {
+        v["execution_time_ms"] = serde_json::json!(ms);
+    }
+    history::audit(conn, t, &audit)?;
+    history::set_metadata(conn, t, &change.metadata)
+}
+
+fn non_transactional(
+    conn: &Connection,
+    t: &Tables,
+    change: &Change<'_>,
+) -> Result<Duration, DriverError> {
+    let script = change
+        .script
+        .expect("non-transactional changes carry a script");
+    let version = match &change.record {
+        Record::Apply(r) => Some(r.version.clone()),
+        Record::Remove { .. } | Record::Repair { .. } => None,
+    };
+    if let (Record::Apply(row), 0) = (&change.record, change.resume_from) {
+        let mut r = row.clone();
+        r.success = false;
+        r.statements_done = 0;
+        history::upsert(conn, t, &r, 0)?;
+    }
+    let started = Instant::now();
+    run_init(conn, change)?;
+    run_statements(
+        conn,
+        script,
+        change.resume_from,
+        change,
+        |n| match &version {
+            Some(v) => history::set_progress(conn, t, v, n),
+            None => Ok(()),
+        },
+    )?;
+    let elapsed = started.elapsed();
+    let mut done = change.clone();
+    if let Record::Apply(row) = &mut done.record {
+        row.success = true;
+        row.statements_done = split(&script.sql).len() as i64;
+    }
+    conn.execute_batch("BEGIN TRANSACTION")
+        .map_err(|e| duck_error(&e))?;
+    let r = record(conn, t, &done, elapsed);
+    conn.execute_batch(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })
+        .map_err(|e| duck_error(&e))?;
+    r.map(|_| elapsed)
+}
