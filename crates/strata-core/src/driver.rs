@@ -5,6 +5,7 @@
 //! server errors to file lines and keeping the history row in the migration's own
 //! transaction are its job.
 
+use std::any::Any;
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,8 +14,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::LockMode;
-use crate::error::{DriverError, DriverErrorKind};
-use crate::migration::{AppliedMigration, Script};
+use crate::error::{DriverError, DriverErrorKind, SourceError};
+use crate::migration::{AppliedMigration, Format, Migration, Script};
 
 /// What a database can do, which changes how a run behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -145,6 +146,26 @@ pub trait Driver: Send {
     async fn audit_log(&mut self, limit: usize) -> Result<Vec<AuditRecord>, DriverError>;
     /// `application_metadata` as key/value pairs.
     async fn metadata(&mut self) -> Result<Vec<(String, String)>, DriverError>;
+    /// Refuses, before anything runs, a migration this database cannot execute (JSON
+    /// operations on a SQL database, SQL on a document store, an unknown operation).
+    fn check(&self, m: &Migration) -> Result<(), SourceError> {
+        if m.format == Format::Operations {
+            return Err(SourceError::new(
+                &m.up.path,
+                Some(1),
+                format!(
+                    "this is a document-store migration (JSON operations) but the database is {}",
+                    self.kind()
+                ),
+            )
+            .with_help("keep MongoDB and Elasticsearch migrations in their own directory ([databases.NAME] dir)"));
+        }
+        Ok(())
+    }
+    /// The driver's native client, for code migrations ([`crate::CodeContext::client`]).
+    fn client(&mut self) -> Option<&mut (dyn Any + Send)> {
+        None
+    }
     /// The file extension of this engine's backups (`dump`, `sqlite3`, ...).
     fn backup_extension(&self) -> &'static str {
         "backup"

@@ -3,7 +3,9 @@
 //! loop. No database client crates here: drivers live in `strata-drivers`.
 
 pub mod backup;
+mod code;
 mod config;
+pub mod docops;
 mod driver;
 mod error;
 mod event;
@@ -18,6 +20,7 @@ pub mod sum;
 mod version;
 
 pub use backup::{BackupConfig, BackupInfo, BackupStore};
+pub use code::{CodeContext, CodeError, CodeMigration, CodeRef, CODE_MARKER};
 pub use config::{
     redact, Config, ConfigFile, EnvironmentConfig, InitSql, LockMode, Overrides, Settings,
     UrlSource, DEFAULT_DATABASE_URL,
@@ -28,7 +31,8 @@ pub use error::{
 };
 pub use event::{Event, Reporter, Silent};
 pub use migration::{
-    AppliedMigration, Checksum, Dependency, Migration, MigrationKind, MigrationState, Script,
+    AppliedMigration, Checksum, Dependency, Format, Migration, MigrationKind, MigrationState,
+    Script,
 };
 pub use migrator::{
     Actor, BackupPolicy, Finding, HealthReport, HealthStatus, Mark, Migrator, RepairAction,

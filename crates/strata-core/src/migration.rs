@@ -118,7 +118,19 @@ impl Dependency {
     }
 }
 
-/// A migration on disk.
+/// What a migration's scripts are written in, which decides the databases that run it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// SQL statements (SQL databases).
+    Sql,
+    /// A JSON `operations` array (MongoDB, Elasticsearch; see [`crate::docops`]).
+    Operations,
+    /// Rust code registered through the library ([`crate::CodeMigration`]).
+    Code,
+}
+
+/// A migration on disk (or, for [`Format::Code`], registered in the program).
 #[derive(Clone, Debug)]
 pub struct Migration {
     /// The file stem or directory name, e.g. `002_user_preferences`.
@@ -137,6 +149,9 @@ pub struct Migration {
     pub timeout: Option<Duration>,
     /// The file (or directory) that defines the migration.
     pub source: PathBuf,
+    pub format: Format,
+    /// The code of a [`Format::Code`] migration.
+    pub code: Option<crate::code::CodeRef>,
 }
 
 /// A row of the history table.

@@ -2,14 +2,16 @@
 //! through a [`Driver`] and emits [`Event`]s; the CLI and the server are shells over it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::backup::{BackupInfo, BackupStore};
+use crate::code::{self, CodeContext, CodeMigration, CodeRef, CODE_MARKER};
 use crate::config::Settings;
 use crate::driver::{AuditEntry, AuditRecord, Change, Driver, LockOptions, Record};
-use crate::error::{DriverError, Error, Result};
+use crate::error::{DriverError, DriverErrorKind, Error, Result};
 use crate::event::{Event, Reporter};
 use crate::migration::{AppliedMigration, Migration, MigrationKind, MigrationState, Script};
 use crate::plan::{self, Direction, Plan, StatusRow, Step, Target, UpOptions};
@@ -205,6 +207,17 @@ impl Migrator {
         self.settings = settings.clone().or(&self.settings);
         self.init_sql = self.settings.init_sql();
         self
+    }
+
+    /// Adds a migration written in Rust, planned with the files by version and
+    /// dependencies. A version already used by a file or another code migration is an
+    /// input error.
+    pub fn register(mut self, code: impl CodeMigration + 'static) -> Result<Self> {
+        let mut all = std::mem::take(&mut self.source.migrations);
+        all.push(code::migration(Arc::new(code)));
+        source::check_duplicates(&all)?;
+        self.source.migrations = plan::order(all)?;
+        Ok(self)
     }
 
     pub fn with_actor(mut self, actor: Actor) -> Self {
@@ -693,6 +706,9 @@ impl Migrator {
         rep: &mut dyn Reporter,
     ) -> Result<RunReport> {
         self.precheck(&req)?;
+        for m in &self.source.migrations {
+            d.check(m)?;
+        }
         // Nothing is applied where there is no history: answer without creating it.
         if req.rolls_back() && !d.has_history().await? {
             let plan = self.plan(&req, &[], opts)?;
@@ -919,6 +935,36 @@ impl Migrator {
                 }
                 _ => rep.report(Event::StepStarted { step, index, total }),
             }
+            if let Some(code) = m.and_then(|m| m.code.as_ref()) {
+                let m = m.expect("code has a migration");
+                let elapsed = self
+                    .run_code(d, code, m, step, &applied, opts)
+                    .await
+                    .inspect_err(|e| {
+                        if let Error::Migration { source, .. } = e {
+                            rep.report(Event::StepFailed {
+                                step,
+                                error: source,
+                            });
+                        }
+                    })?;
+                if step.direction == Direction::Down {
+                    applied.retain(|a| a.version != step.version);
+                }
+                rep.report(Event::StepFinished { step, elapsed });
+                done.push(StepResult {
+                    version: step.version.clone(),
+                    name: step.name.clone(),
+                    execution_time_ms: elapsed.as_millis() as u64,
+                });
+                continue;
+            }
+            if step.sql.starts_with(CODE_MARKER) {
+                return Err(Error::Refused(format!(
+                    "migration {} is code that this program does not register; run it from the application that does",
+                    step.version
+                )));
+            }
             let down_script;
             let (script, record, op, schema_version) = match step.direction {
                 Direction::Up => {
@@ -981,6 +1027,90 @@ impl Migrator {
             }
         }
         Ok(plan)
+    }
+
+    /// Runs a code migration between two history writes: a `success=false` row (with a
+    /// `start` audit row) before the code, the finished row after it. A failure leaves
+    /// the `failed` row, as a non-transactional SQL migration that broke does.
+    async fn run_code(
+        &self,
+        d: &mut dyn Driver,
+        code: &CodeRef,
+        m: &Migration,
+        step: &Step,
+        applied: &[AppliedMigration],
+        opts: &RunOptions,
+    ) -> Result<Duration> {
+        let up = step.direction == Direction::Up;
+        let fail = |d: DriverError| Error::Migration {
+            id: step.id.clone(),
+            version: step.version.clone(),
+            source: d,
+        };
+        if up {
+            let mut row = self.history_row(m, 0);
+            row.success = false;
+            let start = self.change(
+                None,
+                true,
+                Record::Apply(row),
+                self.audit("start", step, None),
+                vec![],
+                0,
+                None,
+                opts,
+            );
+            d.execute(&start).await?;
+        }
+        let started = Instant::now();
+        let result = {
+            let mut ctx = CodeContext::new(d);
+            if up {
+                code.0.up(&mut ctx).await
+            } else {
+                code.0.down(&mut ctx).await
+            }
+        };
+        let elapsed = started.elapsed();
+        if let Err(e) = result {
+            let error = DriverError::new(
+                DriverErrorKind::Query,
+                format!("code migration failed: {e}"),
+            );
+            let failure = self.audit("failure", step, Some(&error));
+            if let Err(e) = d.audit(&failure).await {
+                tracing::warn!(version = %step.version, "could not write the failure to audit_log: {e}");
+            }
+            return Err(fail(error));
+        }
+        let (record, op, schema_version) = if up {
+            let mut row = self.history_row(m, 1);
+            row.execution_time_ms = elapsed.as_millis() as i64;
+            (Record::Apply(row), "apply", step.version.clone())
+        } else {
+            let mut rest = applied.to_vec();
+            rest.retain(|a| a.version != step.version);
+            let remaining = self.status_of(&rest).current.unwrap_or_default();
+            (
+                Record::Remove {
+                    version: step.version.clone(),
+                },
+                "rollback",
+                remaining,
+            )
+        };
+        let done = self.change(
+            None,
+            true,
+            record,
+            self.audit(op, step, None),
+            vec![("schema_version", schema_version)],
+            0,
+            None,
+            opts,
+        );
+        d.execute(&done).await.map_err(fail)?;
+        Ok(elapsed)
     }
 
     fn down_script(&self, step: &Step, m: Option<&Migration>) -> Script {

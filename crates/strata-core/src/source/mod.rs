@@ -39,8 +39,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::docops;
 use crate::error::SourceError;
-use crate::migration::{Checksum, Dependency, Migration, MigrationKind, Script};
+use crate::migration::{Checksum, Dependency, Format, Migration, MigrationKind, Script};
 use crate::version::Version;
 
 /// The migrations of one directory, in plan order, plus the manifest if any.
@@ -148,6 +149,19 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
         }
     }
 
+    // JSON files without a SQL sibling are document-store migrations.
+    let sql_ids: std::collections::HashSet<String> = found.iter().map(|m| m.id.clone()).collect();
+    let mut doc_stems: Vec<String> = json_meta
+        .keys()
+        .filter(|stem| !sql_ids.contains(*stem))
+        .cloned()
+        .collect();
+    doc_stems.sort();
+    for stem in doc_stems {
+        let path = json_meta.remove(&stem).expect("listed above");
+        found.push(read_operations(&stem, &path)?);
+    }
+
     // Attach sibling rollbacks and JSON metadata.
     for m in &mut found {
         if let Some(d) = downs.remove(&m.id) {
@@ -168,6 +182,18 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
         }
         if let Some(meta) = json_meta.remove(&m.id) {
             apply_json_meta(&meta, m)?;
+        }
+        if m.format == Format::Operations {
+            attach_inverse(m)?;
+        } else if let Some(d) = m.down.as_ref().filter(|d| is_json(&d.path)) {
+            return Err(SourceError::new(
+                &d.path,
+                None,
+                format!(
+                    "a JSON rollback for the SQL migration {}",
+                    m.source.display()
+                ),
+            ));
         }
     }
     if let Some((stem, d)) = downs.into_iter().next() {
@@ -255,6 +281,8 @@ fn build(
         dependencies: f.dependencies,
         timeout: f.timeout,
         source: path,
+        format: crate::migration::Format::Sql,
+        code: None,
     }
 }
 
@@ -282,6 +310,14 @@ enum FileLayout {
 impl FileLayout {
     fn classify(file: &str) -> Option<Self> {
         if let Some(stem) = file.strip_suffix(".json") {
+            for suffix in ["_rollback", ".rollback", ".down"] {
+                if let Some(up) = stem
+                    .strip_suffix(suffix)
+                    .filter(|s| split_version(s).is_some())
+                {
+                    return Some(FileLayout::Down { stem: up.into() });
+                }
+            }
             return split_version(stem).map(|_| FileLayout::JsonMeta {
                 stem: stem.to_string(),
             });
@@ -476,6 +512,8 @@ struct JsonMeta {
     created_at: Option<String>,
     #[allow(dead_code)]
     rollback_supported: Option<bool>,
+    /// Document-store operations (checked by [`docops`]); absent for SQL pairs.
+    operations: Option<serde_json::Value>,
 }
 
 fn apply_json_meta(path: &Path, m: &mut Migration) -> Result<(), SourceError> {
@@ -488,6 +526,14 @@ fn apply_json_meta(path: &Path, m: &mut Migration) -> Result<(), SourceError> {
         )
         .with_column(Some(e.column()))
     })?;
+    if meta.operations.is_some() && m.format != Format::Operations {
+        return Err(SourceError::new(
+            path,
+            Some(line_of(&text, "\"operations\"")),
+            format!("document-store operations beside the SQL file {}", m.source.display()),
+        )
+        .with_help("a migration is either SQL (NNN_name.json + NNN_name.sql) or JSON operations (NNN_name.json alone)"));
+    }
     if let Some(v) = meta.version {
         let v = scalar_string(&v).ok_or_else(|| {
             SourceError::new(
@@ -519,6 +565,80 @@ fn apply_json_meta(path: &Path, m: &mut Migration) -> Result<(), SourceError> {
         });
     }
     Ok(())
+}
+
+/// A document-store migration: `NNN_name.json` with `operations` and no SQL sibling.
+fn read_operations(stem: &str, path: &Path) -> Result<Migration, SourceError> {
+    let text = read_text(path)?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        SourceError::new(path, Some(e.line()), format!("malformed JSON: {e}"))
+            .with_column(Some(e.column()))
+    })?;
+    if !docops::is_operations(&value) {
+        return Err(SourceError::new(
+            path,
+            Some(1),
+            "JSON metadata without its SQL file, and no `operations`",
+        )
+        .with_help(format!(
+            "add {stem}.sql beside it, or list document-store operations under `operations`"
+        )));
+    }
+    let (version, name) = split_version(stem).expect("classified as versioned");
+    let up = Script {
+        sql: text,
+        path: path.to_path_buf(),
+        first_line: 1,
+    };
+    docops::parse(&up)?;
+    let mut m = Migration {
+        id: stem.to_string(),
+        version: Version::new(version),
+        name,
+        description: None,
+        kind: MigrationKind::Versioned,
+        checksum: Checksum::of(&up.sql),
+        up,
+        down: None,
+        // Document stores run operation by operation, tracked like MySQL DDL.
+        transactional: false,
+        dependencies: vec![],
+        timeout: None,
+        source: path.to_path_buf(),
+        format: Format::Operations,
+        code: None,
+    };
+    apply_json_meta(path, &mut m)?;
+    m.transactional = false;
+    Ok(m)
+}
+
+/// Checks a document-store migration's rollback file, or derives the default inverse.
+fn attach_inverse(m: &mut Migration) -> Result<(), SourceError> {
+    match &m.down {
+        Some(d) if !is_json(&d.path) => Err(SourceError::new(
+            &d.path,
+            None,
+            format!(
+                "a SQL rollback for the document-store migration {}",
+                m.source.display()
+            ),
+        )),
+        Some(d) => docops::parse(d).map(|_| ()),
+        None => {
+            let ops = docops::parse(&m.up)?;
+            m.down = docops::inverse(&ops).map(|sql| Script {
+                sql,
+                path: m.up.path.clone(),
+                first_line: 1,
+            });
+            Ok(())
+        }
+    }
+}
+
+fn is_json(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "json")
 }
 
 fn scalar_string(v: &serde_json::Value) -> Option<String> {
@@ -553,7 +673,7 @@ pub(crate) fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Source
     SourceError::new(path, line, format!("malformed TOML: {}", e.message()))
 }
 
-fn check_duplicates(found: &[Migration]) -> Result<(), SourceError> {
+pub(crate) fn check_duplicates(found: &[Migration]) -> Result<(), SourceError> {
     let mut seen: BTreeMap<&Version, &Migration> = BTreeMap::new();
     for m in found.iter().filter(|m| m.kind == MigrationKind::Versioned) {
         if let Some(first) = seen.insert(&m.version, m) {

@@ -115,6 +115,13 @@ impl Driver for DuckDbDriver {
         self.reopen(Duration::from_secs(60))
     }
 
+    /// The native client, for code migrations.
+    fn client(&mut self) -> Option<&mut (dyn std::any::Any + Send)> {
+        self.conn
+            .as_mut()
+            .map(|c| c as &mut (dyn std::any::Any + Send))
+    }
+
     async fn ensure_history(&mut self) -> Result<(), DriverError> {
         let t = self.tables.clone();
         history::ensure(self.conn()?, &t)

@@ -194,6 +194,11 @@ impl Driver for MySqlDriver {
         Ok(())
     }
 
+    /// The native client, for code migrations.
+    fn client(&mut self) -> Option<&mut (dyn std::any::Any + Send)> {
+        Some(&mut self.conn)
+    }
+
     async fn ensure_history(&mut self) -> Result<(), DriverError> {
         history::ensure(&mut self.conn, &self.tables).await
     }

@@ -239,6 +239,11 @@ impl Driver for PgDriver {
         Ok(())
     }
 
+    /// The native client, for code migrations.
+    fn client(&mut self) -> Option<&mut (dyn std::any::Any + Send)> {
+        Some(&mut self.client)
+    }
+
     async fn ensure_history(&mut self) -> Result<(), DriverError> {
         history::ensure(&self.client, &self.tables).await
     }

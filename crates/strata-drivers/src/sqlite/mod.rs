@@ -133,6 +133,13 @@ impl Driver for SqliteDriver {
         lock::release(self.conn()?)
     }
 
+    /// The native client, for code migrations.
+    fn client(&mut self) -> Option<&mut (dyn std::any::Any + Send)> {
+        self.conn
+            .as_mut()
+            .map(|c| c as &mut (dyn std::any::Any + Send))
+    }
+
     async fn ensure_history(&mut self) -> Result<(), DriverError> {
         self.conn()?;
         history::ensure(self.conn.as_ref().expect("opened above"), &self.tables)
