@@ -7,6 +7,8 @@ mod commands;
 mod concurrency;
 mod corpora;
 mod crash;
+mod docstores;
+mod docsupport;
 mod failures;
 mod fleet;
 mod projects;
