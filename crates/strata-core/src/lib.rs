@@ -7,6 +7,7 @@ mod code;
 mod config;
 pub mod docops;
 mod driver;
+mod embed;
 mod error;
 mod event;
 pub mod fleet;
@@ -26,6 +27,7 @@ pub use config::{
     UrlSource, DEFAULT_DATABASE_URL,
 };
 pub use driver::{AuditEntry, AuditRecord, Capabilities, Change, Driver, LockOptions, Record};
+pub use embed::{Embedded, EmbeddedMigration};
 pub use error::{
     DriverError, DriverErrorKind, Error, PlanError, Result, SourceError, StatementRef,
 };

@@ -202,6 +202,16 @@ impl Migrator {
         })
     }
 
+    /// A migrator over migrations already read (embedded in the program, say).
+    pub fn from_source(source: Source) -> Self {
+        Migrator {
+            source,
+            settings: Settings::default(),
+            init_sql: vec![],
+            actor: Actor::os_user(),
+        }
+    }
+
     /// Settings from config take precedence over the manifest's.
     pub fn with_settings(mut self, settings: &Settings) -> Self {
         self.settings = settings.clone().or(&self.settings);

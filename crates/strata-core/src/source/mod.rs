@@ -213,8 +213,19 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
         None
     };
 
-    // A diesel project (dashed versions, every numeric version a timestamp) orders as
-    // diesel does: the digits compared as text.
+    diesel_order(&mut found);
+    check_duplicates(&found)?;
+    let migrations = crate::plan::order(found)?;
+    Ok(Source {
+        dir: dir.to_path_buf(),
+        migrations,
+        manifest,
+    })
+}
+
+/// A diesel project (dashed versions, every numeric version a timestamp) orders as
+/// diesel does: the digits compared as text.
+pub(crate) fn diesel_order(found: &mut [Migration]) {
     let numeric: Vec<&str> = found
         .iter()
         .filter(|m| m.version.is_numeric())
@@ -223,17 +234,10 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
     if numeric.iter().any(|v| Version::is_dashed(v))
         && numeric.iter().all(|v| v.replace('-', "").len() >= 8)
     {
-        for m in &mut found {
+        for m in found.iter_mut() {
             m.version = m.version.clone().in_diesel_order();
         }
     }
-    check_duplicates(&found)?;
-    let migrations = crate::plan::order(found)?;
-    Ok(Source {
-        dir: dir.to_path_buf(),
-        migrations,
-        manifest,
-    })
 }
 
 fn read_text(path: &Path) -> Result<String, SourceError> {
