@@ -40,12 +40,19 @@ fn setup(fail_first: usize) -> (tempfile::TempDir, Migrator, Arc<AtomicUsize>) {
     let dir = tempfile::tempdir().unwrap();
     let m = dir.path().join("migrations");
     std::fs::create_dir(&m).unwrap();
-    std::fs::write(m.join("001_log.sql"), "CREATE TABLE log (what TEXT);\n-- strata:down\nDROP TABLE log;\n").unwrap();
+    std::fs::write(
+        m.join("001_log.sql"),
+        "CREATE TABLE log (what TEXT);\n-- strata:down\nDROP TABLE log;\n",
+    )
+    .unwrap();
     std::fs::write(m.join("003_after.sql"), "INSERT INTO log (what) VALUES ('003');\n-- strata:down\nDELETE FROM log WHERE what = '003';\n").unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
     let migrator = Migrator::from_dir(&m)
         .unwrap()
-        .register(Logged { runs: runs.clone(), fail_first })
+        .register(Logged {
+            runs: runs.clone(),
+            fail_first,
+        })
         .unwrap();
     (dir, migrator, runs)
 }
@@ -53,24 +60,53 @@ fn setup(fail_first: usize) -> (tempfile::TempDir, Migrator, Arc<AtomicUsize>) {
 fn log(dir: &std::path::Path) -> Vec<String> {
     let c = rusqlite::Connection::open(dir.join("app.db")).unwrap();
     let mut st = c.prepare("SELECT what FROM log ORDER BY rowid").unwrap();
-    st.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    st.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 #[tokio::test]
 async fn code_runs_in_plan_order_and_rolls_back() {
     let (dir, migrator, _) = setup(0);
-    let ids: Vec<&str> = migrator.migrations().iter().map(|m| m.id.as_str()).collect();
+    let ids: Vec<&str> = migrator
+        .migrations()
+        .iter()
+        .map(|m| m.id.as_str())
+        .collect();
     assert_eq!(ids, ["001_log", "002_logged", "003_after"]);
     let url = format!("sqlite://{}", dir.path().join("app.db").display());
     let mut db = strata::connect(&url, &Default::default()).await.unwrap();
-    migrator.up(db.as_mut(), &Target::Head, &RunOptions::default(), &mut Silent).await.unwrap();
+    migrator
+        .up(
+            db.as_mut(),
+            &Target::Head,
+            &RunOptions::default(),
+            &mut Silent,
+        )
+        .await
+        .unwrap();
     assert_eq!(log(dir.path()), ["up", "003"]);
     let status = migrator.status(db.as_mut()).await.unwrap();
     assert_eq!(status.current.as_deref(), Some("003"));
-    migrator.rollback(db.as_mut(), &Target::Version("001".into()), &RunOptions::default(), &mut Silent).await.unwrap();
+    migrator
+        .rollback(
+            db.as_mut(),
+            &Target::Version("001".into()),
+            &RunOptions::default(),
+            &mut Silent,
+        )
+        .await
+        .unwrap();
     assert_eq!(log(dir.path()), ["up", "down"]);
     let applied = db.applied().await.unwrap();
-    assert_eq!(applied.iter().map(|a| a.version.as_str()).collect::<Vec<_>>(), ["001"]);
+    assert_eq!(
+        applied
+            .iter()
+            .map(|a| a.version.as_str())
+            .collect::<Vec<_>>(),
+        ["001"]
+    );
 }
 
 #[tokio::test]
@@ -78,23 +114,55 @@ async fn failed_code_is_recorded_and_resumed() {
     let (dir, migrator, runs) = setup(1);
     let url = format!("sqlite://{}", dir.path().join("app.db").display());
     let mut db = strata::connect(&url, &Default::default()).await.unwrap();
-    let err = migrator.up(db.as_mut(), &Target::Head, &RunOptions::default(), &mut Silent).await.unwrap_err();
-    assert!(err.to_string().contains("backfill source unavailable"), "{err}");
+    let err = migrator
+        .up(
+            db.as_mut(),
+            &Target::Head,
+            &RunOptions::default(),
+            &mut Silent,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("backfill source unavailable"),
+        "{err}"
+    );
     assert_eq!(err.exit_code(), 1);
     let applied = db.applied().await.unwrap();
-    let row = applied.iter().find(|a| a.version == "002").expect("a row for the failed code");
+    let row = applied
+        .iter()
+        .find(|a| a.version == "002")
+        .expect("a row for the failed code");
     assert!(!row.success, "the failed run is visible");
-    assert!(applied.iter().all(|a| a.version != "003"), "nothing after the failure ran");
+    assert!(
+        applied.iter().all(|a| a.version != "003"),
+        "nothing after the failure ran"
+    );
 
     // A plain run refuses to go past the failed row (exit 3); --resume runs the code again.
-    let refused = migrator.up(db.as_mut(), &Target::Head, &RunOptions::default(), &mut Silent).await.unwrap_err();
+    let refused = migrator
+        .up(
+            db.as_mut(),
+            &Target::Head,
+            &RunOptions::default(),
+            &mut Silent,
+        )
+        .await
+        .unwrap_err();
     assert_eq!(refused.exit_code(), 3, "{refused}");
     let mut resume = RunOptions::default();
     resume.up.resume = true;
-    migrator.up(db.as_mut(), &Target::Head, &resume, &mut Silent).await.unwrap();
+    migrator
+        .up(db.as_mut(), &Target::Head, &resume, &mut Silent)
+        .await
+        .unwrap();
     assert_eq!(runs.load(Ordering::SeqCst), 2);
     assert!(db.applied().await.unwrap().iter().all(|a| a.success));
-    assert_eq!(log(dir.path()), ["up", "up", "003"], "SQLite's first insert was not rolled back: code is not transactional");
+    assert_eq!(
+        log(dir.path()),
+        ["up", "up", "003"],
+        "SQLite's first insert was not rolled back: code is not transactional"
+    );
 }
 
 #[test]

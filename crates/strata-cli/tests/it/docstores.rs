@@ -637,3 +637,128 @@ fn with_readers(
         .collect();
     (reads.load(Ordering::SeqCst), misses)
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// examples/multi-db as is: PostgreSQL (JSON metadata + SQL pairs), MongoDB and
+/// Elasticsearch, semver versions, a MongoDB migration depending on `postgresql:1.1.0`.
+#[test]
+fn multi_database_example_runs_by_target_and_database() {
+    let Some(pg) = TestDb::postgres("multi_db_example") else {
+        return;
+    };
+    let Some(m) = Mongo::new("multi_db_example") else {
+        return;
+    };
+    let Some(es) = Elastic::new("multi_db_example") else {
+        return;
+    };
+    // The example uses fixed index names and the default history indices.
+    for ix in [
+        "products_v1",
+        "products_v2",
+        "reviews",
+        ".strata-migrations",
+        ".strata-audit",
+        ".strata-metadata",
+        ".strata-lock",
+    ] {
+        es.call("DELETE", ix, None);
+    }
+    let root = tempfile::tempdir().unwrap();
+    copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/multi-db"),
+        root.path(),
+    );
+    let run = |args: &[&str]| {
+        let mut cmd = assert_cmd::Command::cargo_bin("strata").unwrap();
+        cmd.current_dir(root.path())
+            .env_remove("DATABASE_URL")
+            .env("NO_COLOR", "1")
+            .env("DATABASE_URL_POSTGRESQL", pg.url())
+            .env("DATABASE_URL_MONGODB", &m.url)
+            .env("DATABASE_URL_ELASTICSEARCH", &es.url)
+            .args(args);
+        cmd.output().unwrap()
+    };
+    // MongoDB's 1.1.0 waits for PostgreSQL's 1.1.0: alone, it goes as far as it may and says why.
+    let o = run(&["up", "--databases", "mongodb"]);
+    assert_eq!(code(&o), 3, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        format!("{}{}", stdout(&o), stderr(&o)).contains("postgresql:1.1.0"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+
+    ok(&run(&[
+        "up",
+        "--target",
+        "1.2.0",
+        "--databases",
+        "mongodb,postgresql",
+    ]));
+    assert_eq!(
+        pg.query("SELECT version FROM schema_migrations ORDER BY version"),
+        ["1.0.0", "1.1.0", "1.2.0"]
+    );
+    assert_eq!(pg.query("SELECT email FROM users"), ["admin@example.com"]);
+    let versions = |m: &Mongo| {
+        m.find("_migrations", doc! {})
+            .iter()
+            .map(|d| d.get_str("version").unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(versions(&m), ["1.0.0", "1.1.0", "1.2.0"]);
+    assert!(
+        !m.collections().contains(&"activity".to_string()),
+        "2.0.0 is past the target"
+    );
+    assert!(!es.exists("products_v1"), "elasticsearch was not selected");
+    m.insert("profiles", vec![doc! {"user_id": 1, "name": "Admin"}])
+        .unwrap();
+
+    ok(&run(&["rollback", "1.0.0", "--databases", "mongodb"]));
+    assert_eq!(versions(&m), ["1.0.0"]);
+    assert_eq!(
+        pg.query("SELECT count(*) FROM schema_migrations"),
+        ["3"],
+        "postgresql untouched"
+    );
+
+    ok(&run(&["up"]));
+    assert_eq!(versions(&m), ["1.0.0", "1.1.0", "1.2.0", "2.0.0"]);
+    let profile = &m.find("profiles", doc! {})[0];
+    assert_eq!(profile.get_str("display_name").unwrap(), "Admin");
+    assert!(profile.get_document("preferences").is_ok(), "{profile:?}");
+    let alias = es.get("_alias/products");
+    assert!(alias.get("products_v2").is_some(), "{alias}");
+    assert!(es.exists("reviews"));
+    let o = run(&["status"]);
+    let out = stdout(&o);
+    for db in ["postgresql", "mongodb", "elasticsearch"] {
+        assert!(out.contains(db), "{out}");
+    }
+    for ix in [
+        "products_v1",
+        "products_v2",
+        "reviews",
+        ".strata-migrations",
+        ".strata-audit",
+        ".strata-metadata",
+        ".strata-lock",
+    ] {
+        es.call("DELETE", ix, None);
+    }
+}

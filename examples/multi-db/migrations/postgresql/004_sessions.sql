@@ -1,0 +1,1 @@
+CREATE TABLE sessions (id UUID PRIMARY KEY, user_id BIGINT NOT NULL REFERENCES users(id));
