@@ -192,6 +192,10 @@ pub struct CreateArgs {
     /// Write the file without a down section
     #[arg(long)]
     pub no_down: bool,
+    /// Scaffold a Rust code migration (`NNN_name.rs`, a `strata::CodeMigration`) instead
+    /// of a SQL file; the application registers it with `Migrator::register`
+    #[arg(long)]
+    pub code: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -20,6 +20,45 @@ fn snake(name: &str) -> String {
     out.trim_end_matches('_').to_string()
 }
 
+fn camel(snake: &str) -> String {
+    let mut out: String = snake
+        .split('_')
+        .filter(|w| !w.is_empty())
+        .map(|w| w[..1].to_ascii_uppercase() + &w[1..])
+        .collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, 'M');
+    }
+    out
+}
+
+/// A Rust file implementing `strata::CodeMigration`, ready to fill in.
+fn code_template(version: &str, name: &str, description: &str, down: bool) -> String {
+    let ty = camel(name);
+    let down = if down {
+        "\n    async fn down(&self, db: &mut CodeContext<'_>) -> Result<(), CodeError> {\n        \
+         // Undo what up did.\n        let _ = db;\n        Ok(())\n    }\n"
+    } else {
+        "\n    fn reversible(&self) -> bool {\n        false\n    }\n"
+    };
+    format!(
+        "//! Code migration {version}: {description}\n//!\n\
+         //! Runs between two history writes: a failure leaves a `failed` row, and\n\
+         //! `strata up --resume` runs `up` again, so keep it re-runnable.\n\n\
+         use strata::{{CodeContext, CodeError, CodeMigration}};\n\n\
+         pub struct {ty};\n\n\
+         #[strata::async_trait]\n\
+         impl CodeMigration for {ty} {{\n    \
+         fn version(&self) -> &str {{\n        \"{version}\"\n    }}\n\n    \
+         fn name(&self) -> &str {{\n        \"{name}\"\n    }}\n\n    \
+         fn description(&self) -> Option<&str> {{\n        Some({description:?})\n    }}\n\n    \
+         async fn up(&self, db: &mut CodeContext<'_>) -> Result<(), CodeError> {{\n        \
+         // The driver's own client: db.client::<tokio_postgres::Client>(),\n        \
+         // db.client::<rusqlite::Connection>(), db.client::<mongodb::Database>(), ...\n        \
+         let _ = db.kind();\n        Ok(())\n    }}\n{down}}}\n"
+    )
+}
+
 pub fn run(ctx: &Context, a: CreateArgs) -> Result<i32, Error> {
     let dir = &ctx.config.dir;
     let migrator = ctx.migrator()?;
@@ -46,7 +85,7 @@ pub fn run(ctx: &Context, a: CreateArgs) -> Result<i32, Error> {
         }
         None => "001".into(),
     };
-    let file = format!("{version}_{name}.sql");
+    let file = format!("{version}_{name}.{}", if a.code { "rs" } else { "sql" });
     let path = dir.join(&file);
     let io = |e: std::io::Error| {
         Error::Source(SourceError::new(&path, None, format!("cannot write: {e}")))
@@ -59,6 +98,25 @@ pub fn run(ctx: &Context, a: CreateArgs) -> Result<i32, Error> {
         .description
         .clone()
         .unwrap_or_else(|| a.name.trim().to_string());
+    if a.code {
+        std::fs::write(
+            &path,
+            code_template(&version, &name, &description, !a.no_down),
+        )
+        .map_err(io)?;
+        if ctx.global.json {
+            print_json(&json!({ "created": path, "version": version }));
+        } else {
+            println!("Created {}", path.display());
+            println!(
+                "Register it where the application builds its migrator: \
+                 `Migrator::from_dir(\"{}\")?.register({})?` (add the file as a module first)",
+                dir.display(),
+                camel(&name)
+            );
+        }
+        return Ok(0);
+    }
     let mut text = format!(
         "-- Migration: {file}\n-- Description: {description}\n-- Created: {}\n\n-- strata:up\n\n",
         now.format("%Y-%m-%dT%H:%M:%SZ")

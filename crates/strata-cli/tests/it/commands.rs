@@ -371,3 +371,28 @@ fn every_layout_in_one_directory() {
         assert_eq!(db.tables(), ["b", "c", "d", "e", "g"]);
     }
 }
+
+#[test]
+fn create_code_scaffolds_a_code_migration_the_reader_ignores() {
+    let db = TestDb::sqlite();
+    let p = Project::new();
+    p.file("001_a.sql", "CREATE TABLE a (id INTEGER);\n");
+    let out = ok(&p.strata(&db, &["create", "Backfill slugs", "--code"]));
+    assert!(out.contains("register(BackfillSlugs)"), "{out}");
+    let text = std::fs::read_to_string(p.migrations().join("002_backfill_slugs.rs")).unwrap();
+    assert!(
+        text.contains("impl CodeMigration for BackfillSlugs"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"002\"") && text.contains("async fn down"),
+        "{text}"
+    );
+    // The .rs file is not a migration of the directory: status still lists one.
+    let st = json(&p.strata(&db, &["--json", "status"]));
+    assert_eq!(
+        st["migrations"].as_array().map(|a| a.len()),
+        Some(1),
+        "{st}"
+    );
+}
