@@ -660,6 +660,8 @@ mod tests {
                 })
                 .collect(),
             timeout: None,
+            format: crate::migration::Format::Sql,
+            code: None,
             source: PathBuf::from(format!("{v}.sql")),
         }
     }

@@ -221,11 +221,9 @@ pub(crate) async fn acquire(
             break;
         }
         match doc.read().await? {
-            Some(h) if h.expires_ms < now_ms() => {
-                if doc.take(&h, &holder, expires).await? {
-                    tracing::warn!(previous = %h.holder, "took over an expired migration lease");
-                    break;
-                }
+            Some(h) if h.expires_ms < now_ms() && doc.take(&h, &holder, expires).await? => {
+                tracing::warn!(previous = %h.holder, "took over an expired migration lease");
+                break;
             }
             Some(h) if Instant::now() >= deadline => {
                 let left = (h.expires_ms - now_ms()).max(0) / 1000;
