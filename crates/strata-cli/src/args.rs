@@ -88,6 +88,21 @@ pub enum Command {
     /// Database backups: create, list, restore
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// REST API and web console
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on; without API tokens only loopback is allowed [default: [server] bind, else 127.0.0.1:8080]
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// PEM certificate chain: serve HTTPS (with --tls-key)
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -3,11 +3,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use strata_core::{
-    BackupPolicy, BackupStore, Config, Driver, DriverErrorKind, Error, Migrator, Overrides,
-    RunOptions, UrlSource,
-};
-use strata_drivers::HistoryNames;
+use strata_core::{BackupStore, Config, Driver, Error, Migrator, Overrides, RunOptions};
 
 use crate::args::GlobalArgs;
 
@@ -58,59 +54,15 @@ impl Context {
     }
 
     pub fn migrator(&self) -> Result<Migrator, Error> {
-        Ok(Migrator::from_dir(&self.config.dir)?.with_settings(&self.config.settings))
+        self.config.migrator()
     }
 
-    /// Connects once: read-only commands answer at once when the database is down.
     pub async fn connect(&self) -> Result<Box<dyn Driver>, Error> {
-        let names = HistoryNames {
-            table: self.config.history_table.clone(),
-            schema: self.config.schema.clone(),
-        };
-        strata_drivers::connect(&self.config.database_url, &names)
-            .await
-            .map_err(|mut e| {
-                if e.kind == DriverErrorKind::InvalidUrl {
-                    e.detail = Some(format!("the URL was set by {}", self.url_origin()));
-                }
-                e.into()
-            })
+        strata_drivers::connect_config(&self.config).await
     }
 
-    /// Which setting the database URL came from, for errors about it.
-    fn url_origin(&self) -> String {
-        match self.config.url_source {
-            UrlSource::Flag => "--database-url".into(),
-            UrlSource::Environment => "DATABASE_URL (or DB_HOST/DB_NAME/...)".into(),
-            UrlSource::ConfigFile => match &self.config.config_path {
-                Some(p) => format!("database_url in {}", p.display()),
-                None => "the config file".into(),
-            },
-            UrlSource::Default => "the default".into(),
-        }
-    }
-
-    /// Connects for a command that changes state, retrying a refused or lost
-    /// connection `retry_attempts` times (a deploy racing a database restart).
     pub async fn connect_for_change(&self) -> Result<Box<dyn Driver>, Error> {
-        let settings = &self.config.settings;
-        let mut attempt = 0;
-        loop {
-            match self.connect().await {
-                Err(e) if e.is_transient() && attempt < settings.retry_attempts() => {
-                    attempt += 1;
-                    let delay = settings.retry_delay() * attempt;
-                    tracing::warn!(
-                        attempt,
-                        of = settings.retry_attempts(),
-                        "cannot connect, retrying in {}s: {e}",
-                        delay.as_secs_f64()
-                    );
-                    tokio::time::sleep(delay).await;
-                }
-                other => return other,
-            }
-        }
+        strata_drivers::connect_for_change(&self.config).await
     }
 
     /// Options of a state-changing run: dry run, `DB_ECHO`, and the backup policy.
@@ -118,33 +70,19 @@ impl Context {
         RunOptions {
             dry_run,
             echo: self.echo(),
-            backup: self.backup_policy(rollback),
+            backup: self.config.backup_policy(rollback),
             ..Default::default()
         }
     }
 
     /// Where backups of this database go.
     pub fn backups(&self) -> BackupStore {
-        BackupStore::new(&self.config.backup, self.database())
-    }
-
-    /// Backups around a run: one before it when configured, and for rollbacks in a
-    /// protected environment, the demand that a recent one exists.
-    pub fn backup_policy(&self, rollback: bool) -> Option<BackupPolicy> {
-        let b = &self.config.backup;
-        let require_recent =
-            (rollback && self.config.protected && b.require_for_rollback()).then(|| b.max_age());
-        let before_run = b.before_migration();
-        (before_run || require_recent.is_some()).then(|| BackupPolicy {
-            store: self.backups(),
-            before_run,
-            require_recent,
-        })
+        self.config.backups()
     }
 
     /// The URL safe to print.
     pub fn database(&self) -> String {
-        strata_core::redact(&self.config.database_url)
+        self.config.redacted_url()
     }
 
     /// `DB_ECHO=true` logs every statement.

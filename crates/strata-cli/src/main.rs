@@ -14,10 +14,14 @@ fn main() {
     let cli = args::Cli::parse();
     output::init_logging(&cli.global);
     let json = cli.global.json;
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // One thread starts fastest; the server needs several so a run on a blocking
+    // driver (SQLite) never stalls status and health requests.
+    let mut builder = if matches!(cli.command, args::Command::Serve(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

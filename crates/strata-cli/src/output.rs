@@ -4,7 +4,6 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use serde_json::json;
 use strata_core::{Direction, Error, Event, Plan, Reporter, RunReport};
 use tracing_subscriber::EnvFilter;
 
@@ -64,18 +63,15 @@ pub fn print_json(v: &serde_json::Value) {
 /// Prints an error once: JSON on stdout with `--json`, else text on stderr with the
 /// source line and a caret when the error points into a file.
 pub fn print_error(e: &Error, json_mode: bool) {
+    if json_mode {
+        print_json(&e.to_json());
+        return;
+    }
     let (file, line) = e
         .location()
         .map(|(p, l)| (Some(p), l))
         .unwrap_or((None, None));
-    // Messages never carry a password: URLs are redacted where errors are made.
     let message = e.to_string();
-    if json_mode {
-        print_json(
-            &json!({ "error": { "kind": e.kind(), "message": message, "file": file, "line": line } }),
-        );
-        return;
-    }
     eprintln!("{} {message}", paint("error:", RED));
     if let (Some(path), Some(line)) = (&file, line) {
         let column = match e {
@@ -225,20 +221,10 @@ fn print_plan(plan: &Plan) {
     }
 }
 
-/// The JSON of SPEC section 2 for up / down / rollback (and stamp / baseline).
-pub fn run_json(report: &RunReport, key: &str) -> serde_json::Value {
-    let steps: Vec<_> = if report.dry_run {
-        report.plan.steps.iter().map(|s| json!({ "version": s.version, "name": s.name, "execution_time_ms": 0, "sql": s.sql })).collect()
-    } else {
-        report.done.iter().map(|s| json!({ "version": s.version, "name": s.name, "execution_time_ms": s.execution_time_ms })).collect()
-    };
-    json!({ key: steps, "dry_run": report.dry_run })
-}
-
 /// Prints a run's result: JSON, or a closing line of text.
 pub fn print_run(report: &RunReport, key: &str, json_mode: bool) {
     if json_mode {
-        print_json(&run_json(report, key));
+        print_json(&report.to_json(key));
     } else if !report.dry_run && !report.done.is_empty() {
         let total: u64 = report.done.iter().map(|s| s.execution_time_ms).sum();
         let verb = if key == "applied" {

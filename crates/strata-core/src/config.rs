@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backup::BackupConfig;
+use crate::backup::{BackupConfig, BackupStore};
 use crate::error::SourceError;
+use crate::migrator::{BackupPolicy, Migrator};
 
 /// The database used when nothing else is configured.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://strata.db";
@@ -131,8 +132,9 @@ pub struct ConfigFile {
     pub environments: BTreeMap<String, EnvironmentConfig>,
     /// `[databases.NAME]`, in file order (read through [`ConfigFile::databases`]).
     pub databases: Option<toml::Table>,
-    // Sections owned by later features; accepted here so the file validates.
-    pub server: Option<toml::Value>,
+    /// `[server]`: `strata serve`'s bind address, TLS files and API tokens.
+    #[serde(default)]
+    pub server: ServerConfig,
     #[serde(default)]
     pub backup: BackupConfig,
     /// `[fleet]`: `file = "fleet.toml"` (or `targets = [...]`), `concurrency`, `canary`.
@@ -165,6 +167,28 @@ pub struct FleetConfig {
     pub targets: Option<Vec<String>>,
     pub concurrency: Option<usize>,
     pub canary: Option<usize>,
+}
+
+/// `[server]` in `strata.toml`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `--bind` when not given (default `127.0.0.1:8080`).
+    pub bind: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// `[server.tokens] NAME = { role = "operator", sha256 = "<hex>" }`: the SHA-256
+    /// of each bearer token, never the token itself.
+    #[serde(default)]
+    pub tokens: BTreeMap<String, TokenConfig>,
+}
+
+/// One API token: its role (`viewer` or `operator`) and the hex SHA-256 of the token.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub role: String,
+    pub sha256: String,
 }
 
 /// `[environments.NAME]`.
@@ -259,6 +283,7 @@ pub struct Config {
     /// single-database config (see [`Config::database`]). Empty otherwise.
     pub databases: Vec<(String, Config)>,
     pub fleet: Option<FleetConfig>,
+    pub server: ServerConfig,
 }
 
 impl Config {
@@ -411,6 +436,7 @@ impl Config {
                         backup: db.backup.clone().or(&backup),
                         databases: vec![],
                         fleet: None,
+                        server: ServerConfig::default(),
                     },
                 ));
             }
@@ -428,7 +454,37 @@ impl Config {
             backup,
             databases,
             fleet: file.fleet.clone(),
+            server: file.server.clone(),
         })
+    }
+
+    /// The database URL safe to print.
+    pub fn redacted_url(&self) -> String {
+        redact(&self.database_url)
+    }
+
+    /// Where backups of this database go.
+    pub fn backups(&self) -> BackupStore {
+        BackupStore::new(&self.backup, self.redacted_url())
+    }
+
+    /// Backups around a run: one before it when configured, and for rollbacks in a
+    /// protected environment, the demand that a recent one exists.
+    pub fn backup_policy(&self, rollback: bool) -> Option<BackupPolicy> {
+        let b = &self.backup;
+        let require_recent =
+            (rollback && self.protected && b.require_for_rollback()).then(|| b.max_age());
+        let before_run = b.before_migration();
+        (before_run || require_recent.is_some()).then(|| BackupPolicy {
+            store: self.backups(),
+            before_run,
+            require_recent,
+        })
+    }
+
+    /// The migrations of this database, read from its directory, with its settings.
+    pub fn migrator(&self) -> crate::Result<Migrator> {
+        Ok(Migrator::from_dir(&self.dir)?.with_settings(&self.settings))
     }
 }
 

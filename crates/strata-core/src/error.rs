@@ -273,6 +273,16 @@ impl Error {
         }
     }
 
+    /// SPEC's error object: `{"error":{"kind","message","file","line"}}`. Messages
+    /// never carry a password: URLs are redacted where errors are made.
+    pub fn to_json(&self) -> serde_json::Value {
+        let (file, line) = self
+            .location()
+            .map(|(p, l)| (Some(p), l))
+            .unwrap_or((None, None));
+        serde_json::json!({ "error": { "kind": self.kind(), "message": self.to_string(), "file": file, "line": line } })
+    }
+
     /// A stable snake_case name for JSON output.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -11,6 +11,7 @@ mod embed;
 mod error;
 mod event;
 pub mod fleet;
+mod info;
 mod migration;
 mod migrator;
 mod plan;
@@ -23,8 +24,8 @@ mod version;
 pub use backup::{BackupConfig, BackupInfo, BackupStore};
 pub use code::{CodeContext, CodeError, CodeMigration, CodeRef, CODE_MARKER};
 pub use config::{
-    redact, Config, ConfigFile, EnvironmentConfig, InitSql, LockMode, Overrides, Settings,
-    UrlSource, DEFAULT_DATABASE_URL,
+    redact, Config, ConfigFile, EnvironmentConfig, InitSql, LockMode, Overrides, ServerConfig,
+    Settings, TokenConfig, UrlSource, DEFAULT_DATABASE_URL,
 };
 pub use driver::{AuditEntry, AuditRecord, Capabilities, Change, Driver, LockOptions, Record};
 pub use embed::{Embedded, EmbeddedMigration};
@@ -32,6 +33,7 @@ pub use error::{
     DriverError, DriverErrorKind, Error, PlanError, Result, SourceError, StatementRef,
 };
 pub use event::{Event, Reporter, Silent};
+pub use info::info;
 pub use migration::{
     AppliedMigration, Checksum, Dependency, Format, Migration, MigrationKind, MigrationState,
     Script,

@@ -68,6 +68,20 @@ pub struct RunReport {
     pub dry_run: bool,
 }
 
+impl RunReport {
+    /// SPEC's JSON for up / down / rollback (and stamp / baseline): `{key: [...],
+    /// "dry_run"}`, `key` being `applied` or `rolled_back`. A dry run lists what would
+    /// run, each step with its SQL.
+    pub fn to_json(&self, key: &str) -> serde_json::Value {
+        let steps: Vec<_> = if self.dry_run {
+            self.plan.steps.iter().map(|s| serde_json::json!({ "version": s.version, "name": s.name, "execution_time_ms": 0, "sql": s.sql, "transactional": s.transactional })).collect()
+        } else {
+            self.done.iter().map(|s| serde_json::json!({ "version": s.version, "name": s.name, "execution_time_ms": s.execution_time_ms })).collect()
+        };
+        serde_json::json!({ key: steps, "dry_run": self.dry_run })
+    }
+}
+
 /// One completed step.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct StepResult {
@@ -85,6 +99,10 @@ pub struct StatusReport {
 }
 
 impl StatusReport {
+    /// SPEC's `status --json` object.
+    pub fn to_json(&self, database: &str) -> serde_json::Value {
+        serde_json::json!({ "database": database, "current": self.current, "head": self.head, "migrations": self.migrations })
+    }
     pub fn count(&self, state: MigrationState) -> usize {
         self.migrations.iter().filter(|r| r.state == state).count()
     }
@@ -235,8 +253,30 @@ impl Migrator {
         self
     }
 
+    /// Who is acting from now on (the server sets the API caller per request).
+    pub fn set_actor(&mut self, actor: Actor) {
+        self.actor = actor;
+    }
+
     pub fn migrations(&self) -> &[Migration] {
         &self.source.migrations
+    }
+
+    /// What `list --json` and `GET /api/v1/migrations/` show: every migration on disk.
+    pub fn list_json(&self) -> serde_json::Value {
+        let rows: Vec<_> = self
+            .migrations()
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "version": m.version, "id": m.id, "name": m.name, "description": m.description, "kind": m.kind,
+                    "depends_on": m.dependencies.iter().map(|d| d.target.clone()).collect::<Vec<_>>(),
+                    "has_rollback": m.down.is_some(), "transactional": m.transactional, "checksum": m.checksum,
+                    "file": m.source,
+                })
+            })
+            .collect();
+        serde_json::json!({ "migrations": rows })
     }
 
     pub fn source(&self) -> &Source {

@@ -316,6 +316,53 @@ impl Project {
         }
     }
 
+    /// Rolls back one migration `version` of database `db` (with its dependents in
+    /// that database when `cascade`), refusing while another database's applied
+    /// migration depends on any of them.
+    pub async fn down(
+        &mut self,
+        db: &str,
+        version: &str,
+        cascade: bool,
+        opts: &RunOptions,
+        rep: &mut dyn Reporter,
+    ) -> Result<MemberReport> {
+        let Some(i) = self.members.iter().position(|m| m.name == db) else {
+            return Err(Error::Config(format!("the project has no database `{db}`")));
+        };
+        let dry = RunOptions {
+            dry_run: true,
+            ..opts.clone()
+        };
+        let plan = {
+            let m = &mut self.members[i];
+            let d = m.driver.as_deref_mut().expect("connected");
+            m.migrator
+                .down(d, version, cascade, &dry, &mut crate::Silent)
+                .await?
+                .plan
+        };
+        for step in &plan.steps {
+            if let Some(who) = self.dependent_of(i, &step.version).await? {
+                return Err(Error::Refused(format!(
+                    "cannot roll back {db}:{}: {who} depends on it (roll that back first)",
+                    step.version
+                )));
+            }
+        }
+        let m = &mut self.members[i];
+        rep.report(Event::Database {
+            name: &m.name,
+            url: &m.url,
+        });
+        let d = m.driver.as_deref_mut().expect("connected");
+        let report = m.migrator.down(d, version, cascade, opts, rep).await?;
+        Ok(MemberReport {
+            database: m.name.clone(),
+            report,
+        })
+    }
+
     /// An applied migration of another database that depends on `version` of member `i`.
     async fn dependent_of(&mut self, i: usize, version: &str) -> Result<Option<String>> {
         let name = self.members[i].name.clone();

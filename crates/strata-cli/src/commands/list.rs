@@ -1,6 +1,5 @@
 //! `strata list`: migrations on disk.
 
-use serde_json::json;
 use strata_core::Error;
 
 use crate::context::Context;
@@ -8,20 +7,8 @@ use crate::output::print_json;
 
 pub fn run(ctx: &Context) -> Result<i32, Error> {
     let migrator = ctx.migrator()?;
-    let rows: Vec<_> = migrator
-        .migrations()
-        .iter()
-        .map(|m| {
-            json!({
-                "version": m.version, "id": m.id, "name": m.name, "description": m.description, "kind": m.kind,
-                "depends_on": m.dependencies.iter().map(|d| d.target.clone()).collect::<Vec<_>>(),
-                "has_rollback": m.down.is_some(), "transactional": m.transactional, "checksum": m.checksum,
-                "file": m.source,
-            })
-        })
-        .collect();
     if ctx.global.json {
-        print_json(&json!({ "migrations": rows }));
+        print_json(&migrator.list_json());
         return Ok(0);
     }
     println!(

@@ -11,6 +11,7 @@ mod mark;
 mod project;
 mod repair;
 mod rollback;
+mod serve;
 mod status;
 mod sum;
 mod up;
@@ -28,6 +29,10 @@ pub async fn run(cli: Cli) -> Result<i32, Error> {
         Command::Status(a) => a.fleet.fleet.is_some(),
         _ => false,
     };
+    if let Command::Serve(a) = &cli.command {
+        // The server handles every database of a project itself (`?database=`).
+        return serve::run(&ctx, a.clone()).await;
+    }
     if ctx.is_project() && !fleet {
         return project::run(&ctx, cli.command).await;
     }
@@ -54,5 +59,6 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<i32, Error> {
         Command::Repair(a) => repair::run(ctx, a).await,
         Command::Health => health::run(ctx).await,
         Command::Backup(c) => backup::run(ctx, c).await,
+        Command::Serve(a) => serve::run(ctx, a).await,
     }
 }

@@ -3,9 +3,7 @@
 //! once per selected database, under a heading.
 
 use serde_json::json;
-use strata_core::{
-    Error, Member, MemberReport, Project, RunOptions, SourceError, Target, UpOptions,
-};
+use strata_core::{Error, MemberReport, Project, RunOptions, SourceError, Target, UpOptions};
 
 use crate::args::Command;
 use crate::context::Context;
@@ -43,56 +41,36 @@ pub async fn run(ctx: &Context, command: Command) -> Result<i32, Error> {
             let result = p.rollback(&target, &opts, &mut rep).await;
             finish(result, "rolled_back", a.dry_run, ctx.global.json)
         }
+        Command::Down(a) => {
+            // Through the project, so another database's dependents are seen.
+            let [db] = ctx.global.databases.as_slice() else {
+                return Err(SourceError::new(
+                    ctx.config.config_path.clone().unwrap_or_default(),
+                    None,
+                    "`down V` rolls back a migration of one database: choose it with --databases NAME",
+                )
+                .into());
+            };
+            if !a.dry_run {
+                ctx.confirm(&format!("roll back {db}:{}", a.target_version))?;
+            }
+            let opts = ctx.run_options(a.dry_run, true);
+            let mut p = project(ctx, true).await?;
+            let mut rep = TextReporter {
+                json: ctx.global.json,
+            };
+            let result = p
+                .down(db, &a.target_version, a.cascade, &opts, &mut rep)
+                .await
+                .map(|r| vec![r]);
+            finish(result, "rolled_back", a.dry_run, ctx.global.json)
+        }
         other => each(ctx, other).await,
     }
 }
 
-/// Connects the selected databases; for a change, every database of the project, since
-/// any may depend on (or be depended on by) a selected one.
 async fn project(ctx: &Context, change: bool) -> Result<Project, Error> {
-    let selected = ctx.members()?;
-    let all: Vec<(String, Context)> = ctx
-        .config
-        .databases
-        .iter()
-        .map(|(n, c)| {
-            (
-                n.clone(),
-                Context {
-                    config: c.clone(),
-                    global: ctx.global.clone(),
-                },
-            )
-        })
-        .collect();
-    let mut migrators = Vec::new();
-    for (name, c) in &all {
-        migrators.push((name.clone(), c.migrator()?));
-    }
-    let names: Vec<String> = selected.iter().map(|(n, _)| n.clone()).collect();
-    let mut members = Vec::new();
-    for ((name, c), (_, migrator)) in all.iter().zip(migrators) {
-        if change && names.contains(name) {
-            migrator.check_sum()?;
-        }
-        let driver = if change || names.contains(name) {
-            Some(if change {
-                c.connect_for_change().await?
-            } else {
-                c.connect().await?
-            })
-        } else {
-            None
-        };
-        members.push(Member {
-            name: name.clone(),
-            url: c.database(),
-            migrator,
-            driver,
-            selected: names.contains(name),
-        });
-    }
-    Project::new(members)
+    strata_drivers::open_project(&ctx.config, &ctx.global.databases, change).await
 }
 
 async fn status(ctx: &Context) -> Result<i32, Error> {
@@ -102,7 +80,7 @@ async fn status(ctx: &Context) -> Result<i32, Error> {
         let dbs: Vec<serde_json::Value> = all
             .iter()
             .map(|(name, url, s)| {
-                let mut v = super::status::to_json(url, s);
+                let mut v = s.to_json(url);
                 v["name"] = json!(name);
                 v
             })

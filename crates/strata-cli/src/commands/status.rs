@@ -1,6 +1,5 @@
 //! `strata status`.
 
-use serde_json::json;
 use strata_core::{Error, MigrationState, StatusReport};
 
 use crate::context::Context;
@@ -11,16 +10,11 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
     let mut db = ctx.connect().await?;
     let status = migrator.status(db.as_mut()).await?;
     if ctx.global.json {
-        print_json(&to_json(&ctx.database(), &status));
+        print_json(&status.to_json(&ctx.database()));
         return Ok(0);
     }
     print_table(&ctx.database(), &status);
     Ok(0)
-}
-
-/// SPEC's `status --json` object.
-pub fn to_json(database: &str, status: &StatusReport) -> serde_json::Value {
-    json!({ "database": database, "current": status.current, "head": status.head, "migrations": status.migrations })
 }
 
 pub fn print_table(database: &str, status: &StatusReport) {

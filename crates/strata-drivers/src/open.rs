@@ -1,0 +1,95 @@
+//! Opening what a [`Config`] names: its database (retrying for a state-changing run)
+//! and, for a multi-database project, every member. The CLI and the server both start
+//! here, so they connect the same way.
+
+use strata_core::{Config, Driver, DriverErrorKind, Error, Member, Project, UrlSource};
+
+use crate::HistoryNames;
+
+/// Connects once: read-only commands answer at once when the database is down.
+pub async fn connect_config(config: &Config) -> Result<Box<dyn Driver>, Error> {
+    let names = HistoryNames {
+        table: config.history_table.clone(),
+        schema: config.schema.clone(),
+    };
+    crate::connect(&config.database_url, &names)
+        .await
+        .map_err(|mut e| {
+            if e.kind == DriverErrorKind::InvalidUrl {
+                e.detail = Some(format!("the URL was set by {}", url_origin(config)));
+            }
+            e.into()
+        })
+}
+
+/// Connects for a command that changes state, retrying a refused or lost connection
+/// `retry_attempts` times (a deploy racing a database restart).
+pub async fn connect_for_change(config: &Config) -> Result<Box<dyn Driver>, Error> {
+    let settings = &config.settings;
+    let mut attempt = 0;
+    loop {
+        match connect_config(config).await {
+            Err(e) if e.is_transient() && attempt < settings.retry_attempts() => {
+                attempt += 1;
+                let delay = settings.retry_delay() * attempt;
+                tracing::warn!(
+                    attempt,
+                    of = settings.retry_attempts(),
+                    "cannot connect, retrying in {}s: {e}",
+                    delay.as_secs_f64()
+                );
+                tokio::time::sleep(delay).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Which setting the database URL came from, for errors about it.
+fn url_origin(config: &Config) -> String {
+    match config.url_source {
+        UrlSource::Flag => "--database-url".into(),
+        UrlSource::Environment => "DATABASE_URL (or DB_HOST/DB_NAME/...)".into(),
+        UrlSource::ConfigFile => match &config.config_path {
+            Some(p) => format!("database_url in {}", p.display()),
+            None => "the config file".into(),
+        },
+        UrlSource::Default => "the default".into(),
+    }
+}
+
+/// A multi-database project with `selected` chosen (all when empty). For a change,
+/// every member is connected, since any may depend on (or be depended on by) a
+/// selected one; otherwise only the selected are.
+pub async fn open_project(
+    config: &Config,
+    selected: &[String],
+    change: bool,
+) -> Result<Project, Error> {
+    let names: Vec<String> = config
+        .select(selected)?
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let mut members = Vec::new();
+    for (name, c) in &config.databases {
+        let migrator = c.migrator()?;
+        let chosen = names.contains(name);
+        if change && chosen {
+            migrator.check_sum()?;
+        }
+        let driver = match (change, chosen) {
+            (true, _) => Some(connect_for_change(c).await?),
+            (false, true) => Some(connect_config(c).await?),
+            (false, false) => None,
+        };
+        members.push(Member {
+            name: name.clone(),
+            url: c.redacted_url(),
+            migrator,
+            driver,
+            selected: chosen,
+        });
+    }
+    Project::new(members)
+}
