@@ -2,7 +2,8 @@
 //! the library call the matching CLI command makes, and answers with the JSON shapes of
 //! SPEC section 2.
 
-use axum::extract::{Path, Query, State};
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
@@ -16,6 +17,25 @@ use crate::runs::Op;
 use crate::state::{ApiState, Db};
 
 type Answer = Result<Json<Value>, ApiError>;
+
+/// `Query` whose rejection is SPEC's JSON error, like every other answer.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(T);
+
+/// `Path` with a JSON rejection.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(T);
+
+/// A JSON body that may be absent (all fields default), read whatever the content
+/// type so `curl -d '{"dry_run":true}'` works; malformed JSON is a JSON 400.
+fn body<T: serde::de::DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("request body: {e}")))
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,12 +104,22 @@ pub async fn history(State(s): State<ApiState>, Query(q): Query<LogQuery>) -> An
     let db = s.database(q.database.as_deref())?;
     let migrator = s.migrator(&db.config)?;
     let mut d = strata_drivers::connect_config(&db.config).await?;
-    let events: Vec<_> = migrator
-        .history(d.as_mut(), limit(q.limit)?)
-        .await?
-        .into_iter()
-        .filter(|e| !e.operation.starts_with("api_"))
-        .collect();
+    let want = limit(q.limit)?;
+    // Read wider windows until `want` migration events are found or the log ends.
+    let mut window = want * 2;
+    let events = loop {
+        let rows = migrator.history(d.as_mut(), window).await?;
+        let exhausted = rows.len() < window;
+        let events: Vec<_> = rows
+            .into_iter()
+            .filter(|e| !e.operation.starts_with("api_"))
+            .take(want)
+            .collect();
+        if events.len() == want || exhausted {
+            break events;
+        }
+        window *= 4;
+    };
     Ok(Json(json!({ "events": events })))
 }
 
@@ -170,9 +200,9 @@ pub async fn migrate(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Query(q): Query<DbQuery>,
-    body: Option<Json<MigrateBody>>,
+    bytes: Bytes,
 ) -> Answer {
-    let b = body.map(|Json(b)| b).unwrap_or_default();
+    let b: MigrateBody = body(&bytes)?;
     let target = Target::parse(b.target_version.as_deref().unwrap_or("head"))
         .map_err(|e| ApiError::from(strata_core::Error::from(e)))?;
     let db = s.database(q.database.as_deref())?;
@@ -186,9 +216,9 @@ pub async fn rollback(
     Extension(caller): Extension<Caller>,
     Path(version): Path<String>,
     Query(q): Query<DbQuery>,
-    body: Option<Json<RollbackBody>>,
+    bytes: Bytes,
 ) -> Answer {
-    let b = body.map(|Json(b)| b).unwrap_or_default();
+    let b: RollbackBody = body(&bytes)?;
     let db = s.database(q.database.as_deref())?;
     let op = Op::Down {
         version,

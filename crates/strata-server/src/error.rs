@@ -1,6 +1,7 @@
 //! Errors as HTTP answers: SPEC's `{"error":{"kind","message","file","line"}}` body with
 //! a status chosen from what went wrong.
 
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -57,6 +58,18 @@ impl From<Error> for ApiError {
             status: status_of(&e),
             body: e.to_json(),
         }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::bad_request(r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::bad_request(r.body_text())
     }
 }
 
