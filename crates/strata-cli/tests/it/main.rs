@@ -15,4 +15,5 @@ mod fleet;
 mod projects;
 mod safety;
 mod secrets;
+mod server;
 mod support;

@@ -1,0 +1,341 @@
+//! `strata serve` end to end: the real binary on a loopback port against a real
+//! PostgreSQL, driven over HTTP; TLS; the bind rule; the console in a real headless
+//! Chromium; and the OpenAPI document checked against the running server by
+//! schemathesis.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sha2::Digest;
+
+use crate::support::*;
+
+pub const OPERATOR: &str = "e2e-operator-token";
+pub const VIEWER: &str = "e2e-viewer-token";
+
+/// `STRATA_API_TOKENS` for a deployer (operator) and a dashboard (viewer).
+pub fn tokens_env() -> String {
+    let h = |t: &str| hex::encode(sha2::Sha256::digest(t.as_bytes()));
+    format!(
+        "deployer:operator:{},dash:viewer:{}",
+        h(OPERATOR),
+        h(VIEWER)
+    )
+}
+
+/// A running `strata serve`; killed when dropped.
+pub struct Served {
+    child: Child,
+    pub base: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Served {
+    /// Starts `strata serve --bind 127.0.0.1:0 ARGS` in `cwd` and waits for its
+    /// "listening on" line.
+    pub fn start(cwd: &Path, url: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Served {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("strata"));
+        cmd.current_dir(cwd)
+            .env_remove("DATABASE_URL")
+            .env_remove("STRATA_API_TOKENS")
+            .env("NO_COLOR", "1")
+            .args(["--database-url", url, "--dir"])
+            .arg(dir)
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn strata serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let base = rest.split_whitespace().next().unwrap_or("").to_string();
+                    let _ = tx.send(base);
+                }
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("strata serve did not start:\n{}", log.lock().unwrap()));
+        Served { child, base, log }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs blocking test helpers (which start their own runtime) from an async test.
+pub fn sync<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent("strata-e2e/1.0")
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+async fn call(
+    c: &reqwest::Client,
+    method: &str,
+    url: String,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = c.request(method.parse().unwrap(), url).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.expect("the server answers");
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| json!({ "text": text })),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_migrates_and_rolls_back_over_http_on_postgres() {
+    let Some(db) = sync(|| TestDb::postgres("serve_e2e")) else {
+        return;
+    };
+    let p = Project::new();
+    p.file("001_accounts.sql", "CREATE TABLE accounts (id BIGINT PRIMARY KEY, email TEXT NOT NULL);\n-- strata:down\nDROP TABLE accounts;\n")
+        .file("002_slow_backfill.sql", "-- Depends: 001\nSELECT pg_sleep(2);\nINSERT INTO accounts VALUES (1, 'a@example.com');\n-- strata:down\nDELETE FROM accounts;\n")
+        .file("003_index.sql", "CREATE INDEX accounts_email ON accounts (email);\n-- strata:down\nDROP INDEX accounts_email;\n");
+    let env = tokens_env();
+    let s = Served::start(
+        p.root(),
+        &db.url(),
+        &p.migrations(),
+        &[],
+        &[("STRATA_API_TOKENS", &env)],
+    );
+    let c = client();
+    let api = |path: &str| format!("{}/api/v1/migrations{path}", s.base);
+
+    let (code, st) = call(&c, "GET", api("/status"), VIEWER, None).await;
+    assert_eq!(code, 200, "{st}");
+    assert_eq!(st["head"], "003");
+
+    // The slow run in the background; status, health and a second run meanwhile.
+    let run = tokio::spawn({
+        let (c, url) = (c.clone(), api("/migrate"));
+        async move { call(&c, "POST", url, OPERATOR, Some(json!({"dry_run": false}))).await }
+    });
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let t = Instant::now();
+    let (code, st) = call(&c, "GET", api("/status"), VIEWER, None).await;
+    assert_eq!(code, 200, "{st}");
+    let (hcode, h) = call(&c, "GET", format!("{}/health", s.base), VIEWER, None).await;
+    let answered = t.elapsed();
+    assert_eq!(hcode, 200, "{h}");
+    assert!(
+        answered < Duration::from_millis(1000),
+        "status and health took {answered:?} during a run"
+    );
+    assert!(!run.is_finished(), "the run should still be sleeping");
+    let (code, busy) = call(&c, "POST", api("/migrate"), OPERATOR, None).await;
+    assert_eq!(code, 409, "{busy}");
+    assert_eq!(busy["error"]["kind"], "locked");
+
+    let (code, done) = run.await.unwrap();
+    assert_eq!(code, 200, "{done}\n{}", s.log());
+    let applied: Vec<&str> = done["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(applied, ["001", "002", "003"]);
+    assert!(done["applied"][1]["execution_time_ms"].as_u64().unwrap() >= 2000);
+    assert_eq!(
+        sync(|| db.query("SELECT email FROM accounts")),
+        ["a@example.com"]
+    );
+
+    let (code, rb) = call(&c, "POST", api("/rollback/003"), OPERATOR, Some(json!({}))).await;
+    assert_eq!(code, 200, "{rb}");
+    assert_eq!(rb["rolled_back"][0]["version"], "003");
+    assert!(sync(
+        || db.query("SELECT indexname FROM pg_indexes WHERE indexname = 'accounts_email'")
+    )
+    .is_empty());
+
+    // The audit rows name the token, the client's address and its user agent.
+    let rows = sync(|| {
+        db.query("SELECT operation, record_id, changed_by, ip_address, user_agent FROM audit_log ORDER BY id")
+    });
+    assert_eq!(
+        rows,
+        [
+            "apply|001|deployer|127.0.0.1|strata-e2e/1.0",
+            "apply|002|deployer|127.0.0.1|strata-e2e/1.0",
+            "apply|003|deployer|127.0.0.1|strata-e2e/1.0",
+            "api_migrate|head|deployer|127.0.0.1|strata-e2e/1.0",
+            "rollback|003|deployer|127.0.0.1|strata-e2e/1.0",
+            "api_rollback|003|deployer|127.0.0.1|strata-e2e/1.0",
+        ]
+    );
+    assert_eq!(
+        sync(|| db.query("SELECT applied_by FROM schema_migrations ORDER BY id")),
+        ["deployer", "deployer"]
+    );
+
+    let metrics = c
+        .get(format!("{}/metrics", s.base))
+        .bearer_auth(VIEWER)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("strata_pending_migrations{database=\"default\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("strata_migration_duration_seconds_sum{database=\"default\",version=\"002\",direction=\"up\"} 2."), "{metrics}");
+
+    assert_eq!(s.terminate(), Some(0), "SIGTERM stops the server cleanly");
+    sync(move || drop(db));
+}
+
+#[test]
+fn serve_refuses_public_addresses_without_tokens() {
+    let p = Project::new();
+    let db = TestDb::sqlite();
+    let o = strata_in(
+        p.root(),
+        &db.url(),
+        &p.migrations(),
+        &["serve", "--bind", "0.0.0.0:0"],
+    );
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("without authentication"),
+        "{}",
+        stderr(&o)
+    );
+    let bad = strata_in(
+        p.root(),
+        &db.url(),
+        &p.migrations(),
+        &["serve", "--tls-cert", "nope.pem"],
+    );
+    assert_eq!(
+        code(&bad),
+        2,
+        "--tls-cert needs --tls-key: {}",
+        stderr(&bad)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_speaks_tls_with_a_certificate() {
+    let p = Project::new();
+    p.file("001_t.sql", "CREATE TABLE t (id INTEGER);\n");
+    let db = TestDb::sqlite();
+    let (cert, key) = (p.root().join("cert.pem"), p.root().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    if !matches!(&made, Ok(o) if o.status.success()) {
+        assert!(
+            !required("tls"),
+            "STRATA_TEST_REQUIRE includes tls but openssl cannot make a certificate: {made:?}"
+        );
+        eprintln!("skipped serve_speaks_tls_with_a_certificate: openssl is not available to make a test certificate");
+        return;
+    }
+    let env = tokens_env();
+    let s = Served::start(
+        p.root(),
+        &db.url(),
+        &p.migrations(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &[("STRATA_API_TOKENS", &env)],
+    );
+    assert!(s.base.starts_with("https://"), "{}", s.base);
+    let c = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let (code, st) = call(
+        &c,
+        "GET",
+        format!("{}/api/v1/migrations/status", s.base),
+        VIEWER,
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{st}");
+    assert_eq!(st["migrations"][0]["state"], "pending");
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = s.base.replacen("https://", "http://", 1);
+    assert!(
+        reqwest::get(format!("{plain}/health"))
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+            == false
+    );
+}
