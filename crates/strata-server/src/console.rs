@@ -7,6 +7,7 @@ use axum::response::IntoResponse;
 const INDEX: &str = include_str!("../assets/console.html");
 const SCRIPT: &str = include_str!("../assets/console.js");
 const STYLE: &str = include_str!("../assets/console.css");
+const FAVICON: &str = include_str!("../assets/favicon.svg");
 const OPENAPI: &str = include_str!("../assets/openapi.json");
 
 /// Security headers for the console: nothing but this origin, no framing.
@@ -32,6 +33,10 @@ pub async fn script() -> impl IntoResponse {
 
 pub async fn style() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE)
+}
+
+pub async fn favicon() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "image/svg+xml")], FAVICON)
 }
 
 pub async fn openapi() -> impl IntoResponse {

@@ -58,6 +58,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/", get(console::index))
         .route("/console.js", get(console::script))
         .route("/console.css", get(console::style))
+        .route("/favicon.svg", get(console::favicon))
         .fallback(api::not_found)
         .with_state(state)
 }

@@ -339,3 +339,92 @@ async fn serve_speaks_tls_with_a_certificate() {
             == false
     );
 }
+
+/// The console's browser test: `node_modules` from `npm ci` in its directory and
+/// Debian's Chromium; without them it is skipped with the reason (required in CI).
+fn console_runner() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../strata-server/tests/console");
+    let chromium = std::path::PathBuf::from(
+        std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+    );
+    let missing = if !dir.join("node_modules/playwright-core").exists() {
+        Some(format!(
+            "{}/node_modules is missing (scripts/test runs npm ci there)",
+            dir.display()
+        ))
+    } else if !chromium.exists() {
+        Some(format!(
+            "{} is missing (apt-get install chromium)",
+            chromium.display()
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = missing {
+        assert!(
+            !required("browser"),
+            "STRATA_TEST_REQUIRE includes browser but {why}"
+        );
+        eprintln!("skipped the console browser test: {why}");
+        return None;
+    }
+    Some((dir, chromium))
+}
+
+#[test]
+fn console_in_headless_chromium() {
+    let Some((dir, chromium)) = console_runner() else {
+        return;
+    };
+    let p = Project::new();
+    p.file("001_accounts.sql", "-- Description: accounts\nCREATE TABLE accounts (id INTEGER PRIMARY KEY, email TEXT NOT NULL);\n-- strata:down\nDROP TABLE accounts;\n")
+        .file("002_profiles.sql", "-- Depends: 001\nCREATE TABLE profiles (account_id INTEGER REFERENCES accounts (id), bio TEXT);\n-- strata:down\nDROP TABLE profiles;\n")
+        .file("003_email_index.sql", "CREATE INDEX accounts_email ON accounts (email);\n-- strata:down\nDROP INDEX accounts_email;\n");
+    let db = TestDb::sqlite();
+    let env = tokens_env();
+    let s = Served::start(
+        p.root(),
+        &db.url(),
+        &p.migrations(),
+        &[],
+        &[("STRATA_API_TOKENS", &env)],
+    );
+    // Screenshots are the test's artifacts, kept under target/.
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
+    std::fs::create_dir_all(&shots).unwrap();
+    let _ = std::fs::remove_file(shots.join("console.png"));
+    let o = Command::new("node")
+        .current_dir(&dir)
+        .env("CHROMIUM", &chromium)
+        .arg("console.mjs")
+        .arg(&s.base)
+        .arg(OPERATOR)
+        .arg(&shots)
+        .output()
+        .expect("run node");
+    assert!(
+        o.status.success(),
+        "console test failed:\n{}\n{}\nserver log:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+        s.log()
+    );
+    let seen: Value = serde_json::from_slice(o.stdout.trim_ascii()).expect("one JSON line");
+    assert_eq!(seen["states"], json!(["applied", "applied", "pending"]));
+    // What the page showed is what the database holds.
+    assert_eq!(
+        db.query("SELECT version, applied_by FROM schema_migrations ORDER BY id"),
+        ["001|deployer", "002|deployer"]
+    );
+    assert_eq!(
+        db.query("SELECT count(*) FROM audit_log WHERE operation = 'rollback' AND record_id = '003' AND ip_address = '127.0.0.1'"),
+        ["1"]
+    );
+    let png = std::fs::read(shots.join("console.png")).expect("the screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "a real screenshot ({} bytes)",
+        png.len()
+    );
+    eprintln!("console screenshots: {}", shots.display());
+}
