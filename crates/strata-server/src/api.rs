@@ -135,8 +135,10 @@ pub async fn audit(State(s): State<ApiState>, Query(q): Query<LogQuery>) -> Answ
 
 fn limit(l: Option<usize>) -> Result<usize, ApiError> {
     match l.unwrap_or(100) {
-        0 => Err(ApiError::bad_request("limit must be at least 1")),
-        n => Ok(n.min(10_000)),
+        n @ 1..=10_000 => Ok(n),
+        n => Err(ApiError::bad_request(format!(
+            "limit must be 1 to 10000, not {n}"
+        ))),
     }
 }
 

@@ -1,8 +1,11 @@
 //! The web console and the OpenAPI document: static files compiled into the binary, so
 //! the console works with no network and no build step at run time.
 
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+
+use crate::state::ApiState;
 
 const INDEX: &str = include_str!("../assets/console.html");
 const SCRIPT: &str = include_str!("../assets/console.js");
@@ -39,6 +42,26 @@ pub async fn favicon() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "image/svg+xml")], FAVICON)
 }
 
-pub async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+/// The OpenAPI document, with `?database=` narrowed to this server's databases so
+/// clients and API testers know the valid names.
+pub async fn openapi(State(s): State<ApiState>) -> impl IntoResponse {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(OPENAPI).expect("assets/openapi.json is valid JSON");
+    let names: Vec<String> = s.all().into_iter().map(|d| d.name).collect();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for op in paths
+            .values_mut()
+            .filter_map(|p| p.as_object_mut())
+            .flat_map(|p| p.values_mut())
+        {
+            let params = op.get_mut("parameters").and_then(|p| p.as_array_mut());
+            for param in params.into_iter().flatten() {
+                if param["name"] == "database" {
+                    param["schema"]["enum"] = serde_json::json!(names);
+                }
+            }
+        }
+    }
+    doc["info"]["version"] = serde_json::json!(env!("CARGO_PKG_VERSION"));
+    axum::Json(doc)
 }

@@ -26,6 +26,10 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
+    pub fn not_found(kind: &str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, kind, message)
+    }
+
     /// Another run of this database is in progress (here, or holding its lock).
     pub fn busy(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::CONFLICT, "locked", message)
@@ -36,16 +40,17 @@ impl ApiError {
     }
 }
 
-/// The status for a library error: the caller's mistake 400, refused for safety or
-/// locked 409, database unreachable 503, a broken migration or project 500.
+/// The status for a library error: an unknown version 404; a migration whose state
+/// does not allow the request, a refusal for safety or a held lock 409; the database
+/// unreachable 503; a broken migration or project 500.
 pub fn status_of(e: &Error) -> StatusCode {
     match e {
+        Error::Plan(PlanError::UnknownTarget(_)) => StatusCode::NOT_FOUND,
         Error::Plan(
-            PlanError::UnknownTarget(_)
-            | PlanError::NotApplied { .. }
+            PlanError::NotApplied { .. }
             | PlanError::NoRollback { .. }
             | PlanError::AlreadyApplied { .. },
-        ) => StatusCode::BAD_REQUEST,
+        ) => StatusCode::CONFLICT,
         Error::Driver(d) if d.kind == DriverErrorKind::Connect => StatusCode::SERVICE_UNAVAILABLE,
         e if e.exit_code() == 3 => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -31,7 +31,7 @@ struct Inner {
 /// One database a request addresses: the project member named by `?database=`, or the
 /// only database of a single-database config.
 #[derive(Clone)]
-pub struct Db {
+pub(crate) struct Db {
     /// `default`, or the member's name (metrics label and run key).
     pub name: String,
     pub config: Config,
@@ -116,7 +116,10 @@ impl ApiState {
                 names()
             ))),
             Some(n) => all.iter().find(|d| d.name == n).cloned().ok_or_else(|| {
-                ApiError::bad_request(format!("no database `{n}`; databases: {}", names()))
+                ApiError::not_found(
+                    "unknown_database",
+                    format!("no database `{n}`; databases: {}", names()),
+                )
             }),
         }
     }

@@ -186,6 +186,11 @@ async fn every_read_endpoint_answers_with_its_shape() {
     let o = send(&app, "GET", "/openapi.json", None, None).await.json();
     assert_eq!(o["openapi"], "3.0.3");
     assert_eq!(o["info"]["version"], env!("CARGO_PKG_VERSION"));
+    let param = &o["paths"]["/api/v1/migrations/status"]["get"]["parameters"][0];
+    assert_eq!(
+        (&param["name"], &param["schema"]["enum"]),
+        (&json!("database"), &json!(["default"]))
+    );
 
     let page = send(&app, "GET", "/", None, None).await;
     assert!(page.content_type.starts_with("text/html"));
@@ -500,78 +505,31 @@ async fn dry_run_migrate_rollback_and_audit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_requests_are_json_400s_and_change_nothing() {
+async fn bad_requests_are_json_errors_and_change_nothing() {
     let db = TestDb::sqlite();
     let p = Project::new();
     three(&p);
     let app = app(&db.url(), &p.migrations(), Tokens::default());
-    let cases: Vec<(&str, &str, Option<Value>, &str)> = vec![
-        (
-            "POST",
-            "/api/v1/migrations/migrate",
-            Some(json!({"target_version": "999"})),
-            "unknown_target",
-        ),
-        (
-            "POST",
-            "/api/v1/migrations/migrate",
-            Some(json!({"target_version": ""})),
-            "unknown_target",
-        ),
-        (
-            "POST",
-            "/api/v1/migrations/migrate",
-            Some(json!({"target": "002"})),
-            "bad_request",
-        ),
-        (
-            "POST",
-            "/api/v1/migrations/migrate",
-            Some(json!({"dry_run": "yes"})),
-            "bad_request",
-        ),
-        (
-            "POST",
-            "/api/v1/migrations/rollback/002",
-            Some(json!({})),
-            "not_applied",
-        ),
-        (
-            "POST",
-            "/api/v1/migrations/rollback/xyz",
-            None,
-            "unknown_target",
-        ),
-        (
-            "GET",
-            "/api/v1/migrations/history?limit=0",
-            None,
-            "bad_request",
-        ),
-        (
-            "GET",
-            "/api/v1/migrations/history?limit=-1",
-            None,
-            "bad_request",
-        ),
-        (
-            "GET",
-            "/api/v1/migrations/status?database=other",
-            None,
-            "bad_request",
-        ),
-        (
-            "GET",
-            "/api/v1/migrations/status?colour=red",
-            None,
-            "bad_request",
-        ),
+    // (method, uri, body, status, error kind)
+    #[rustfmt::skip]
+    let cases: Vec<(&str, &str, Option<Value>, u16, &str)> = vec![
+        ("POST", "/api/v1/migrations/migrate", Some(json!({"target_version": "999"})), 404, "unknown_target"),
+        ("POST", "/api/v1/migrations/migrate", Some(json!({"target_version": ""})), 404, "unknown_target"),
+        ("POST", "/api/v1/migrations/migrate", Some(json!({"target": "002"})), 400, "bad_request"),
+        ("POST", "/api/v1/migrations/migrate", Some(json!({"dry_run": "yes"})), 400, "bad_request"),
+        ("POST", "/api/v1/migrations/rollback/002", Some(json!({})), 409, "not_applied"),
+        ("POST", "/api/v1/migrations/rollback/xyz", None, 404, "unknown_target"),
+        ("GET", "/api/v1/migrations/history?limit=0", None, 400, "bad_request"),
+        ("GET", "/api/v1/migrations/history?limit=10001", None, 400, "bad_request"),
+        ("GET", "/api/v1/migrations/history?limit=-1", None, 400, "bad_request"),
+        ("GET", "/api/v1/migrations/status?database=other", None, 404, "unknown_database"),
+        ("GET", "/api/v1/migrations/status?colour=red", None, 400, "bad_request"),
     ];
-    for (method, uri, body, kind) in cases {
+    for (method, uri, body, status, kind) in cases {
         let r = send(&app, method, uri, None, body.clone()).await;
         assert_eq!(
-            r.status,
-            StatusCode::BAD_REQUEST,
+            r.status.as_u16(),
+            status,
             "{method} {uri} {body:?}: {}",
             r.text
         );
