@@ -3,10 +3,13 @@
 //! ```text
 //! AUTO_MIGRATE=true DATABASE_URL=sqlite://app.db cargo run -p embedded-app
 //! DATABASE_URL=sqlite://app.db cargo run -p embedded-app -- health
+//! DATABASE_URL=sqlite://app.db cargo run -p embedded-app -- serve 127.0.0.1:3000
 //! ```
 //! On start-up it applies the embedded SQL files and one code migration (003, which
 //! fills in slugs in Rust) when `AUTO_MIGRATE=true`, then reports what its health
-//! endpoint would return: the migration status as JSON.
+//! endpoint would return: the migration status as JSON. `serve` runs the application's
+//! own HTTP server with strata's API and console mounted in it, serving these same
+//! embedded and code migrations, and a `/healthz` that fails while any is pending.
 
 use strata::{CodeContext, CodeError, CodeMigration, Migrator};
 
@@ -94,12 +97,65 @@ async fn health(url: &str) -> Result<serde_json::Value, strata::Error> {
     Ok(serde_json::to_value(&report).expect("the report serialises"))
 }
 
+/// The application's own server: its routes plus strata's API and console.
+async fn serve(url: &str, bind: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use axum::{http::StatusCode, routing::get, Json};
+    use strata::server::{ApiState, Tokens};
+
+    let config = strata::Config::load(
+        &strata::Overrides {
+            database_url: Some(url.to_string()),
+            ..Default::default()
+        },
+        &|k| std::env::var(k).ok(),
+    )?;
+    let tokens = Tokens::load(
+        &config.server,
+        None,
+        std::env::var("STRATA_API_TOKENS").ok().as_deref(),
+    )?;
+    // The API serves the migrations compiled into this binary, code migration included.
+    let state = ApiState::new(config, tokens).with_migrations(|_| migrator());
+    let db_url = url.to_string();
+    let healthz = move || {
+        let url = db_url.clone();
+        async move {
+            match health(&url).await {
+                Ok(h) if h["pending"] == 0 && h["status"] != "unhealthy" => {
+                    (StatusCode::OK, Json(h))
+                }
+                Ok(h) => (StatusCode::SERVICE_UNAVAILABLE, Json(h)),
+                Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(e.to_json())),
+            }
+        }
+    };
+    let app = axum::Router::new()
+        .route("/healthz", get(healthz))
+        .merge(strata::server::router(state));
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    eprintln!("listening on http://{}", listener.local_addr()?);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .await?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://app.db".into());
-    if std::env::args().nth(1).as_deref() == Some("health") {
-        println!("{}", health(&url).await?);
-        return Ok(());
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("health") => {
+            println!("{}", health(&url).await?);
+            return Ok(());
+        }
+        Some("serve") => {
+            let bind = args.next().unwrap_or_else(|| "127.0.0.1:3000".into());
+            return serve(&url, &bind).await;
+        }
+        _ => {}
     }
     if strata::Embedded::auto_migrate_enabled() {
         let mut db = strata::connect(&url, &Default::default()).await?;

@@ -86,3 +86,60 @@ fn migrates_a_fresh_database_on_start_up_only_when_asked() {
     assert_eq!(health["current"], "003");
     assert_eq!(health["pending"], 0);
 }
+
+/// One HTTP/1.1 request over a plain socket: (status, body).
+fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    let status = reply[9..12].parse().unwrap();
+    let body = reply.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+/// The application mounts strata's API in its own server: its /healthz fails while
+/// migrations are pending, and a POST to the API applies the embedded files and the
+/// code migration.
+#[test]
+fn serves_the_api_inside_the_application() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_embedded-app"))
+        .current_dir(dir.path())
+        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env_remove("AUTO_MIGRATE")
+        .env_remove("STRATA_API_TOKENS")
+        .args(["serve", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .trim_start_matches("listening on http://")
+        .to_string();
+
+    let (code, body) = http(&addr, "GET", "/healthz");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("\"pending\":3"), "{body}");
+    let (code, body) = http(&addr, "POST", "/api/v1/migrations/migrate");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("\"version\":\"003\",\"name\":\"fill_slugs\""),
+        "{body}"
+    );
+    assert_eq!(query(&db, "SELECT slug FROM notes"), ["Text(\"welcome\")"]);
+    let (code, body) = http(&addr, "GET", "/healthz");
+    assert_eq!(code, 200, "{body}");
+    let (code, page) = http(&addr, "GET", "/");
+    assert_eq!(code, 200);
+    assert!(page.contains("strata console"));
+    child.kill().unwrap();
+    let _ = child.wait();
+}
