@@ -727,3 +727,107 @@ async fn project_databases_by_name() {
     .json();
     assert_eq!(s["current"], "001");
 }
+
+/// MongoDB and Elasticsearch through the API: JSON operations applied, read back from
+/// the store, rolled back.
+#[test]
+fn document_stores_through_the_api() {
+    use crate::docsupport::{Elastic, Mongo};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    if let Some(m) = Mongo::new("api_mongo") {
+        let p = Project::new();
+        p.file("001_users.json", r#"{"operations": [{"type": "create_collection", "collection": "users"}, {"type": "create_index", "collection": "users", "index": [["email", 1]], "options": {"unique": true}}]}"#);
+        let app = app(&m.url, &p.migrations(), tokens());
+        let r = rt.block_on(send(
+            &app,
+            "POST",
+            "/api/v1/migrations/migrate",
+            Some(OPERATOR),
+            None,
+        ));
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert!(m.indexes("users").contains(&"email_1".to_string()));
+        let a = rt
+            .block_on(send(
+                &app,
+                "GET",
+                "/api/v1/migrations/audit",
+                Some(VIEWER),
+                None,
+            ))
+            .json();
+        assert_eq!(a["entries"][0]["operation"], "api_migrate");
+        assert_eq!(a["entries"][1]["changed_by"], "deployer");
+        let r = rt.block_on(send(
+            &app,
+            "POST",
+            "/api/v1/migrations/rollback/001",
+            Some(OPERATOR),
+            None,
+        ));
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert!(
+            !m.collections().contains(&"users".to_string()),
+            "{:?}",
+            m.collections()
+        );
+    }
+    if let Some(es) = Elastic::new("api_es") {
+        let p = Project::new();
+        std::fs::write(p.root().join("strata.toml"), es.config()).unwrap();
+        let ix = es.ix("docs");
+        p.file("001_docs.json", &format!(r#"{{"operations": [{{"type": "create_index", "index": "{ix}", "mappings": {{"properties": {{"title": {{"type": "text"}}}}}}}}]}}"#));
+        let config = Config::load(
+            &Overrides {
+                database_url: Some(es.url.clone()),
+                dir: Some(p.migrations()),
+                config: Some(p.root().join("strata.toml")),
+                ..Default::default()
+            },
+            &|_| None,
+        )
+        .unwrap();
+        let app = strata_server::router(ApiState::new(config, tokens()));
+        let s = rt
+            .block_on(send(
+                &app,
+                "GET",
+                "/api/v1/migrations/status",
+                Some(VIEWER),
+                None,
+            ))
+            .json();
+        assert_eq!(s["migrations"][0]["state"], "pending");
+        let r = rt.block_on(send(
+            &app,
+            "POST",
+            "/api/v1/migrations/migrate",
+            Some(OPERATOR),
+            None,
+        ));
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert!(es.exists(&ix));
+        let h = rt.block_on(send(
+            &app,
+            "GET",
+            "/api/v1/migrations/health",
+            Some(VIEWER),
+            None,
+        ));
+        assert_eq!(h.status, StatusCode::OK, "{}", h.text);
+        assert_eq!(h.json()["pending"], 0);
+        let r = rt.block_on(send(
+            &app,
+            "POST",
+            "/api/v1/migrations/rollback/001",
+            Some(OPERATOR),
+            None,
+        ));
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert!(!es.exists(&ix));
+    }
+}
