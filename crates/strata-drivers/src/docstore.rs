@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use strata_core::docops::{self, Operation};
 use strata_core::{
-    AppliedMigration, AuditEntry, Change, DriverError, DriverErrorKind, Format, Migration, Record,
-    SourceError, StatementRef,
+    AppliedMigration, AuditEntry, Change, DriverError, DriverErrorKind, Format, LockOptions,
+    Migration, Record, SourceError, StatementRef,
 };
 
 /// One document store's side of a run.
@@ -182,6 +182,8 @@ pub(crate) struct Held {
 /// unchanged since read, renewed and deleted only by its holder.
 #[async_trait]
 pub(crate) trait LeaseDoc: Send + Sync + 'static {
+    /// Creates the collection or index the lock document lives in, if missing.
+    async fn ensure(&self) -> Result<(), DriverError>;
     async fn create(&self, holder: &str, expires_ms: i64) -> Result<bool, DriverError>;
     async fn read(&self) -> Result<Option<Held>, DriverError>;
     async fn take(&self, prev: &Held, holder: &str, expires_ms: i64) -> Result<bool, DriverError>;
@@ -201,6 +203,26 @@ impl Lease {
     pub async fn release(self) -> Result<(), DriverError> {
         self.heartbeat.abort();
         self.doc.release(&self.holder).await
+    }
+}
+
+/// `Driver::lock` of a document store: the lock's home made ready, then the lease
+/// taken into `slot`.
+pub(crate) async fn lock(
+    slot: &mut Option<Lease>,
+    doc: Arc<dyn LeaseDoc>,
+    opts: &LockOptions,
+) -> Result<(), DriverError> {
+    doc.ensure().await?;
+    *slot = Some(acquire(doc, opts.lease, opts.timeout).await?);
+    Ok(())
+}
+
+/// `Driver::unlock` of a document store.
+pub(crate) async fn unlock(slot: &mut Option<Lease>) -> Result<(), DriverError> {
+    match slot.take() {
+        Some(l) => l.release().await,
+        None => Ok(()),
     }
 }
 

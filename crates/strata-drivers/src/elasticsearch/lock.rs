@@ -24,19 +24,6 @@ impl EsLease {
         }
     }
 
-    pub async fn ensure(&self) -> Result<(), DriverError> {
-        if history::index_exists(&self.client, &self.index).await? {
-            return Ok(());
-        }
-        let kw = json!({"type": "keyword"});
-        history::create_index(
-            &self.client,
-            &self.index,
-            json!({"holder": kw, "expires_at": {"type": "long"}}),
-        )
-        .await
-    }
-
     fn path(&self, action: &str, query: &str) -> String {
         format!(
             "{}/{action}/strata?refresh=true{query}",
@@ -62,6 +49,18 @@ impl EsLease {
 
 #[async_trait]
 impl LeaseDoc for EsLease {
+    async fn ensure(&self) -> Result<(), DriverError> {
+        if history::index_exists(&self.client, &self.index).await? {
+            return Ok(());
+        }
+        let kw = json!({"type": "keyword"});
+        history::create_index(
+            &self.client,
+            &self.index,
+            json!({"holder": kw, "expires_at": {"type": "long"}}),
+        )
+        .await
+    }
     async fn create(&self, holder: &str, expires_ms: i64) -> Result<bool, DriverError> {
         let body = json!({"holder": holder, "expires_at": expires_ms, "acquired_at": now_ms()});
         let (status, value) = self

@@ -161,16 +161,11 @@ impl Driver for EsDriver {
 
     async fn lock(&mut self, opts: &LockOptions) -> Result<(), DriverError> {
         let doc = self.lock_doc();
-        doc.ensure().await?;
-        self.lease = Some(docstore::acquire(doc, opts.lease, opts.timeout).await?);
-        Ok(())
+        docstore::lock(&mut self.lease, doc, opts).await
     }
 
     async fn unlock(&mut self) -> Result<(), DriverError> {
-        match self.lease.take() {
-            Some(l) => l.release().await,
-            None => Ok(()),
-        }
+        docstore::unlock(&mut self.lease).await
     }
 
     async fn lock_holder(&mut self) -> Result<Option<String>, DriverError> {

@@ -26,10 +26,6 @@ impl MongoLease {
             coll: db.collection(&names.lock),
         }
     }
-
-    pub async fn ensure(&self) -> Result<(), DriverError> {
-        history::create_collection(&self.db, &self.name).await
-    }
 }
 
 fn millis(d: &Document, key: &str) -> i64 {
@@ -42,6 +38,9 @@ fn millis(d: &Document, key: &str) -> i64 {
 
 #[async_trait]
 impl LeaseDoc for MongoLease {
+    async fn ensure(&self) -> Result<(), DriverError> {
+        history::create_collection(&self.db, &self.name).await
+    }
     async fn create(&self, holder: &str, expires_ms: i64) -> Result<bool, DriverError> {
         let lock = doc! {"_id": ID, "holder": holder, "expires_at": expires_ms,
         "acquired_at": crate::docstore::now_ms()};
