@@ -1,7 +1,5 @@
 //! Many `strata up` processes at once: each migration applied exactly once, all exit 0.
 
-use std::process::Command;
-
 use crate::support::*;
 
 fn race(db: &TestDb, processes: usize, migrations: usize, config: &str) {
@@ -14,23 +12,7 @@ fn race(db: &TestDb, processes: usize, migrations: usize, config: &str) {
             &format!("CREATE TABLE t{i} (id INTEGER);\nINSERT INTO t{i} VALUES ({i});\n"),
         );
     }
-    let bin = assert_cmd::cargo::cargo_bin("strata");
-    let children: Vec<_> = (0..processes)
-        .map(|_| {
-            Command::new(&bin)
-                .current_dir(p.root())
-                .env("NO_COLOR", "1")
-                .args(["--database-url", &db.url(), "--dir", "migrations", "up"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn strata")
-        })
-        .collect();
-    for c in children {
-        let o = c.wait_with_output().unwrap();
-        ok(&o);
-    }
+    up_in_parallel(p.root(), &db.url(), processes);
     assert_eq!(
         db.query("SELECT count(*) FROM schema_migrations"),
         [migrations.to_string()]

@@ -3,7 +3,6 @@
 //! and its resume; lease locks under 8 racing processes and after a killed holder; and
 //! a reindex-and-swap that concurrent readers never see without its alias.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -240,7 +239,7 @@ fn mongo_lease_lock_serialises_eight_processes() {
             ),
         );
     }
-    race(&p, &m.url, 8);
+    up_in_parallel(p.root(), &m.url, 8);
     assert_eq!(m.find("_migrations", doc! {}).len(), 6);
     assert_eq!(
         m.find("_migrations_audit", doc! {"operation": "apply"})
@@ -302,25 +301,6 @@ fn chrono_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-fn race(p: &Project, url: &str, processes: usize) {
-    let bin = assert_cmd::cargo::cargo_bin("strata");
-    let children: Vec<_> = (0..processes)
-        .map(|_| {
-            Command::new(&bin)
-                .current_dir(p.root())
-                .env("NO_COLOR", "1")
-                .args(["--database-url", url, "--dir", "migrations", "up"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn strata")
-        })
-        .collect();
-    for c in children {
-        ok(&c.wait_with_output().unwrap());
-    }
 }
 
 #[test]
@@ -444,7 +424,7 @@ fn elasticsearch_lease_lock_serialises_eight_processes() {
                 .to_string(),
         );
     }
-    race(&p, &es.url, 8);
+    up_in_parallel(p.root(), &es.url, 8);
     let history = es.get(&format!("{}history/_search?size=100", es.prefix));
     assert_eq!(
         history["hits"]["hits"].as_array().unwrap().len(),

@@ -512,6 +512,27 @@ pub fn strata_in(cwd: &Path, url: &str, dir: &Path, args: &[&str]) -> Output {
     cmd.output().expect("run strata")
 }
 
+/// `processes` concurrent `strata up` runs in `cwd` (its `migrations` directory); each
+/// must succeed.
+pub fn up_in_parallel(cwd: &Path, url: &str, processes: usize) {
+    let bin = assert_cmd::cargo::cargo_bin("strata");
+    let children: Vec<_> = (0..processes)
+        .map(|_| {
+            std::process::Command::new(&bin)
+                .current_dir(cwd)
+                .env("NO_COLOR", "1")
+                .args(["--database-url", url, "--dir", "migrations", "up"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn strata")
+        })
+        .collect();
+    for c in children {
+        ok(&c.wait_with_output().unwrap());
+    }
+}
+
 pub fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
