@@ -78,7 +78,7 @@ pub async fn databases(State(s): State<ApiState>) -> Json<Value> {
             json!({ "name": d.name, "url": url, "kind": kind })
         })
         .collect();
-    Json(json!({ "project": s.config().databases.len() > 0, "databases": dbs }))
+    Json(json!({ "project": !s.config().databases.is_empty(), "databases": dbs }))
 }
 
 /// `GET /api/v1/migrations/`: the migrations on disk (`strata list --json`).

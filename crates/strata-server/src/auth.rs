@@ -267,6 +267,36 @@ mod tests {
     }
 
     #[test]
+    fn reads_config_tokens_from_strata_toml() {
+        let dir = std::env::temp_dir().join(format!("strata-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("strata.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\nbind = \"0.0.0.0:9000\"\n\n[server.tokens]\ndeployer = {{ role = \"operator\", sha256 = \"{}\" }}\n",
+                hash("from-file")
+            ),
+        )
+        .unwrap();
+        let file = strata_core::ConfigFile::read(&path).unwrap();
+        assert_eq!(file.server.bind.as_deref(), Some("0.0.0.0:9000"));
+        let t = Tokens::load(&file.server, Some(&path), None).unwrap();
+        assert_eq!(t.find("from-file").unwrap().role, Role::Operator);
+        std::fs::write(
+            &path,
+            "[server.tokens]\nx = { role = \"operator\", token = \"plain\" }\n",
+        )
+        .unwrap();
+        let e = strata_core::ConfigFile::read(&path).unwrap_err();
+        assert!(
+            e.to_string().contains("token"),
+            "unknown keys are refused: {e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn refuses_bad_entries_without_echoing_them() {
         let e = Tokens::load(&ServerConfig::default(), None, Some("a:admin:00")).unwrap_err();
         assert!(e.to_string().contains("role `admin`"), "{e}");

@@ -331,13 +331,11 @@ async fn serve_speaks_tls_with_a_certificate() {
     assert_eq!(st["migrations"][0]["state"], "pending");
     // Plain HTTP to the TLS port gets no answer.
     let plain = s.base.replacen("https://", "http://", 1);
-    assert!(
-        reqwest::get(format!("{plain}/health"))
-            .await
-            .map(|r| r.status().is_success())
-            .unwrap_or(false)
-            == false
-    );
+    let answered = reqwest::get(format!("{plain}/health"))
+        .await
+        .map(|r| r.status().is_success())
+        .unwrap_or(false);
+    assert!(!answered, "plain HTTP must not be served on the TLS port");
 }
 
 /// The console's browser test: `node_modules` from `npm ci` in its directory and
