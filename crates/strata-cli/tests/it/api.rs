@@ -84,6 +84,16 @@ pub async fn send(
     }
 }
 
+/// POST as the operator; `body` None sends no body.
+async fn post(app: &Router, uri: &str, body: Option<Value>) -> Reply {
+    send(app, "POST", uri, Some(OPERATOR), body).await
+}
+
+/// GET as the viewer.
+async fn get(app: &Router, uri: &str) -> Reply {
+    send(app, "GET", uri, Some(VIEWER), None).await
+}
+
 fn three(p: &Project) {
     p.file("001_users.sql", "-- Description: users table\nCREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL);\n-- strata:down\nDROP TABLE users;\n")
         .file("002_posts.sql", "-- Depends: 001\nCREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER);\n-- strata:down\nDROP TABLE posts;\n")
@@ -293,9 +303,9 @@ async fn tokens_and_roles() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
     // A viewer reads but may not POST (403), even a dry run.
-    let r = send(&app, "GET", "/api/v1/migrations/status", Some(VIEWER), None).await;
+    let r = get(&app, "/api/v1/migrations/status").await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = send(&app, "GET", "/metrics", Some(VIEWER), None).await;
+    let r = get(&app, "/metrics").await;
     assert_eq!(r.status, StatusCode::OK);
     for uri in [
         "/api/v1/migrations/migrate",
@@ -308,14 +318,7 @@ async fn tokens_and_roles() {
     assert!(db.tables().is_empty(), "refused requests changed nothing");
 
     // The operator does both.
-    let r = send(
-        &app,
-        "POST",
-        "/api/v1/migrations/migrate",
-        Some(OPERATOR),
-        Some(json!({})),
-    )
-    .await;
+    let r = post(&app, "/api/v1/migrations/migrate", Some(json!({}))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(versions(&r.json(), "applied"), ["001", "002", "003"]);
 
@@ -337,11 +340,9 @@ async fn dry_run_migrate_rollback_and_audit() {
     let app = app(&db.url(), &p.migrations(), tokens());
 
     // Dry run: the plan with its SQL, nothing in the database.
-    let r = send(
+    let r = post(
         &app,
-        "POST",
         "/api/v1/migrations/migrate",
-        Some(OPERATOR),
         Some(json!({"target_version": "002", "dry_run": true})),
     )
     .await;
@@ -360,11 +361,9 @@ async fn dry_run_migrate_rollback_and_audit() {
     );
 
     // Migrate to 002, then the rest.
-    let r = send(
+    let r = post(
         &app,
-        "POST",
         "/api/v1/migrations/migrate",
-        Some(OPERATOR),
         Some(json!({"target_version": "002"})),
     )
     .await
@@ -373,39 +372,20 @@ async fn dry_run_migrate_rollback_and_audit() {
         (versions(&r, "applied"), r["dry_run"].clone()),
         (vec!["001".to_string(), "002".into()], json!(false))
     );
-    let r = send(
-        &app,
-        "POST",
-        "/api/v1/migrations/migrate",
-        Some(OPERATOR),
-        None,
-    )
-    .await
-    .json();
+    let r = post(&app, "/api/v1/migrations/migrate", None).await.json();
     assert_eq!(versions(&r, "applied"), ["003"]);
-    let s = send(&app, "GET", "/api/v1/migrations/status", Some(VIEWER), None)
-        .await
-        .json();
+    let s = get(&app, "/api/v1/migrations/status").await.json();
     assert_eq!(s["current"], "003");
 
     // Rolling back 001 needs cascade (002 depends on it): 409, nothing changed.
-    let r = send(
-        &app,
-        "POST",
-        "/api/v1/migrations/rollback/001",
-        Some(OPERATOR),
-        Some(json!({})),
-    )
-    .await;
+    let r = post(&app, "/api/v1/migrations/rollback/001", Some(json!({}))).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
     assert_eq!(r.json()["error"]["kind"], "has_dependents");
     assert!(db.tables().contains(&"users".to_string()));
     // A dry run with cascade shows both rollbacks; the real one runs them.
-    let r = send(
+    let r = post(
         &app,
-        "POST",
         "/api/v1/migrations/rollback/001",
-        Some(OPERATOR),
         Some(json!({"cascade": true, "dry_run": true})),
     )
     .await
@@ -415,11 +395,9 @@ async fn dry_run_migrate_rollback_and_audit() {
         .as_str()
         .unwrap()
         .contains("DROP TABLE posts"));
-    let r = send(
+    let r = post(
         &app,
-        "POST",
         "/api/v1/migrations/rollback/001",
-        Some(OPERATOR),
         Some(json!({"cascade": true})),
     )
     .await
@@ -455,15 +433,7 @@ async fn dry_run_migrate_rollback_and_audit() {
     );
     let applied_by = db.query("SELECT applied_by FROM schema_migrations");
     assert_eq!(applied_by, ["deployer"]);
-    let h = send(
-        &app,
-        "GET",
-        "/api/v1/migrations/history?limit=3",
-        Some(VIEWER),
-        None,
-    )
-    .await
-    .json();
+    let h = get(&app, "/api/v1/migrations/history?limit=3").await.json();
     let ops: Vec<&str> = h["events"]
         .as_array()
         .unwrap()
@@ -471,15 +441,7 @@ async fn dry_run_migrate_rollback_and_audit() {
         .map(|e| e["operation"].as_str().unwrap())
         .collect();
     assert_eq!(ops, ["rollback", "rollback", "apply"]);
-    let a = send(
-        &app,
-        "GET",
-        "/api/v1/migrations/audit?limit=2",
-        Some(VIEWER),
-        None,
-    )
-    .await
-    .json();
+    let a = get(&app, "/api/v1/migrations/audit?limit=2").await.json();
     assert_eq!(a["entries"][0]["operation"], "api_rollback");
     assert_eq!(
         a["entries"][0]["old_values"],
@@ -488,7 +450,7 @@ async fn dry_run_migrate_rollback_and_audit() {
     assert_eq!(a["entries"][0]["new_values"]["count"], 2);
 
     // Metrics counted the runs and each migration's duration.
-    let m = send(&app, "GET", "/metrics", Some(VIEWER), None).await.text;
+    let m = get(&app, "/metrics").await.text;
     assert!(
         m.contains(
             "strata_runs_total{database=\"default\",operation=\"migrate\",outcome=\"ok\"} 2"
@@ -587,32 +549,14 @@ async fn migrate_and_rollback_on_every_engine() {
         let p = Project::new();
         three(&p);
         let app = app(&db.url(), &p.migrations(), tokens());
-        let r = send(
-            &app,
-            "POST",
-            "/api/v1/migrations/migrate",
-            Some(OPERATOR),
-            None,
-        )
-        .await;
+        let r = post(&app, "/api/v1/migrations/migrate", None).await;
         assert_eq!(r.status, StatusCode::OK, "{}: {}", db.url(), r.text);
         assert_eq!(versions(&r.json(), "applied"), ["001", "002", "003"]);
-        let s = send(&app, "GET", "/api/v1/migrations/status", Some(VIEWER), None)
-            .await
-            .json();
+        let s = get(&app, "/api/v1/migrations/status").await.json();
         assert_eq!(s["current"], "003", "{}", db.url());
-        let r = send(
-            &app,
-            "POST",
-            "/api/v1/migrations/rollback/003",
-            Some(OPERATOR),
-            None,
-        )
-        .await;
+        let r = post(&app, "/api/v1/migrations/rollback/003", None).await;
         assert_eq!(r.status, StatusCode::OK, "{}: {}", db.url(), r.text);
-        let s = send(&app, "GET", "/api/v1/migrations/status", Some(VIEWER), None)
-            .await
-            .json();
+        let s = get(&app, "/api/v1/migrations/status").await.json();
         assert_eq!(s["migrations"][2]["state"], "pending", "{}", db.url());
         let who = tokio::task::spawn_blocking(move || {
             db.query("SELECT changed_by FROM audit_log WHERE operation = 'rollback'")
@@ -742,33 +686,13 @@ fn document_stores_through_the_api() {
         let p = Project::new();
         p.file("001_users.json", r#"{"operations": [{"type": "create_collection", "collection": "users"}, {"type": "create_index", "collection": "users", "index": [["email", 1]], "options": {"unique": true}}]}"#);
         let app = app(&m.url, &p.migrations(), tokens());
-        let r = rt.block_on(send(
-            &app,
-            "POST",
-            "/api/v1/migrations/migrate",
-            Some(OPERATOR),
-            None,
-        ));
+        let r = rt.block_on(post(&app, "/api/v1/migrations/migrate", None));
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert!(m.indexes("users").contains(&"email_1".to_string()));
-        let a = rt
-            .block_on(send(
-                &app,
-                "GET",
-                "/api/v1/migrations/audit",
-                Some(VIEWER),
-                None,
-            ))
-            .json();
+        let a = rt.block_on(get(&app, "/api/v1/migrations/audit")).json();
         assert_eq!(a["entries"][0]["operation"], "api_migrate");
         assert_eq!(a["entries"][1]["changed_by"], "deployer");
-        let r = rt.block_on(send(
-            &app,
-            "POST",
-            "/api/v1/migrations/rollback/001",
-            Some(OPERATOR),
-            None,
-        ));
+        let r = rt.block_on(post(&app, "/api/v1/migrations/rollback/001", None));
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert!(
             !m.collections().contains(&"users".to_string()),
@@ -792,41 +716,15 @@ fn document_stores_through_the_api() {
         )
         .unwrap();
         let app = strata_server::router(ApiState::new(config, tokens()));
-        let s = rt
-            .block_on(send(
-                &app,
-                "GET",
-                "/api/v1/migrations/status",
-                Some(VIEWER),
-                None,
-            ))
-            .json();
+        let s = rt.block_on(get(&app, "/api/v1/migrations/status")).json();
         assert_eq!(s["migrations"][0]["state"], "pending");
-        let r = rt.block_on(send(
-            &app,
-            "POST",
-            "/api/v1/migrations/migrate",
-            Some(OPERATOR),
-            None,
-        ));
+        let r = rt.block_on(post(&app, "/api/v1/migrations/migrate", None));
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert!(es.exists(&ix));
-        let h = rt.block_on(send(
-            &app,
-            "GET",
-            "/api/v1/migrations/health",
-            Some(VIEWER),
-            None,
-        ));
+        let h = rt.block_on(get(&app, "/api/v1/migrations/health"));
         assert_eq!(h.status, StatusCode::OK, "{}", h.text);
         assert_eq!(h.json()["pending"], 0);
-        let r = rt.block_on(send(
-            &app,
-            "POST",
-            "/api/v1/migrations/rollback/001",
-            Some(OPERATOR),
-            None,
-        ));
+        let r = rt.block_on(post(&app, "/api/v1/migrations/rollback/001", None));
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert!(!es.exists(&ix));
     }

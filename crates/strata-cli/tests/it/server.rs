@@ -72,6 +72,17 @@ impl Served {
         Served { child, base, log }
     }
 
+    /// `strata serve` for `p` on `url` with the deployer and dashboard tokens.
+    pub fn with_tokens(p: &Project, url: &str) -> Served {
+        Served::start(
+            p.root(),
+            url,
+            &p.migrations(),
+            &[],
+            &[("STRATA_API_TOKENS", &tokens_env())],
+        )
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
@@ -142,14 +153,7 @@ async fn serve_migrates_and_rolls_back_over_http_on_postgres() {
     p.file("001_accounts.sql", "CREATE TABLE accounts (id BIGINT PRIMARY KEY, email TEXT NOT NULL);\n-- strata:down\nDROP TABLE accounts;\n")
         .file("002_slow_backfill.sql", "-- Depends: 001\nSELECT pg_sleep(2);\nINSERT INTO accounts VALUES (1, 'a@example.com');\n-- strata:down\nDELETE FROM accounts;\n")
         .file("003_index.sql", "CREATE INDEX accounts_email ON accounts (email);\n-- strata:down\nDROP INDEX accounts_email;\n");
-    let env = tokens_env();
-    let s = Served::start(
-        p.root(),
-        &db.url(),
-        &p.migrations(),
-        &[],
-        &[("STRATA_API_TOKENS", &env)],
-    );
+    let s = Served::with_tokens(&p, &db.url());
     let c = client();
     let api = |path: &str| format!("{}/api/v1/migrations{path}", s.base);
 
@@ -379,14 +383,7 @@ fn console_in_headless_chromium() {
         .file("002_profiles.sql", "-- Depends: 001\nCREATE TABLE profiles (account_id INTEGER REFERENCES accounts (id), bio TEXT);\n-- strata:down\nDROP TABLE profiles;\n")
         .file("003_email_index.sql", "CREATE INDEX accounts_email ON accounts (email);\n-- strata:down\nDROP INDEX accounts_email;\n");
     let db = TestDb::sqlite();
-    let env = tokens_env();
-    let s = Served::start(
-        p.root(),
-        &db.url(),
-        &p.migrations(),
-        &[],
-        &[("STRATA_API_TOKENS", &env)],
-    );
+    let s = Served::with_tokens(&p, &db.url());
     // Screenshots are the test's artifacts, kept under target/.
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
     std::fs::create_dir_all(&shots).unwrap();
@@ -462,14 +459,7 @@ fn openapi_document_holds_under_schemathesis() {
         .file("003_a_index.sql", "-- Depends: 001\nCREATE INDEX a_id ON a (id);\n-- strata:down\nDROP INDEX a_id;\n")
         .file("004_c.sql", "CREATE TABLE c (id INTEGER);\n-- strata:down\nDROP TABLE c;\n");
     let db = TestDb::sqlite();
-    let env = tokens_env();
-    let s = Served::start(
-        p.root(),
-        &db.url(),
-        &p.migrations(),
-        &[],
-        &[("STRATA_API_TOKENS", &env)],
-    );
+    let s = Served::with_tokens(&p, &db.url());
     let o = Command::new(&st)
         .args([
             "run",
