@@ -90,6 +90,17 @@ pub enum Command {
     Backup(BackupCommand),
     /// REST API and web console
     Serve(ServeArgs),
+    /// Flag operations that lock, rewrite or break running code (exit 1 on errors)
+    Lint(LintArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LintArgs {
+    /// Migration files or directories [default: the migrations directory]
+    pub paths: Vec<PathBuf>,
+    /// Whose rules: postgres, mysql or sqlite [default: the database URL's engine]
+    #[arg(long)]
+    pub dialect: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -136,6 +147,9 @@ pub struct UpArgs {
     /// Apply pending migrations older than applied ones (after a merge)
     #[arg(long)]
     pub allow_out_of_order: bool,
+    /// In a protected environment, run even with error-level lint findings
+    #[arg(long)]
+    pub allow_unsafe: bool,
     /// Continue a failed non-transactional migration from its first incomplete statement;
     /// with --fleet, run only the targets not yet done
     #[arg(long)]

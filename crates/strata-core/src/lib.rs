@@ -12,6 +12,7 @@ mod error;
 mod event;
 pub mod fleet;
 mod info;
+pub mod lint;
 mod migration;
 mod migrator;
 mod plan;

@@ -6,6 +6,7 @@ mod fleet;
 mod health;
 mod history;
 mod info;
+mod lint;
 mod list;
 mod mark;
 mod project;
@@ -60,5 +61,6 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<i32, Error> {
         Command::Health => health::run(ctx).await,
         Command::Backup(c) => backup::run(ctx, c).await,
         Command::Serve(a) => serve::run(ctx, a).await,
+        Command::Lint(a) => lint::run(ctx, a),
     }
 }

@@ -1,10 +1,11 @@
 //! `strata up` (alias `migrate`).
 
-use strata_core::{Error, RunOptions, Target, UpOptions};
+use strata_core::lint::{self, Severity};
+use strata_core::{Error, Migrator, Plan, RunOptions, Silent, Target, UpOptions};
 
 use crate::args::UpArgs;
 use crate::context::Context;
-use crate::output::{print_run, TextReporter};
+use crate::output::{print_json, print_run, TextReporter};
 
 pub async fn run(ctx: &Context, a: UpArgs) -> Result<i32, Error> {
     let target = Target::parse(&a.target)?;
@@ -17,6 +18,31 @@ pub async fn run(ctx: &Context, a: UpArgs) -> Result<i32, Error> {
         },
         ..ctx.run_options(a.dry_run, false)
     };
+    // A protected environment refuses error-level lint findings before anything runs.
+    if ctx.config.protected && !a.dry_run && !a.allow_unsafe {
+        let dry = RunOptions {
+            dry_run: true,
+            ..opts.clone()
+        };
+        let plan = migrator
+            .up(db.as_mut(), &target, &dry, &mut Silent)
+            .await?
+            .plan;
+        let findings = planned_findings(ctx, &migrator, &plan);
+        let errors: Vec<_> = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .collect();
+        if !errors.is_empty() {
+            super::lint::print_findings(&findings);
+            return Err(Error::Refused(format!(
+                "{} is protected and the plan has {} error-level lint finding(s) ({}); fix them or pass --allow-unsafe",
+                ctx.config.env.as_deref().unwrap_or("this environment"),
+                errors.len(),
+                errors.iter().map(|f| format!("{}:{} {}", f.migration, f.line, f.rule)).collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
     let report = migrator
         .up(
             db.as_mut(),
@@ -27,6 +53,29 @@ pub async fn run(ctx: &Context, a: UpArgs) -> Result<i32, Error> {
             },
         )
         .await?;
+    if report.dry_run {
+        // A dry run shows what lint says about the plan.
+        let findings = planned_findings(ctx, &migrator, &report.plan);
+        if ctx.global.json {
+            let mut v = report.to_json("applied");
+            v["lint"] = serde_json::json!(findings);
+            print_json(&v);
+        } else if !findings.is_empty() {
+            let (e, w, n) = lint::counts(&findings);
+            println!("\nLint: {e} error(s), {w} warning(s), {n} statement(s) not analysed");
+            super::lint::print_findings(&findings);
+        }
+        return Ok(0);
+    }
     print_run(&report, "applied", ctx.global.json);
     Ok(0)
+}
+
+/// Lint findings of the migrations a plan applies (none where lint has no rules).
+fn planned_findings(ctx: &Context, migrator: &Migrator, plan: &Plan) -> Vec<lint::LintFinding> {
+    let planned = plan
+        .steps
+        .iter()
+        .filter_map(|s| s.migration.map(|i| &migrator.migrations()[i]));
+    super::lint::findings_for(ctx, planned).unwrap_or_default()
 }

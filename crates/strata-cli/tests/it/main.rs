@@ -12,6 +12,7 @@ mod docstores;
 mod docsupport;
 mod failures;
 mod fleet;
+mod lint;
 mod projects;
 mod safety;
 mod secrets;
