@@ -92,6 +92,16 @@ pub enum Command {
     Serve(ServeArgs),
     /// Flag operations that lock, rewrite or break running code (exit 1 on errors)
     Lint(LintArgs),
+    /// On a scratch database: apply all, roll back one by one, re-apply; report any
+    /// rollback that is missing, fails or leaves something behind
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VerifyArgs {
+    /// The round trip (the only check so far; required so the command says what it does)
+    #[arg(long, required = true)]
+    pub roundtrip: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::config::LockMode;
 use crate::error::{DriverError, DriverErrorKind, SourceError};
 use crate::migration::{AppliedMigration, Format, Migration, Script};
+use crate::schema::Schema;
 
 /// What a database can do, which changes how a run behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -173,18 +174,29 @@ pub trait Driver: Send {
     /// Writes a consistent backup of the whole database to `dest`.
     async fn backup(&mut self, dest: &Path) -> Result<(), DriverError> {
         let _ = dest;
-        Err(unsupported(self.kind(), "backups"))
+        Err(unsupported(self.kind(), "backups are"))
     }
     /// Replaces the database's contents with the backup at `src`.
     async fn restore(&mut self, src: &Path) -> Result<(), DriverError> {
         let _ = src;
-        Err(unsupported(self.kind(), "restoring backups"))
+        Err(unsupported(self.kind(), "restoring backups is"))
+    }
+    /// The database's schema without strata's own tables (`verify --roundtrip`, `diff`,
+    /// `squash`).
+    async fn schema(&mut self) -> Result<Schema, DriverError> {
+        Err(unsupported(self.kind(), "schema introspection is"))
+    }
+    /// Runs a script outside any migration, with no history (`diff` loads a declared
+    /// schema into a scratch database with it).
+    async fn run_script(&mut self, script: &Script) -> Result<(), DriverError> {
+        let _ = script;
+        Err(unsupported(self.kind(), "running a plain script is"))
     }
 }
 
 fn unsupported(kind: &str, what: &str) -> DriverError {
     DriverError::new(
         DriverErrorKind::Other,
-        format!("{what} are not supported for {kind} yet"),
+        format!("{what} not supported for {kind} yet"),
     )
 }

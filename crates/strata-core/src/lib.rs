@@ -17,9 +17,11 @@ mod migration;
 mod migrator;
 mod plan;
 mod project;
+pub mod schema;
 pub mod source;
 pub mod sql;
 pub mod sum;
+pub mod verify;
 mod version;
 
 pub use backup::{BackupConfig, BackupInfo, BackupStore};
@@ -49,4 +51,5 @@ pub use plan::{
 };
 pub use project::{Member, MemberReport, Project};
 pub use source::{read_dir, Manifest, Source};
+pub use verify::Scratch;
 pub use version::Version;

@@ -17,6 +17,7 @@ mod status;
 mod sum;
 mod up;
 mod validate;
+mod verify;
 
 use strata_core::Error;
 
@@ -62,5 +63,6 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<i32, Error> {
         Command::Backup(c) => backup::run(ctx, c).await,
         Command::Serve(a) => serve::run(ctx, a).await,
         Command::Lint(a) => lint::run(ctx, a),
+        Command::Verify(_) => verify::run(ctx).await,
     }
 }

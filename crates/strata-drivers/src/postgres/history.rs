@@ -36,6 +36,21 @@ impl Tables {
         }
     }
 
+    /// strata's own tables, unqualified: left out of schema introspection.
+    pub fn own_names(&self) -> Vec<String> {
+        let table = self
+            .history_plain
+            .rsplit_once('.')
+            .map(|(_, t)| t)
+            .unwrap_or(&self.history_plain);
+        vec![
+            table.to_string(),
+            "application_metadata".into(),
+            "audit_log".into(),
+            format!("{table}_lock"),
+        ]
+    }
+
     /// History row, audit row and metadata in one statement: one round trip, and atomic
     /// with whatever transaction it runs in.
     pub fn record_apply_sql(&self) -> String {

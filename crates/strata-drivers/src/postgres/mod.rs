@@ -5,15 +5,17 @@
 mod exec;
 mod history;
 mod lock;
+mod schema;
 mod tools;
 
 use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use strata_core::schema::Schema;
 use strata_core::{
     AppliedMigration, AuditEntry, AuditRecord, Capabilities, Change, Driver, DriverError,
-    DriverErrorKind, LockMode, LockOptions,
+    DriverErrorKind, LockMode, LockOptions, Script,
 };
 use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, NoTls};
@@ -189,6 +191,18 @@ impl Driver for PgDriver {
         Capabilities {
             transactional_ddl: true,
         }
+    }
+
+    async fn schema(&mut self) -> Result<Schema, DriverError> {
+        schema::introspect(&self.client, &self.tables.own_names()).await
+    }
+
+    async fn run_script(&mut self, script: &Script) -> Result<(), DriverError> {
+        self.client.batch_execute(&script.sql).await.map_err(|e| {
+            let mut err = exec::db_error(&e);
+            err.detail = Some(format!("in {}", script.path.display()));
+            err
+        })
     }
 
     async fn server_version(&mut self) -> Result<String, DriverError> {

@@ -21,6 +21,16 @@ impl Tables {
             history_plain: table.to_string(),
         }
     }
+
+    /// strata's own tables: left out of schema introspection.
+    pub fn own_names(&self) -> Vec<String> {
+        vec![
+            self.history_plain.clone(),
+            "application_metadata".into(),
+            "audit_log".into(),
+            format!("{}_lock", self.history_plain),
+        ]
+    }
 }
 
 pub(super) fn ensure(conn: &Connection, t: &Tables) -> Result<(), DriverError> {

@@ -10,15 +10,17 @@
 mod exec;
 mod history;
 mod lock;
+mod schema;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, DatabaseName};
+use strata_core::schema::Schema;
 use strata_core::{
     AppliedMigration, AuditEntry, AuditRecord, Capabilities, Change, Driver, DriverError,
-    DriverErrorKind, LockOptions,
+    DriverErrorKind, LockOptions, Script,
 };
 
 use crate::HistoryNames;
@@ -113,6 +115,19 @@ impl Driver for SqliteDriver {
 
     async fn server_version(&mut self) -> Result<String, DriverError> {
         Ok(format!("SQLite {}", rusqlite::version()))
+    }
+
+    async fn schema(&mut self) -> Result<Schema, DriverError> {
+        let own = self.tables.own_names();
+        schema::introspect(self.conn()?, &own)
+    }
+
+    async fn run_script(&mut self, script: &Script) -> Result<(), DriverError> {
+        self.conn()?.execute_batch(&script.sql).map_err(|e| {
+            let mut err = sqlite_error(&e);
+            err.detail = Some(format!("in {}", script.path.display()));
+            err
+        })
     }
 
     /// SQLite's write lock is a file lock: it works without a server session, so
