@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use serde_json::Value;
+
 use crate::support::*;
 
 /// A dump without strata's own tables, to compare user schemas.
@@ -271,5 +273,108 @@ fn river_round_trips_on_postgres() {
             &dir,
             &["rollback", "base"],
         ));
+    }
+}
+
+/// `verify --roundtrip` on the corpora: authelia and river pass; vaultwarden's and
+/// lemmy-0.19's known-broken rollbacks are named with their statement.
+#[test]
+fn verify_roundtrip_on_the_corpora() {
+    let (Some(c), Some(db)) = (corpora("verify"), TestDb::postgres("verify_corpora")) else {
+        return;
+    };
+    let verify = |dir: &Path| {
+        let o = strata_in(
+            dir.parent().unwrap(),
+            &db.url(),
+            dir,
+            &["verify", "--roundtrip", "--json"],
+        );
+        assert!(
+            matches!(code(&o), 0 | 1),
+            "{}: {}",
+            dir.display(),
+            stderr(&o)
+        );
+        (code(&o), json(&o))
+    };
+    let problems = |v: &Value| -> Vec<(String, String)> {
+        v["roundtrip"]["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["kind"].as_str().unwrap().to_string(),
+                    p["migration"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let (code, v) = verify(&c.join("authelia/internal/storage/migrations/postgres"));
+    assert_eq!((code, problems(&v)), (0, vec![]), "{v}");
+    assert_eq!(v["roundtrip"]["rollbacks_ok"], 26);
+    for tree in [
+        "river/riverdriver/riverpgxv5/migration/main",
+        "river/rivermigrate/migration/commit_required",
+    ] {
+        let copy = river_copy(&c.join(tree));
+        let (code, v) = verify(&copy.path().join("migrations"));
+        assert_eq!((code, problems(&v)), (0, vec![]), "{tree}: {v}");
+    }
+
+    let (code, v) = verify(&c.join("vaultwarden/migrations/postgresql"));
+    assert_eq!(code, 1);
+    let found = problems(&v);
+    assert!(
+        found.contains(&(
+            "rollback_failed".into(),
+            "2022-07-27-110000_add_group_support".into()
+        )),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&(
+            "leaves_behind".into(),
+            "2023-06-17-200424_create_auth_requests_table".into()
+        )),
+        "{found:?}"
+    );
+    let failed = v["roundtrip"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "rollback_failed")
+        .unwrap();
+    assert!(
+        failed["detail"]
+            .as_str()
+            .unwrap()
+            .contains("DROP TABLE groups"),
+        "{failed}"
+    );
+    assert!(
+        failed["file"].as_str().unwrap().ends_with("down.sql") && failed["line"] == 1,
+        "{failed}"
+    );
+    assert_eq!(
+        v["roundtrip"]["notes"].as_array().unwrap().len(),
+        26,
+        "the template-only downs are noted"
+    );
+
+    let (code, v) = verify(&c.join("lemmy-0.19/migrations"));
+    assert_eq!(code, 1);
+    let found = problems(&v);
+    eprintln!("lemmy-0.19: {found:?}");
+    for broken in [
+        "2023-07-05-000058_person-admin",
+        "2022-05-20-135341_embed-url",
+        "2020-10-13-212240_create_report_tables",
+    ] {
+        assert!(
+            found.contains(&("rollback_failed".into(), broken.into())),
+            "{broken}: {found:?}"
+        );
     }
 }

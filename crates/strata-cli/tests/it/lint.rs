@@ -290,3 +290,57 @@ fn lint_reads_every_corpus() {
         }
     }
 }
+
+/// `verify --roundtrip` on SQLite: a sound project passes; a rollback that fails, one
+/// that leaves a table behind and a missing one are each named.
+#[test]
+fn verify_roundtrip_names_broken_rollbacks() {
+    let p = Project::new();
+    p.file("001_users.sql", BASE)
+        .file("002_posts.sql", "CREATE TABLE posts (id INTEGER PRIMARY KEY);\nCREATE INDEX posts_id ON posts (id);\n-- strata:down\nDROP TABLE posts;\n");
+    let db = TestDb::sqlite();
+    let good = p.strata(&db, &["verify", "--roundtrip"]);
+    assert!(ok(&good).contains("passed"), "{}", stdout(&good));
+    assert!(
+        db.tables().is_empty(),
+        "verify never touches the configured database"
+    );
+
+    p.file("003_tags.sql", "CREATE TABLE tags (id INTEGER);\nCREATE TABLE tag_log (id INTEGER);\n-- strata:down\nDROP TABLE tags;\n")
+        .file("004_bad_down.sql", "ALTER TABLE users ADD COLUMN plan TEXT;\n-- strata:down\nALTER TABLE nope DROP COLUMN plan;\n")
+        .file("005_no_down.sql", "CREATE TABLE audit (id INTEGER);\n");
+    let o = p.strata(&db, &["verify", "--roundtrip", "--json"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let v = json(&o);
+    let found: Vec<(String, String)> = v["roundtrip"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["kind"].as_str().unwrap().into(),
+                p["migration"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("no_rollback".to_string(), "005_no_down".to_string()),
+            ("rollback_failed".into(), "004_bad_down".into()),
+            ("leaves_behind".into(), "003_tags".into()),
+        ],
+        "{v}"
+    );
+    let left = &v["roundtrip"]["problems"][2]["detail"];
+    assert!(left.as_str().unwrap().contains("table tag_log"), "{left}");
+    let failed = &v["roundtrip"]["problems"][1];
+    assert!(
+        failed["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("004_bad_down.sql")
+            && failed["line"] == 3,
+        "{failed}"
+    );
+}
