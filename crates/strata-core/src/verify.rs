@@ -185,6 +185,10 @@ async fn run(
     report
         .problems
         .sort_by_key(|p| std::cmp::Reverse(steps.iter().position(|s| s.id == p.migration)));
+    if !left.is_empty() {
+        // Re-applying over the leftovers would only fail on them again.
+        return Ok(report);
+    }
     progress("re-applying everything".into());
     if let Err(e) = m.up(d.as_mut(), &Target::Head, &opts, &mut Silent).await {
         let i = steps
