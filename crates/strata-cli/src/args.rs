@@ -95,6 +95,21 @@ pub enum Command {
     /// On a scratch database: apply all, roll back one by one, re-apply; report any
     /// rollback that is missing, fails or leaves something behind
     Verify(VerifyArgs),
+    /// Write the migration that turns the schema the migrations build into a declared one
+    Diff(DiffArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DiffArgs {
+    /// The declared schema: a SQL file of CREATE statements
+    #[arg(long)]
+    pub schema: PathBuf,
+    /// Print the migration instead of writing it
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The new migration's name
+    #[arg(long, default_value = "schema_diff")]
+    pub name: String,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -5,6 +5,8 @@
 pub mod backup;
 mod code;
 mod config;
+pub mod ddl;
+pub mod diff;
 pub mod docops;
 mod driver;
 mod embed;

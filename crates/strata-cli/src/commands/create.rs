@@ -59,33 +59,44 @@ fn code_template(version: &str, name: &str, description: &str, down: bool) -> St
     )
 }
 
-pub fn run(ctx: &Context, a: CreateArgs) -> Result<i32, Error> {
-    let dir = &ctx.config.dir;
-    let migrator = ctx.migrator()?;
-    let name = snake(&a.name);
-    if name.is_empty() {
-        return Err(Error::Config(format!(
-            "`{}` has no letters or digits to name a file with",
-            a.name
-        )));
-    }
+/// The next version in the directory's style: the same width, or a timestamp when
+/// the directory uses timestamps.
+pub fn next_version(migrator: &strata_core::Migrator) -> String {
     let versions: Vec<&str> = migrator
         .migrations()
         .iter()
         .filter(|m| m.version.as_str().bytes().all(|b| b.is_ascii_digit()))
         .map(|m| m.version.as_str())
         .collect();
-    let now = chrono::Utc::now();
-    let version = match versions.iter().max_by_key(|v| (v.len(), v.to_string())) {
+    match versions.iter().max_by_key(|v| (v.len(), v.to_string())) {
         // Timestamps stay timestamps.
-        Some(v) if v.len() >= 12 => now.format("%Y%m%d%H%M%S").to_string(),
+        Some(v) if v.len() >= 12 => chrono::Utc::now().format("%Y%m%d%H%M%S").to_string(),
         Some(v) => {
             let next: u128 = v.parse::<u128>().unwrap_or(0) + 1;
             format!("{next:0width$}", width = v.len())
         }
         None => "001".into(),
-    };
-    let file = format!("{version}_{name}.{}", if a.code { "rs" } else { "sql" });
+    }
+}
+
+/// Writes `NNN_name.sql` (next version) with a header, `up` and, when given, a down
+/// section, then brings `strata.sum` up to date. Returns the path and version.
+pub fn write_sql(
+    ctx: &Context,
+    name: &str,
+    description: &str,
+    up: &str,
+    down: Option<&str>,
+) -> Result<(std::path::PathBuf, String), Error> {
+    let dir = &ctx.config.dir;
+    let name = snake(name);
+    if name.is_empty() {
+        return Err(Error::Config(format!(
+            "`{description}` has no letters or digits to name a file with"
+        )));
+    }
+    let version = next_version(&ctx.migrator()?);
+    let file = format!("{version}_{name}.sql");
     let path = dir.join(&file);
     let io = |e: std::io::Error| {
         Error::Source(SourceError::new(&path, None, format!("cannot write: {e}")))
@@ -94,44 +105,67 @@ pub fn run(ctx: &Context, a: CreateArgs) -> Result<i32, Error> {
     if path.exists() {
         return Err(Error::Config(format!("{} already exists", path.display())));
     }
-    let description = a
-        .description
-        .clone()
-        .unwrap_or_else(|| a.name.trim().to_string());
-    if a.code {
-        std::fs::write(
-            &path,
-            code_template(&version, &name, &description, !a.no_down),
-        )
-        .map_err(io)?;
-        if ctx.global.json {
-            print_json(&json!({ "created": path, "version": version }));
-        } else {
-            println!("Created {}", path.display());
-            println!(
-                "Register it where the application builds its migrator: \
-                 `Migrator::from_dir(\"{}\")?.register({})?` (add the file as a module first)",
-                dir.display(),
-                camel(&name)
-            );
-        }
-        return Ok(0);
-    }
     let mut text = format!(
-        "-- Migration: {file}\n-- Description: {description}\n-- Created: {}\n\n-- strata:up\n\n",
-        now.format("%Y-%m-%dT%H:%M:%SZ")
+        "-- Migration: {file}\n-- Description: {description}\n-- Created: {}\n\n-- strata:up\n{up}\n",
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
     );
-    if !a.no_down {
-        text.push_str("\n-- strata:down\n\n");
+    if let Some(down) = down {
+        text.push_str(&format!("\n-- strata:down\n{down}\n"));
     }
     std::fs::write(&path, text).map_err(io)?;
     // Keep strata.sum in step with the directory.
     let updated = ctx.migrator()?;
     strata_core::sum::write(dir, updated.migrations()).map_err(io)?;
+    Ok((path, version))
+}
+
+pub fn run(ctx: &Context, a: CreateArgs) -> Result<i32, Error> {
+    let description = a
+        .description
+        .clone()
+        .unwrap_or_else(|| a.name.trim().to_string());
+    if !a.code {
+        let down = (!a.no_down).then_some("");
+        let (path, version) = write_sql(ctx, &a.name, &description, "", down)?;
+        if ctx.global.json {
+            print_json(&json!({ "created": path, "version": version }));
+        } else {
+            println!("Created {}", path.display());
+        }
+        return Ok(0);
+    }
+    let dir = &ctx.config.dir;
+    let name = snake(&a.name);
+    if name.is_empty() {
+        return Err(Error::Config(format!(
+            "`{}` has no letters or digits to name a file with",
+            a.name
+        )));
+    }
+    let version = next_version(&ctx.migrator()?);
+    let path = dir.join(format!("{version}_{name}.rs"));
+    let io = |e: std::io::Error| {
+        Error::Source(SourceError::new(&path, None, format!("cannot write: {e}")))
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    if path.exists() {
+        return Err(Error::Config(format!("{} already exists", path.display())));
+    }
+    std::fs::write(
+        &path,
+        code_template(&version, &name, &description, !a.no_down),
+    )
+    .map_err(io)?;
     if ctx.global.json {
         print_json(&json!({ "created": path, "version": version }));
     } else {
         println!("Created {}", path.display());
+        println!(
+            "Register it where the application builds its migrator: \
+             `Migrator::from_dir(\"{}\")?.register({})?` (add the file as a module first)",
+            dir.display(),
+            camel(&name)
+        );
     }
     Ok(0)
 }

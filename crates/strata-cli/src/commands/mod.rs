@@ -2,6 +2,7 @@
 
 mod backup;
 mod create;
+mod diff;
 mod fleet;
 mod health;
 mod history;
@@ -64,5 +65,6 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<i32, Error> {
         Command::Serve(a) => serve::run(ctx, a).await,
         Command::Lint(a) => lint::run(ctx, a),
         Command::Verify(_) => verify::run(ctx).await,
+        Command::Diff(a) => diff::run(ctx, a).await,
     }
 }

@@ -7,13 +7,18 @@ use strata_drivers::{HistoryNames, ScratchDbs};
 use crate::context::Context;
 use crate::output::{paint, print_json, BOLD, GREEN, RED};
 
-pub async fn run(ctx: &Context) -> Result<i32, Error> {
-    let migrator = ctx.migrator()?;
+/// Scratch databases beside the configured one.
+pub fn scratch(ctx: &Context) -> Result<ScratchDbs, Error> {
     let names = HistoryNames {
         table: ctx.config.history_table.clone(),
         schema: ctx.config.schema.clone(),
     };
-    let mut scratch = ScratchDbs::new(&ctx.config.database_url, &names)?;
+    ScratchDbs::new(&ctx.config.database_url, &names)
+}
+
+pub async fn run(ctx: &Context) -> Result<i32, Error> {
+    let migrator = ctx.migrator()?;
+    let mut scratch = scratch(ctx)?;
     let json_mode = ctx.global.json;
     let mut progress = |line: String| {
         if !json_mode {

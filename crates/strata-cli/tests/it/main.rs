@@ -2,6 +2,7 @@
 //! PostgreSQL server (a fresh database per test).
 
 mod api;
+mod authoring;
 mod bad_input;
 mod cluster;
 mod commands;

@@ -67,8 +67,14 @@ pub(super) fn introspect(conn: &Connection, own: &[String]) -> Result<Schema, Dr
 
 fn table_of(conn: &Connection, name: &str, sql: String) -> Result<Table, DriverError> {
     let q = name.replace('"', "\"\"");
+    // The statement from its column list on: a rebuilt-and-renamed table (whose stored
+    // statement SQLite rewrites with the quoted name) compares equal to the declared one.
+    let body = sql
+        .find('(')
+        .map(|i| sql[i..].trim().to_string())
+        .unwrap_or(sql);
     let mut t = Table {
-        create_sql: Some(sql),
+        create_sql: Some(body),
         ..Default::default()
     };
     let mut st = conn
