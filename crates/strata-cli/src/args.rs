@@ -97,6 +97,104 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Write the migration that turns the schema the migrations build into a declared one
     Diff(DiffArgs),
+    /// The dependency graph, as Mermaid or Graphviz DOT
+    Graph(GraphArgs),
+    /// Write a migration for a common change, in the safe form for the database
+    #[command(subcommand)]
+    Generate(GenerateCommand),
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum GenerateCommand {
+    /// ALTER TABLE ... ADD COLUMN (NOT NULL needs --default)
+    AddColumn {
+        table: String,
+        column: String,
+        #[arg(value_name = "TYPE")]
+        data_type: String,
+        #[arg(long)]
+        not_null: bool,
+        /// A constant SQL expression
+        #[arg(long)]
+        default: Option<String>,
+    },
+    /// CREATE INDEX (CONCURRENTLY on PostgreSQL)
+    AddIndex {
+        table: String,
+        #[arg(required = true)]
+        columns: Vec<String>,
+        #[arg(long)]
+        unique: bool,
+        /// The index name [default: TABLE_COLUMNS_idx, or _key when unique]
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// A foreign key (NOT VALID, then VALIDATE, on PostgreSQL)
+    AddForeignKey {
+        table: String,
+        column: String,
+        references: String,
+        #[arg(long, default_value = "id")]
+        ref_column: String,
+        /// cascade, set-null, set-default, restrict or no-action
+        #[arg(long)]
+        on_delete: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// CREATE TABLE with an id primary key and the given NAME:TYPE columns (NAME:TYPE! for NOT NULL)
+    CreateTable {
+        table: String,
+        columns: Vec<String>,
+        /// created_at and updated_at
+        #[arg(long)]
+        timestamps: bool,
+        /// deleted_at, and an index of the live rows
+        #[arg(long)]
+        soft_delete: bool,
+    },
+    /// ALTER TABLE ... RENAME COLUMN
+    RenameColumn {
+        table: String,
+        from: String,
+        to: String,
+    },
+    /// A check constraint (NOT VALID, then VALIDATE, on PostgreSQL)
+    AddCheckConstraint {
+        table: String,
+        name: String,
+        expression: String,
+    },
+    /// An UPDATE in batches (PostgreSQL commits each batch)
+    DataMigration {
+        table: String,
+        /// `column = expression, ...`
+        #[arg(long)]
+        set: String,
+        /// Matches only the rows still to change (so the batches end), e.g. `slug IS NULL`
+        #[arg(long = "where")]
+        filter: String,
+        /// The inverse SET for the down section, when there is one
+        #[arg(long)]
+        revert: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// The column batches are picked by
+        #[arg(long, default_value = "id")]
+        key: String,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GraphArgs {
+    #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+    pub format: GraphFormat,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphFormat {
+    Mermaid,
+    Dot,
 }
 
 #[derive(Args, Debug, Clone)]

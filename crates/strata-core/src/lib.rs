@@ -13,6 +13,8 @@ mod embed;
 mod error;
 mod event;
 pub mod fleet;
+pub mod generate;
+pub mod graph;
 mod info;
 pub mod lint;
 mod migration;

@@ -4,6 +4,7 @@ mod backup;
 mod create;
 mod diff;
 mod fleet;
+mod generate;
 mod health;
 mod history;
 mod info;
@@ -66,5 +67,15 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<i32, Error> {
         Command::Lint(a) => lint::run(ctx, a),
         Command::Verify(_) => verify::run(ctx).await,
         Command::Diff(a) => diff::run(ctx, a).await,
+        Command::Generate(g) => generate::run(ctx, g),
+        Command::Graph(a) => {
+            use strata_core::graph::{render, Format};
+            let format = match a.format {
+                crate::args::GraphFormat::Mermaid => Format::Mermaid,
+                crate::args::GraphFormat::Dot => Format::Dot,
+            };
+            print!("{}", render(ctx.migrator()?.migrations(), format));
+            Ok(0)
+        }
     }
 }

@@ -198,6 +198,14 @@ impl TestDb {
         }
     }
 
+    /// Whether a statement succeeds (a constraint holding, a column existing).
+    pub fn succeeds(&self, sql: &str) -> bool {
+        match self {
+            TestDb::MySql { url, .. } => mysql_exec(url, sql).is_ok(),
+            _ => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.query(sql))).is_ok(),
+        }
+    }
+
     /// User tables (not strata's), sorted.
     pub fn tables(&self) -> Vec<String> {
         match self {

@@ -1,0 +1,154 @@
+//! `strata generate TEMPLATE ...`: writes the next migration from a template, for the
+//! configured database's dialect.
+
+use serde_json::json;
+use strata_core::generate::{generate, Template};
+use strata_core::lint::Engine;
+use strata_core::Error;
+
+use crate::args::GenerateCommand;
+use crate::context::Context;
+use crate::output::print_json;
+
+pub fn run(ctx: &Context, g: GenerateCommand) -> Result<i32, Error> {
+    let engine = Engine::of_url(&ctx.config.database_url).ok_or_else(|| {
+        Error::Config(format!(
+            "generate writes SQL for PostgreSQL, MySQL or SQLite, not {}",
+            ctx.database()
+        ))
+    })?;
+    let template = template(g)?;
+    let made = generate(&template, engine).map_err(Error::Config)?;
+    let (path, version) = super::create::write_sql(
+        ctx,
+        &made.name,
+        &made.description,
+        &made.up_section(),
+        Some(&made.down),
+    )?;
+    if ctx.global.json {
+        print_json(
+            &json!({ "created": path, "version": version, "dialect": engine, "no_transaction": made.no_transaction }),
+        );
+    } else {
+        println!("Created {} ({engine:?})", path.display());
+    }
+    Ok(0)
+}
+
+fn template(g: GenerateCommand) -> Result<Template, Error> {
+    Ok(match g {
+        GenerateCommand::AddColumn {
+            table,
+            column,
+            data_type,
+            not_null,
+            default,
+        } => Template::AddColumn {
+            table,
+            column,
+            data_type,
+            not_null,
+            default,
+        },
+        GenerateCommand::AddIndex {
+            table,
+            columns,
+            unique,
+            name,
+        } => Template::AddIndex {
+            table,
+            columns,
+            unique,
+            name,
+        },
+        GenerateCommand::AddForeignKey {
+            table,
+            column,
+            references,
+            ref_column,
+            on_delete,
+            name,
+        } => {
+            if let Some(o) = &on_delete {
+                let known = [
+                    "cascade",
+                    "set-null",
+                    "set-default",
+                    "restrict",
+                    "no-action",
+                ];
+                if !known.contains(&o.to_lowercase().replace('_', "-").as_str()) {
+                    return Err(Error::Config(format!(
+                        "--on-delete {o}: expected one of {}",
+                        known.join(", ")
+                    )));
+                }
+            }
+            Template::AddForeignKey {
+                table,
+                column,
+                references,
+                ref_column,
+                on_delete,
+                name,
+            }
+        }
+        GenerateCommand::CreateTable {
+            table,
+            columns,
+            timestamps,
+            soft_delete,
+        } => {
+            let columns = columns
+                .iter()
+                .map(|c| {
+                    let (name, ty) = c.split_once(':').ok_or_else(|| {
+                        Error::Config(format!(
+                            "column `{c}`: write NAME:TYPE (NAME:TYPE! for NOT NULL)"
+                        ))
+                    })?;
+                    let not_null = ty.ends_with('!');
+                    Ok((
+                        name.to_string(),
+                        ty.trim_end_matches('!').to_string(),
+                        not_null,
+                    ))
+                })
+                .collect::<Result<_, Error>>()?;
+            Template::CreateTable {
+                table,
+                columns,
+                timestamps,
+                soft_delete,
+            }
+        }
+        GenerateCommand::RenameColumn { table, from, to } => {
+            Template::RenameColumn { table, from, to }
+        }
+        GenerateCommand::AddCheckConstraint {
+            table,
+            name,
+            expression,
+        } => Template::AddCheckConstraint {
+            table,
+            name,
+            expression,
+        },
+        GenerateCommand::DataMigration {
+            table,
+            set,
+            filter,
+            revert,
+            batch,
+            key,
+        } => Template::DataMigration {
+            table,
+            set,
+            filter,
+            revert,
+            batch,
+            key,
+        },
+    })
+}
