@@ -102,6 +102,18 @@ pub enum Command {
     /// Write a migration for a common change, in the safe form for the database
     #[command(subcommand)]
     Generate(GenerateCommand),
+    /// Replace the migrations up to V by one baseline for new databases
+    Squash(SquashArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SquashArgs {
+    /// The last migration the baseline replaces
+    #[arg(long)]
+    pub to: String,
+    /// Print the baseline; change no file
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Subcommand, Debug, Clone)]

@@ -37,8 +37,54 @@ pub fn quote(name: &str) -> String {
         .join(".")
 }
 
+/// Extensions and schemas are created before anything that may use them.
+fn other_creates(from: &Schema, to: &Schema, out: &mut Vec<String>) {
+    for o in to.other.difference(&from.other) {
+        if let Some(ext) = o.strip_prefix("extension ") {
+            out.push(format!("CREATE EXTENSION IF NOT EXISTS {}", quote(ext)));
+        } else if let Some(ns) = o.strip_prefix("schema ") {
+            out.push(format!("CREATE SCHEMA IF NOT EXISTS {}", quote(ns)));
+        }
+    }
+}
+
+fn other_drops(from: &Schema, to: &Schema, out: &mut Vec<String>) {
+    for o in from.other.difference(&to.other) {
+        if let Some(ext) = o.strip_prefix("extension ") {
+            out.push(format!("DROP EXTENSION IF EXISTS {}", quote(ext)));
+        } else if let Some(ns) = o.strip_prefix("schema ") {
+            out.push(format!("DROP SCHEMA IF EXISTS {}", quote(ns)));
+        }
+    }
+}
+
+/// Objects of `s` that diff cannot write (functions, triggers, types other than enums,
+/// sequences of their own): `squash` refuses rather than lose them.
+pub fn not_generated(s: &Schema) -> Vec<String> {
+    let serial_sequences: Vec<String> = s
+        .tables
+        .iter()
+        .flat_map(|(t, table)| {
+            table.columns.iter().filter_map(move |c| {
+                let d = c.default.as_deref()?;
+                d.starts_with("nextval(").then(|| {
+                    let (ns, name) = t.rsplit_once('.').unwrap_or(("public", t));
+                    format!("sequence {ns}.{name}_{}_seq", c.name)
+                })
+            })
+        })
+        .collect();
+    s.other
+        .iter()
+        .filter(|o| !o.starts_with("extension ") && !o.starts_with("schema "))
+        .filter(|o| !serial_sequences.contains(o))
+        .cloned()
+        .collect()
+}
+
 fn postgres(from: &Schema, to: &Schema) -> Vec<String> {
     let mut out = Vec::new();
+    other_creates(from, to, &mut out);
     let changed_view = |n: &String| from.views.get(n) != to.views.get(n);
     // Views first: they depend on the tables about to change.
     for (name, v) in from.views.iter().filter(|(n, _)| changed_view(n)) {
@@ -164,6 +210,7 @@ fn postgres(from: &Schema, to: &Schema) -> Vec<String> {
     for name in from.enums.keys().filter(|e| !to.enums.contains_key(*e)) {
         out.push(format!("DROP TYPE {}", quote(name)));
     }
+    other_drops(from, to, &mut out);
     out
 }
 

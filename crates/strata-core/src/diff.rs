@@ -3,12 +3,13 @@
 //! direction (the new migration's up and down).
 
 use crate::ddl;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::Silent;
 use crate::lint::Engine;
 use crate::migration::Script;
 use crate::migrator::{Migrator, RunOptions};
 use crate::plan::Target;
+use crate::schema::Schema;
 use crate::verify::Scratch;
 
 /// The up and down statements of the migration that turns what `m` builds into
@@ -37,6 +38,54 @@ pub async fn schema_diff(
             ddl::diff(&built, &wanted, engine),
             ddl::diff(&wanted, &built, engine),
         ))
+    }
+    .await;
+    scratch.cleanup().await;
+    result
+}
+
+/// `squash --to V`: the baseline (up and down) that builds, on an empty database, the
+/// schema the migrations up to `target` build; checked by building it on a scratch
+/// database. Refuses when that schema holds objects diff cannot write (functions,
+/// triggers), which a baseline would silently lose.
+pub async fn baseline(
+    m: &Migrator,
+    target: &Target,
+    scratch: &mut dyn Scratch,
+    engine: Engine,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let result = async {
+        let mut d = scratch.fresh().await?;
+        m.up(d.as_mut(), target, &RunOptions::default(), &mut Silent)
+            .await?;
+        let built = d.schema().await?;
+        drop(d);
+        let lost = ddl::not_generated(&built);
+        if !lost.is_empty() {
+            return Err(Error::Refused(format!(
+                "the schema up to {target} holds objects a baseline cannot reproduce: {}; keep them in a repeatable migration (R__name.sql) first",
+                lost.join(", ")
+            )));
+        }
+        let empty = Schema::default();
+        let up = ddl::diff(&empty, &built, engine);
+        let down = ddl::diff(&built, &empty, engine);
+        let mut d = scratch.fresh().await?;
+        let script = Script {
+            sql: up.iter().map(|s| format!("{s};\n")).collect(),
+            path: "baseline".into(),
+            first_line: 1,
+        };
+        d.run_script(&script).await?;
+        let rebuilt = d.schema().await?;
+        let differs = rebuilt.changes_from(&built);
+        if !differs.is_empty() {
+            return Err(Error::Refused(format!(
+                "the baseline would not rebuild the schema exactly: {}",
+                differs.join("; ")
+            )));
+        }
+        Ok((up, down))
     }
     .await;
     scratch.cleanup().await;

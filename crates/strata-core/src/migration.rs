@@ -154,6 +154,19 @@ pub struct Migration {
     pub code: Option<crate::code::CodeRef>,
 }
 
+impl Migration {
+    /// A baseline written by `squash`: it replaces every migration up to its version
+    /// (the `-- strata:baseline` directive in its header).
+    pub fn is_baseline(&self) -> bool {
+        self.up
+            .sql
+            .lines()
+            .map(str::trim)
+            .take_while(|l| l.is_empty() || l.starts_with("--"))
+            .any(|l| l.eq_ignore_ascii_case("-- strata:baseline"))
+    }
+}
+
 /// A row of the history table.
 #[derive(Clone, Debug, Serialize)]
 pub struct AppliedMigration {

@@ -294,9 +294,57 @@ impl Migrator {
             .map_err(Error::SumMismatch)
     }
 
+    /// The history as the plan sees it: where a squashed baseline (`-- strata:baseline`,
+    /// written by `squash --to V`) replaced migrations up to V, a database migrated
+    /// before the squash has rows for them; the rows below V stand for the baseline and
+    /// are left out, and V's row counts as the baseline applied. The table is untouched.
+    pub async fn applied_rows(&self, d: &mut dyn Driver) -> Result<Vec<AppliedMigration>> {
+        let rows = d.applied().await?;
+        let Some(base) = self.source.migrations.iter().find(|m| m.is_baseline()) else {
+            return Ok(rows);
+        };
+        let squashed = |a: &AppliedMigration| {
+            crate::Version::new(a.version.as_str()) <= base.version
+                && !self
+                    .source
+                    .migrations
+                    .iter()
+                    .any(|m| m.version.as_str() == a.version && !m.is_baseline())
+        };
+        if !rows
+            .iter()
+            .any(|a| squashed(a) && a.version != base.version.as_str())
+        {
+            return Ok(rows);
+        }
+        if !rows.iter().any(|a| a.version == base.version.as_str()) {
+            let at = rows
+                .iter()
+                .rfind(|a| squashed(a))
+                .map(|a| a.version.clone())
+                .unwrap_or_default();
+            return Err(Error::Refused(format!(
+                "this database stopped at {at}, inside the migrations squashed into {}; migrate it to {} with the release before the squash",
+                base.id,
+                base.version.as_str()
+            )));
+        }
+        Ok(rows
+            .into_iter()
+            .filter(|a| !squashed(a) || a.version == base.version.as_str())
+            .map(|mut a| {
+                if a.version == base.version.as_str() {
+                    a.checksum = base.checksum.clone();
+                    a.name = base.name.clone();
+                }
+                a
+            })
+            .collect())
+    }
+
     /// Every migration with its state.
     pub async fn status(&self, d: &mut dyn Driver) -> Result<StatusReport> {
-        let applied = d.applied().await?;
+        let applied = self.applied_rows(d).await?;
         Ok(self.status_of(&applied))
     }
 
@@ -457,7 +505,7 @@ impl Migrator {
             });
         }
         if dry_run {
-            let applied = d.applied().await?;
+            let applied = self.applied_rows(d).await?;
             let (repaired, missing) = self.repairs(&applied);
             return Ok(RepairReport {
                 repaired: repaired.into_iter().map(|(a, _)| a).collect(),
@@ -467,7 +515,7 @@ impl Migrator {
         }
         d.lock(&self.lock_options()).await?;
         let result = async {
-            let applied = d.applied().await?;
+            let applied = self.applied_rows(d).await?;
             let (repairs, missing) = self.repairs(&applied);
             let current = self.status_of(&applied).current.unwrap_or_default();
             let mut repaired = Vec::new();
@@ -616,7 +664,7 @@ impl Migrator {
                 format!("cannot read history: {e}"),
             ),
         }
-        match d.applied().await {
+        match self.applied_rows(d).await {
             Ok(applied) => {
                 let status = self.status_of(&applied);
                 h.current = status.current.clone();
@@ -773,7 +821,7 @@ impl Migrator {
             });
         }
         if opts.dry_run {
-            let applied = d.applied().await?;
+            let applied = self.applied_rows(d).await?;
             let plan = self.plan(&req, &applied, opts)?;
             rep.report(Event::PlanReady {
                 plan: &plan,
@@ -934,7 +982,7 @@ impl Migrator {
     ) -> Result<Plan> {
         d.ensure_history().await?;
         // Read after taking the lock: another process may have applied migrations meanwhile.
-        let mut applied = d.applied().await?;
+        let mut applied = self.applied_rows(d).await?;
         let plan = self.plan(req, &applied, opts)?;
         rep.report(Event::PlanReady {
             plan: &plan,

@@ -46,6 +46,11 @@ pub fn order(mut found: Vec<Migration>) -> Result<Vec<Migration>, SourceError> {
                     .iter()
                     .position(|m| m.kind == MigrationKind::Versioned && m.version == v)
             })
+            .or_else(|| {
+                // A version squashed into a baseline is the baseline.
+                let v = Version::new(t);
+                found.iter().position(|m| m.is_baseline() && v <= m.version)
+            })
     };
     let n = found.len();
     let mut edges: Vec<Vec<usize>> = vec![Vec::new(); n];

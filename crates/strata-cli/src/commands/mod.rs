@@ -15,6 +15,7 @@ mod project;
 mod repair;
 mod rollback;
 mod serve;
+mod squash;
 mod status;
 mod sum;
 mod up;
@@ -68,6 +69,7 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<i32, Error> {
         Command::Verify(_) => verify::run(ctx).await,
         Command::Diff(a) => diff::run(ctx, a).await,
         Command::Generate(g) => generate::run(ctx, g),
+        Command::Squash(a) => squash::run(ctx, a).await,
         Command::Graph(a) => {
             use strata_core::graph::{render, Format};
             let format = match a.format {

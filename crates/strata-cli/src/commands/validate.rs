@@ -10,7 +10,7 @@ use crate::output::{paint, print_json, GREEN, YELLOW};
 pub async fn run(ctx: &Context) -> Result<i32, Error> {
     let migrator = ctx.migrator()?;
     let mut db = ctx.connect().await?;
-    let applied = db.applied().await?;
+    let applied = migrator.applied_rows(db.as_mut()).await?;
     let findings = migrator.validate(Some(&applied));
     if ctx.global.json {
         print_json(

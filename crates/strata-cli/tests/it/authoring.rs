@@ -35,7 +35,11 @@ fn shape(db: &TestDb) -> String {
         return db
             .dump()
             .lines()
-            .filter(|l| !l.starts_with("audit_log") && !l.starts_with("application_metadata"))
+            .filter(|l| {
+                !l.starts_with("audit_log")
+                    && !l.starts_with("application_metadata")
+                    && !l.starts_with("schema_migrations:")
+            })
             .collect::<Vec<_>>()
             .join("\n");
     }
@@ -208,4 +212,102 @@ fn generate_templates_apply_and_roll_back_on_each_engine() {
             ok(&p.strata(&db, &["sum"]));
         }
     }
+}
+
+/// `squash --to V`: new databases get the baseline, databases past V are unaffected,
+/// one stopped inside the squashed range is refused, and objects a baseline cannot
+/// reproduce stop the squash before any file changes.
+#[test]
+fn squash_replaces_the_migrations_up_to_v() {
+    let mut dbs = vec![(TestDb::sqlite(), TestDb::sqlite(), TestDb::sqlite())];
+    if let (Some(a), Some(b), Some(c)) = (
+        TestDb::postgres("squash_a"),
+        TestDb::postgres("squash_b"),
+        TestDb::postgres("squash_c"),
+    ) {
+        dbs.push((a, b, c));
+    }
+    for (old, new, stopped) in dbs {
+        let pg = old.is_postgres();
+        let id = if pg {
+            "id SERIAL PRIMARY KEY"
+        } else {
+            "id INTEGER PRIMARY KEY"
+        };
+        let p = Project::new();
+        p.file("001_users.sql", &format!("CREATE TABLE users ({id}, email TEXT NOT NULL UNIQUE);\n-- strata:down\nDROP TABLE users;\n"))
+            .file("002_posts.sql", &format!("-- Depends: 001\nCREATE TABLE posts ({id}, user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE, title TEXT CHECK (title <> ''));\nCREATE INDEX posts_user ON posts (user_id);\nCREATE VIEW titles AS SELECT title FROM posts;\n-- strata:down\nDROP VIEW titles;\nDROP TABLE posts;\n"))
+            .file("003_tags.sql", "-- Depends: 001\nCREATE TABLE tags (name TEXT PRIMARY KEY);\n-- strata:down\nDROP TABLE tags;\n");
+        ok(&p.strata(&stopped, &["up", "--target", "001"]));
+        ok(&p.strata(&old, &["sum"]));
+        ok(&p.strata(&old, &["up"]));
+        let at = if pg { "postgres" } else { "sqlite" };
+
+        let out = ok(&p.strata(&old, &["squash", "--to", "002"]));
+        assert!(out.contains("Squashed 2 migration(s)"), "{at}: {out}");
+        let mut files: Vec<String> = std::fs::read_dir(p.migrations())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            ["002_baseline.sql", "003_tags.sql", "strata.sum"],
+            "{at}"
+        );
+        ok(&p.strata(&old, &["validate"]));
+
+        // Past V: nothing pending, nothing missing or modified, nothing to do.
+        let s = json(&p.strata(&old, &["status", "--json"]));
+        let states: Vec<&str> = s["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["state"].as_str().unwrap())
+            .collect();
+        assert_eq!(states, ["applied", "applied"], "{at}: {s}");
+        assert!(
+            ok(&p.strata(&old, &["up"])).contains("Nothing to do"),
+            "{at}"
+        );
+
+        // New: the baseline and 003 build the same schema.
+        let applied = json(&p.strata(&new, &["up", "--json"]));
+        assert_eq!(
+            applied["applied"].as_array().unwrap().len(),
+            2,
+            "{at}: {applied}"
+        );
+        assert_eq!(
+            shape(&new),
+            shape(&old),
+            "{at}: the baseline builds what 001 and 002 built"
+        );
+        ok(&p.strata(&new, &["verify", "--roundtrip"]));
+
+        // Stopped inside the squashed range: refused, naming the baseline.
+        let o = p.strata(&stopped, &["up"]);
+        assert_eq!(code(&o), 3, "{at}: {}", stderr(&o));
+        assert!(stderr(&o).contains("002_baseline"), "{at}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn squash_refuses_what_a_baseline_would_lose() {
+    let Some(db) = TestDb::postgres("squash_fn") else {
+        return;
+    };
+    let p = Project::new();
+    p.file("001_users.sql", "CREATE TABLE users (id INTEGER PRIMARY KEY);\nCREATE FUNCTION one() RETURNS integer AS $$ SELECT 1 $$ LANGUAGE sql;\n-- strata:down\nDROP FUNCTION one();\nDROP TABLE users;\n");
+    let o = p.strata(&db, &["squash", "--to", "001"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("function public.one()"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        p.migrations().join("001_users.sql").exists(),
+        "nothing changed"
+    );
 }

@@ -132,6 +132,8 @@ fn directive_line(
 ) -> Result<(), SourceError> {
     if directive == "no-transaction" {
         f.no_transaction = true;
+    } else if directive == "baseline" {
+        // Read by `Migration::is_baseline`: written by `squash`.
     } else if let Some(arg) = directive.strip_prefix("timeout") {
         f.timeout = Some(parse_duration(arg.trim()).ok_or_else(|| {
             SourceError::new(path, Some(lineno), format!("bad timeout `{}`", arg.trim()))
@@ -139,7 +141,7 @@ fn directive_line(
         })?);
     } else {
         return Err(SourceError::new(path, Some(lineno), format!("unknown directive `strata:{directive}`"))
-            .with_help("known directives: strata:up, strata:down, strata:no-transaction, strata:timeout <duration>"));
+            .with_help("known directives: strata:up, strata:down, strata:no-transaction, strata:timeout <duration>, strata:baseline"));
     }
     Ok(())
 }
