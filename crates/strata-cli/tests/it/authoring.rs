@@ -311,3 +311,60 @@ fn squash_refuses_what_a_baseline_would_lose() {
         "nothing changed"
     );
 }
+
+#[test]
+fn graph_as_mermaid_and_dot() {
+    let p = Project::new();
+    p.file("001_users.sql", "CREATE TABLE users (id INTEGER);\n")
+        .file(
+            "002_posts.sql",
+            "-- Depends: 001\nCREATE TABLE posts (id INTEGER);\n",
+        )
+        .file(
+            "003_tags.sql",
+            "-- Depends: 001, 002\nCREATE TABLE tags (id INTEGER);\n",
+        );
+    let db = TestDb::sqlite();
+    let m = ok(&p.strata(&db, &["graph"]));
+    assert_eq!(
+        m,
+        "flowchart LR\n  m0[\"001 users\"]\n  m1[\"002 posts\"]\n  m2[\"003 tags\"]\n  m0 --> m1\n  m0 --> m2\n  m1 --> m2\n"
+    );
+    let d = ok(&p.strata(&db, &["graph", "--format", "dot"]));
+    assert!(
+        d.starts_with("digraph migrations {") && d.trim_end().ends_with('}'),
+        "{d}"
+    );
+    assert_eq!(d.matches(" -> ").count(), 3, "{d}");
+    assert!(d.contains("m2 [label=\"003 tags\"];"), "{d}");
+    assert!(db.tables().is_empty(), "graph reads files only");
+}
+
+#[test]
+fn create_follows_the_directory_numbering() {
+    let db = TestDb::sqlite();
+    let p = Project::new();
+    p.file("0009_first.sql", "CREATE TABLE a (id INTEGER);\n");
+    let c = json(&p.strata(&db, &["create", "Add user settings", "--json"]));
+    assert_eq!(c["version"], "0010", "four digits stay four digits");
+    let text = std::fs::read_to_string(p.migrations().join("0010_add_user_settings.sql")).unwrap();
+    assert!(
+        text.contains("-- strata:up") && text.contains("-- strata:down"),
+        "{text}"
+    );
+    let sum = std::fs::read_to_string(p.migrations().join("strata.sum")).unwrap();
+    assert!(
+        sum.contains("0010_add_user_settings"),
+        "strata.sum lists the new file:\n{sum}"
+    );
+
+    let t = Project::new();
+    t.file("20240101120000_first.sql", "CREATE TABLE a (id INTEGER);\n");
+    let c = json(&t.strata(&db, &["create", "Second", "--json"]));
+    let v = c["version"].as_str().unwrap();
+    assert!(
+        v.len() == 14 && v > "20240101120000",
+        "timestamps stay timestamps: {v}"
+    );
+    ok(&t.strata(&db, &["validate"]));
+}
