@@ -345,7 +345,7 @@ fn sqlite(from: &Schema, to: &Schema) -> Vec<String> {
         let rebuilt = from
             .tables
             .get(tname)
-            .map_or(true, |ft| ft.create_sql != tt.create_sql);
+            .is_none_or(|ft| ft.create_sql != tt.create_sql);
         for (iname, i) in &tt.indexes {
             let before = from.tables.get(tname).and_then(|ft| ft.indexes.get(iname));
             if rebuilt || before != Some(i) {

@@ -297,7 +297,7 @@ fn alter(cx: &mut Ctx<'_>, table: &ObjectName, op: &AlterTableOperation) {
             });
             let not_null = options.iter().any(|o| matches!(o, ColumnOption::NotNull));
             let col = &column_def.name;
-            if let Some(f) = default.and_then(|e| volatile(e)) {
+            if let Some(f) = default.and_then(volatile) {
                 cx.push(
                     "volatile-default",
                     Severity::Error,

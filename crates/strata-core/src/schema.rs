@@ -113,7 +113,7 @@ impl Schema {
             "table",
             &before.tables,
             &self.tables,
-            |out, name, a, b| table_changes(out, name, a, b),
+            table_changes,
         );
         keyed(
             &mut out,

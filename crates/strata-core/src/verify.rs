@@ -236,12 +236,11 @@ fn leftovers(
         .collect()
 }
 
+/// Builds a problem of step `i`: kind, detail, and the error naming file and line.
+type MakeProblem<'a> = dyn Fn(usize, &'static str, String, Option<&Error>) -> RoundtripProblem + 'a;
+
 /// One `leaves_behind` problem per migration whose objects outlived its rollback.
-fn blame(
-    report: &mut RoundtripReport,
-    left: &[(usize, String)],
-    problem: &dyn Fn(usize, &'static str, String, Option<&Error>) -> RoundtripProblem,
-) {
+fn blame(report: &mut RoundtripReport, left: &[(usize, String)], problem: &MakeProblem<'_>) {
     let mut by_step: std::collections::BTreeMap<usize, Vec<&str>> = Default::default();
     for (i, o) in left {
         by_step.entry(*i).or_default().push(o);
