@@ -36,119 +36,49 @@ pub fn run(ctx: &Context, g: GenerateCommand) -> Result<i32, Error> {
     Ok(0)
 }
 
+/// The clap arguments as the core's template; most variants carry the same fields.
 fn template(g: GenerateCommand) -> Result<Template, Error> {
-    Ok(match g {
-        GenerateCommand::AddColumn {
-            table,
-            column,
-            data_type,
-            not_null,
-            default,
-        } => Template::AddColumn {
-            table,
-            column,
-            data_type,
-            not_null,
-            default,
-        },
-        GenerateCommand::AddIndex {
-            table,
-            columns,
-            unique,
-            name,
-        } => Template::AddIndex {
-            table,
-            columns,
-            unique,
-            name,
-        },
-        GenerateCommand::AddForeignKey {
-            table,
-            column,
-            references,
-            ref_column,
-            on_delete,
-            name,
-        } => {
-            if let Some(o) = &on_delete {
-                let known = [
-                    "cascade",
-                    "set-null",
-                    "set-default",
-                    "restrict",
-                    "no-action",
-                ];
-                if !known.contains(&o.to_lowercase().replace('_', "-").as_str()) {
-                    return Err(Error::Config(format!(
-                        "--on-delete {o}: expected one of {}",
-                        known.join(", ")
-                    )));
+    macro_rules! same {
+        ($($v:ident { $($f:ident),* }),* ; $other:ident => $body:expr) => {
+            match g {
+                $(GenerateCommand::$v { $($f),* } => Template::$v { $($f),* },)*
+                $other => $body,
+            }
+        };
+    }
+    Ok(same!(
+        AddColumn { table, column, data_type, not_null, default },
+        AddIndex { table, columns, unique, name },
+        RenameColumn { table, from, to },
+        AddCheckConstraint { table, name, expression },
+        DataMigration { table, set, filter, revert, batch, key };
+        other => match other {
+            GenerateCommand::AddForeignKey { table, column, references, ref_column, on_delete, name } => {
+                if let Some(o) = &on_delete {
+                    let known = ["cascade", "set-null", "set-default", "restrict", "no-action"];
+                    if !known.contains(&o.to_lowercase().replace('_', "-").as_str()) {
+                        return Err(Error::Config(format!(
+                            "--on-delete {o}: expected one of {}",
+                            known.join(", ")
+                        )));
+                    }
                 }
+                Template::AddForeignKey { table, column, references, ref_column, on_delete, name }
             }
-            Template::AddForeignKey {
-                table,
-                column,
-                references,
-                ref_column,
-                on_delete,
-                name,
+            GenerateCommand::CreateTable { table, columns, timestamps, soft_delete } => {
+                let columns = columns
+                    .iter()
+                    .map(|c| {
+                        let (name, ty) = c.split_once(':').ok_or_else(|| {
+                            Error::Config(format!("column `{c}`: write NAME:TYPE (NAME:TYPE! for NOT NULL)"))
+                        })?;
+                        let not_null = ty.ends_with('!');
+                        Ok((name.to_string(), ty.trim_end_matches('!').to_string(), not_null))
+                    })
+                    .collect::<Result<_, Error>>()?;
+                Template::CreateTable { table, columns, timestamps, soft_delete }
             }
+            _ => unreachable!("handled above"),
         }
-        GenerateCommand::CreateTable {
-            table,
-            columns,
-            timestamps,
-            soft_delete,
-        } => {
-            let columns = columns
-                .iter()
-                .map(|c| {
-                    let (name, ty) = c.split_once(':').ok_or_else(|| {
-                        Error::Config(format!(
-                            "column `{c}`: write NAME:TYPE (NAME:TYPE! for NOT NULL)"
-                        ))
-                    })?;
-                    let not_null = ty.ends_with('!');
-                    Ok((
-                        name.to_string(),
-                        ty.trim_end_matches('!').to_string(),
-                        not_null,
-                    ))
-                })
-                .collect::<Result<_, Error>>()?;
-            Template::CreateTable {
-                table,
-                columns,
-                timestamps,
-                soft_delete,
-            }
-        }
-        GenerateCommand::RenameColumn { table, from, to } => {
-            Template::RenameColumn { table, from, to }
-        }
-        GenerateCommand::AddCheckConstraint {
-            table,
-            name,
-            expression,
-        } => Template::AddCheckConstraint {
-            table,
-            name,
-            expression,
-        },
-        GenerateCommand::DataMigration {
-            table,
-            set,
-            filter,
-            revert,
-            batch,
-            key,
-        } => Template::DataMigration {
-            table,
-            set,
-            filter,
-            revert,
-            batch,
-            key,
-        },
-    })
+    ))
 }
