@@ -360,6 +360,10 @@ pub struct CreateArgs {
     /// of a SQL file; the application registers it with `Migrator::register`
     #[arg(long)]
     pub code: bool,
+    /// Fill the file from a `generate` template and its arguments (last on the line):
+    /// `create "Unique emails" --template add-index users email --unique`
+    #[arg(long, value_name = "TEMPLATE ARGS", num_args = 1.., allow_hyphen_values = true, conflicts_with = "code")]
+    pub template: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone)]

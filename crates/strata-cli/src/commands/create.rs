@@ -124,6 +124,9 @@ pub fn run(ctx: &Context, a: CreateArgs) -> Result<i32, Error> {
         .description
         .clone()
         .unwrap_or_else(|| a.name.trim().to_string());
+    if !a.template.is_empty() {
+        return super::generate::from_create(ctx, &a.name, &description, &a.template);
+    }
     if !a.code {
         let down = (!a.no_down).then_some("");
         let (path, version) = write_sql(ctx, &a.name, &description, "", down)?;

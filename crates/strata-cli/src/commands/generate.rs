@@ -11,6 +11,31 @@ use crate::context::Context;
 use crate::output::print_json;
 
 pub fn run(ctx: &Context, g: GenerateCommand) -> Result<i32, Error> {
+    write(ctx, g, None)
+}
+
+/// `create NAME --template TEMPLATE ARGS...`: the template's words parsed as
+/// `generate` parses them, written under the name given to `create`.
+pub fn from_create(
+    ctx: &Context,
+    name: &str,
+    description: &str,
+    words: &[String],
+) -> Result<i32, Error> {
+    #[derive(clap::Parser)]
+    #[command(name = "strata create --template")]
+    struct Words {
+        #[command(subcommand)]
+        template: GenerateCommand,
+    }
+    let parsed = <Words as clap::Parser>::try_parse_from(
+        std::iter::once("template".to_string()).chain(words.iter().cloned()),
+    )
+    .map_err(|e| Error::Config(format!("--template: {}", e.render().to_string().trim())))?;
+    write(ctx, parsed.template, Some((name, description)))
+}
+
+fn write(ctx: &Context, g: GenerateCommand, named: Option<(&str, &str)>) -> Result<i32, Error> {
     let engine = Engine::of_url(&ctx.config.database_url).ok_or_else(|| {
         Error::Config(format!(
             "generate writes SQL for PostgreSQL, MySQL or SQLite, not {}",
@@ -19,13 +44,9 @@ pub fn run(ctx: &Context, g: GenerateCommand) -> Result<i32, Error> {
     })?;
     let template = template(g)?;
     let made = generate(&template, engine).map_err(Error::Config)?;
-    let (path, version) = super::create::write_sql(
-        ctx,
-        &made.name,
-        &made.description,
-        &made.up_section(),
-        Some(&made.down),
-    )?;
+    let (name, description) = named.unwrap_or((&made.name, &made.description));
+    let (path, version) =
+        super::create::write_sql(ctx, name, description, &made.up_section(), Some(&made.down))?;
     if ctx.global.json {
         print_json(
             &json!({ "created": path, "version": version, "dialect": engine, "no_transaction": made.no_transaction }),

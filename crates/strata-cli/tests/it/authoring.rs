@@ -358,6 +358,37 @@ fn create_follows_the_directory_numbering() {
         "strata.sum lists the new file:\n{sum}"
     );
 
+    // --template fills the file from a generate template, under create's name.
+    p.file(
+        "0011_users.sql",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT);\n",
+    );
+    ok(&p.strata(
+        &db,
+        &[
+            "create",
+            "Unique emails",
+            "--template",
+            "add-index",
+            "users",
+            "email",
+            "--unique",
+        ],
+    ));
+    let text = std::fs::read_to_string(p.migrations().join("0012_unique_emails.sql")).unwrap();
+    assert!(
+        text.contains("-- Description: Unique emails")
+            && text.contains("CREATE UNIQUE INDEX IF NOT EXISTS users_email_key ON users (email);"),
+        "{text}"
+    );
+    ok(&p.strata(&db, &["up"]));
+    assert!(
+        !db.succeeds("INSERT INTO users (id, email) VALUES (1, 'a'), (2, 'a')"),
+        "the unique index exists"
+    );
+    let bad = p.strata(&db, &["create", "x", "--template", "add-index"]);
+    assert_eq!(code(&bad), 2, "{}", stderr(&bad));
+
     let t = Project::new();
     t.file("20240101120000_first.sql", "CREATE TABLE a (id INTEGER);\n");
     let c = json(&t.strata(&db, &["create", "Second", "--json"]));
