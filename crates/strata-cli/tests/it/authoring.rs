@@ -397,5 +397,5 @@ fn create_follows_the_directory_numbering() {
         v.len() == 14 && v > "20240101120000",
         "timestamps stay timestamps: {v}"
     );
-    ok(&t.strata(&db, &["validate"]));
+    ok(&t.strata(&TestDb::sqlite(), &["validate"]));
 }
