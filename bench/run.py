@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""strata against the physical floor, side by side in one run (issue 8).
+
+Each scenario runs strata and its floor on fresh databases REPEAT times and reports
+the medians, their ratio, and strata's peak RSS (from /usr/bin/time):
+
+  S1  up of N migrations on an empty PostgreSQL database
+      floor: one psql session running, per migration,
+             BEGIN; <up>; INSERT INTO history ...; COMMIT;
+  S2  up and status with all N applied          floor: psql -c 'SELECT ... FROM history'
+  S3  rollback --to base of all N               floor: psql, per migration,
+                                                        BEGIN; <down>; DELETE ...; COMMIT;
+  S4  status and validate with 10,000 migrations on disk (goal: < 150 ms, linear)
+  S5  a fleet of 100 databases x 50 migrations at concurrency 1, 4 and 8
+  S6  S1 on SQLite                              floor: one sqlite3 session
+
+Usage: bench/run.py [--n 1000] [--repeat 5] [--quick]
+Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust), psql, sqlite3 and
+/usr/bin/time. Writes bench/results.md.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PG = "postgres://postgres@127.0.0.1:5432/{db}"
+PSQL = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"]
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def timed(cmd, env=None, cwd=None):
+    """Seconds and peak RSS (MB) of one run."""
+    t0 = time.perf_counter()
+    r = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, capture_output=True, text=True, env=env, cwd=cwd)
+    elapsed = time.perf_counter() - t0
+    if r.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{r.stdout}\n{r.stderr}")
+    rss_kb = int(r.stderr.strip().splitlines()[-1])
+    return elapsed, rss_kb / 1024
+
+
+def pg(sql, db="postgres"):
+    sh(PSQL + ["-d", db, "-c", sql])
+
+
+def fresh_pg(name):
+    pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    pg(f"CREATE DATABASE {name}")
+    return name
+
+
+def up_sql(i):
+    rows = ", ".join(f"({k}, 'v{k}')" for k in range(1, 11))
+    return (
+        f"CREATE TABLE t{i} (id INTEGER PRIMARY KEY, v TEXT);\n"
+        f"CREATE INDEX t{i}_v ON t{i} (v);\n"
+        f"INSERT INTO t{i} (id, v) VALUES {rows};\n"
+    )
+
+
+def write_migrations(dir_, n, width=4):
+    dir_.mkdir(parents=True, exist_ok=True)
+    for i in range(1, n + 1):
+        (dir_ / f"{i:0{width}d}_t{i}.sql").write_text(up_sql(i) + f"-- strata:down\nDROP TABLE t{i};\n")
+
+
+def floor_script(n, down=False):
+    out = ["CREATE TABLE IF NOT EXISTS floor_history (version TEXT PRIMARY KEY, name TEXT, checksum TEXT, applied_at TIMESTAMPTZ DEFAULT now());"]
+    ids = range(n, 0, -1) if down else range(1, n + 1)
+    for i in ids:
+        if down:
+            out.append(f"BEGIN; DROP TABLE t{i}; DELETE FROM floor_history WHERE version = '{i:04d}'; COMMIT;")
+        else:
+            out.append(f"BEGIN; {up_sql(i)} INSERT INTO floor_history (version, name, checksum) VALUES ('{i:04d}', 't{i}', '{'0' * 64}'); COMMIT;")
+    return "\n".join(out) + "\n"
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+class Table:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, scenario, strata_s, floor_s, rss_mb, note=""):
+        ratio = f"{strata_s / floor_s:.2f}x" if floor_s else "-"
+        floor_txt = f"{floor_s * 1000:.0f} ms" if floor_s else note
+        self.rows.append((scenario, f"{strata_s * 1000:.0f} ms", floor_txt, ratio, f"{rss_mb:.1f} MB"))
+        print(f"{scenario:<44} strata {strata_s * 1000:8.0f} ms   floor {floor_txt:>14}   {ratio:>6}   rss {rss_mb:5.1f} MB", flush=True)
+
+    def markdown(self):
+        lines = ["| scenario | strata | floor | ratio | peak RSS |", "|---|---|---|---|---|"]
+        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
+        return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="N=200, 3 repeats, a 20-database fleet")
+    a = ap.parse_args()
+    if a.quick:
+        a.n, a.repeat = 200, 3
+    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "strata-cli"], cwd=ROOT, check=True)
+    strata = str(ROOT / "target/release/strata")
+    work = Path(tempfile.mkdtemp(prefix="strata-bench-"))
+    env = dict(os.environ, NO_COLOR="1")
+    table = Table()
+    try:
+        mig = work / "migrations"
+        write_migrations(mig, a.n)
+        floor_up = work / "floor_up.sql"
+        floor_up.write_text(floor_script(a.n))
+        floor_down = work / "floor_down.sql"
+        floor_down.write_text(floor_script(a.n, down=True))
+        url = lambda db: PG.format(db=db)
+        run = lambda db, *args: [strata, "--database-url", url(db), "--dir", str(mig), *args]
+
+        # S1 / S3 (and S2 between them) on PostgreSQL.
+        s1, f1, s3, f3, s2u, s2s, f2, rss1 = [], [], [], [], [], [], [], []
+        for _ in range(a.repeat):
+            db = fresh_pg("bench_strata")
+            t, rss = timed(run(db, "up"), env=env)
+            s1.append(t)
+            rss1.append(rss)
+            s2u.append(timed(run(db, "up"), env=env)[0])
+            s2s.append(timed(run(db, "status"), env=env)[0])
+            s3.append(timed(run(db, "rollback", "--to", "base", "--yes"), env=env)[0])
+            fdb = fresh_pg("bench_floor")
+            f1.append(timed(PSQL + ["-d", fdb, "-f", str(floor_up)])[0])
+            f2.append(timed(PSQL + ["-d", fdb, "-c", "SELECT version, checksum FROM floor_history ORDER BY version"])[0])
+            f3.append(timed(PSQL + ["-d", fdb, "-f", str(floor_down)])[0])
+        table.add(f"S1 up, {a.n} migrations (PostgreSQL)", median(s1), median(f1), max(rss1))
+        table.add(f"S2 up, {a.n} applied, nothing pending", median(s2u), median(f2), 0)
+        table.add(f"S2 status, {a.n} applied", median(s2s), median(f2), 0)
+        table.add(f"S3 rollback --to base, {a.n}", median(s3), median(f3), 0)
+
+        # S4: 10,000 files (and 5,000, to see growth), against an empty SQLite file.
+        for n4 in (5000, 10000):
+            big = work / f"big{n4}"
+            write_migrations(big, n4, width=5)
+            for cmd in ("status", "validate"):
+                ts, rs = [], []
+                for _ in range(a.repeat):
+                    t, rss = timed([strata, "--database-url", f"sqlite://{work}/s4.db", "--dir", str(big), cmd], env=env)
+                    ts.append(t)
+                    rs.append(rss)
+                table.add(f"S4 {cmd}, {n4} migrations on disk", median(ts), 0, max(rs), note="goal < 150 ms")
+
+        # S5: a fleet.
+        dbs = 20 if a.quick else 100
+        fleet_dir = work / "fleet50"
+        write_migrations(fleet_dir, 50)
+        fleet_file = work / "fleet.txt"
+        fleet_file.write_text("\n".join(url(f"bench_fleet_{k}") for k in range(dbs)) + "\n")
+        base = None
+        for c in (1, 4, 8):
+            for k in range(dbs):
+                fresh_pg(f"bench_fleet_{k}")
+            t, rss = timed([strata, "--dir", str(fleet_dir), "up", "--fleet", str(fleet_file), "--concurrency", str(c)], env=env)
+            base = base or t
+            table.add(f"S5 fleet {dbs} x 50, concurrency {c}", t, base if c > 1 else 0, rss, note="the baseline")
+            (work / "fleet.txt.state.json").unlink(missing_ok=True)
+        for k in range(dbs):
+            pg(f"DROP DATABASE IF EXISTS bench_fleet_{k} WITH (FORCE)")
+
+        # S6: SQLite S1 against the sqlite3 CLI.
+        s6, f6, rss6 = [], [], []
+        lite_floor = work / "lite_floor.sql"
+        lite_floor.write_text(floor_script(a.n).replace("TIMESTAMPTZ DEFAULT now()", "TEXT"))
+        for _ in range(a.repeat):
+            for f in ("s6.db", "f6.db"):
+                (work / f).unlink(missing_ok=True)
+            t, rss = timed([strata, "--database-url", f"sqlite://{work}/s6.db", "--dir", str(mig), "up"], env=env)
+            s6.append(t)
+            rss6.append(rss)
+            f6.append(timed(["sh", "-c", f"sqlite3 {work}/f6.db < {lite_floor}"])[0])
+        table.add(f"S6 up, {a.n} migrations (SQLite)", median(s6), median(f6), max(rss6))
+    finally:
+        for db in ("bench_strata", "bench_floor"):
+            pg(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        shutil.rmtree(work, ignore_errors=True)
+
+    load = open("/proc/loadavg").read().split()[:3]
+    header = f"strata bench: N={a.n}, median of {a.repeat}, load average {' '.join(load)}, {time.strftime('%Y-%m-%d %H:%M')}\n\n"
+    (ROOT / "bench/results.md").write_text(header + table.markdown() + "\n")
+    print("\n" + header + table.markdown())
+
+
+if __name__ == "__main__":
+    main()
