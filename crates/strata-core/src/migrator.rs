@@ -386,12 +386,6 @@ impl Migrator {
         }
         let Some(applied) = applied else { return out };
         for row in plan::states(&self.source.migrations, applied) {
-            let file = self
-                .source
-                .migrations
-                .iter()
-                .find(|m| m.version.as_str() == row.version)
-                .map(|m| m.source.clone());
             let message = match row.state {
                 MigrationState::Modified => {
                     format!("migration {} was edited after it was applied", row.version)
@@ -406,6 +400,13 @@ impl Migrator {
                 ),
                 _ => continue,
             };
+            // Only problem rows get here: the search stays off the common path.
+            let file = self
+                .source
+                .migrations
+                .iter()
+                .find(|m| m.version.as_str() == row.version)
+                .map(|m| m.source.clone());
             out.push(Finding {
                 kind: state_kind(row.state),
                 version: Some(row.version),
