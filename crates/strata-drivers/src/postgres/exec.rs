@@ -120,11 +120,7 @@ async fn transactional(
             }
         }
         let elapsed = started.elapsed();
-        record(client, t, change, elapsed).await?;
-        client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|e| db_error(&e))?;
+        record_and_commit(client, t, change, elapsed).await?;
         Ok(elapsed)
     }
     .await;
@@ -244,12 +240,60 @@ async fn replay(
 }
 
 /// Writes the history change, audit row and metadata in one statement.
+/// The record statement and `COMMIT` sent together (one round trip instead of two).
+/// The connection runs them in order; if the record fails the transaction is aborted
+/// and the server answers `COMMIT` with a rollback, so nothing half-done commits.
+async fn record_and_commit(
+    client: &Client,
+    t: &Tables,
+    change: &Change<'_>,
+    elapsed: Duration,
+) -> Result<(), DriverError> {
+    let (sql, params) = record_params(t, change, elapsed);
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
+    // Prepared first: a prepare round trip must not let COMMIT overtake the record.
+    let stmt = prepared(client, t, &sql).await?;
+    let (recorded, committed) =
+        tokio::join!(client.query(&stmt, &refs), client.batch_execute("COMMIT"));
+    if let Err(e) = recorded {
+        let mut err = db_error(&e);
+        if err.code.as_deref() == Some("26000") {
+            // A migration deallocated our statement: prepare again on the retry.
+            t.prepared.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            err.transient = true;
+        }
+        return Err(err);
+    }
+    committed.map_err(|e| db_error(&e))
+}
+
 async fn record(
     client: &Client,
     t: &Tables,
     change: &Change<'_>,
     elapsed: Duration,
 ) -> Result<(), DriverError> {
+    let (sql, params) = record_params(t, change, elapsed);
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
+    let stmt = prepared(client, t, &sql).await?;
+    match client.query(&stmt, &refs).await {
+        // A migration ran DISCARD ALL / DEALLOCATE: prepare again, once.
+        Err(e) if e.code().is_some_and(|c| c.code() == "26000") => {
+            t.prepared.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            let stmt = prepared(client, t, &sql).await?;
+            client.query(&stmt, &refs).await.map_err(|e| db_error(&e))?;
+        }
+        other => {
+            other.map_err(|e| db_error(&e))?;
+        }
+    }
+    Ok(())
+}
+
+type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+/// The statement recording a change (history row, audit row, metadata) and its values.
+fn record_params(t: &Tables, change: &Change<'_>, elapsed: Duration) -> (String, Params) {
     let ms = elapsed.as_millis() as i64;
     let mut audit = change.audit.clone();
     if let Some(v) = audit.new_values.as_mut().or(audit.old_values.as_mut()) {
@@ -263,7 +307,7 @@ async fn record(
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
-    let (sql, mut params): (String, Vec<Box<dyn ToSql + Sync + Send>>) = match &change.record {
+    let (sql, mut params): (String, Params) = match &change.record {
         Record::Apply(row) => (
             t.record_apply_sql(),
             vec![
@@ -295,9 +339,30 @@ async fn record(
     params.extend(audit_params(&audit));
     params.push(Box::new(meta("schema_version")));
     params.push(Box::new(meta("strata_version")));
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
-    client.query(&sql, &refs).await.map_err(|e| db_error(&e))?;
-    Ok(())
+    (sql, params)
+}
+
+/// `sql` prepared on this connection, from the cache when it was prepared before.
+async fn prepared(
+    client: &Client,
+    t: &Tables,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, DriverError> {
+    let cached = t
+        .prepared
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(sql)
+        .cloned();
+    if let Some(s) = cached {
+        return Ok(s);
+    }
+    let s = client.prepare(sql).await.map_err(|e| db_error(&e))?;
+    t.prepared
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(sql.to_string(), s.clone());
+    Ok(s)
 }
 
 async fn non_transactional(

@@ -250,6 +250,12 @@ impl Driver for PgDriver {
         // Stop renewing; the row expires unless the next attempt takes it back.
         self.lease = None;
         self.client = open(&self.config).await?;
+        // Prepared statements belong to the old connection.
+        self.tables
+            .prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         Ok(())
     }
 
