@@ -111,10 +111,12 @@ impl Tables {
         format!(
             "m AS (INSERT INTO {} (key, value, description) VALUES ('schema_version', ${}, 'version of the newest applied migration'), \
              ('strata_version', ${}, 'strata version that last changed the schema') \
-             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now())",
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now() \
+             WHERE {m}.value IS DISTINCT FROM EXCLUDED.value)",
             self.metadata,
             n,
-            n + 1
+            n + 1,
+            m = self.metadata
         )
     }
 }
