@@ -13,6 +13,7 @@ the medians, their ratio, and strata's peak RSS (from /usr/bin/time):
   S4  status and validate with 10,000 migrations on disk (goal: < 150 ms, linear)
   S5  a fleet of 100 databases x 50 migrations at concurrency 1, 4 and 8
   S6  S1 on SQLite                              floor: one sqlite3 session
+  S0  CPU time of `strata --help` and `status` on an empty project (goal: < 10 ms)
 
 Usage: bench/run.py [--n 1000] [--repeat 5] [--quick]
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust), psql, sqlite3 and
@@ -47,6 +48,17 @@ def timed(cmd, env=None, cwd=None):
         sys.exit(f"failed: {' '.join(cmd)}\n{r.stdout}\n{r.stderr}")
     rss_kb = int(r.stderr.strip().splitlines()[-1])
     return elapsed, rss_kb / 1024
+
+
+def cpu_ms(cmd, runs=20):
+    """Mean CPU time (user + system) of a command, from the children's rusage."""
+    import resource
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    for _ in range(runs):
+        subprocess.run(cmd, check=True, capture_output=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return used / runs * 1000
 
 
 def pg(sql, db="postgres"):
@@ -119,6 +131,12 @@ def main():
     env = dict(os.environ, NO_COLOR="1")
     table = Table()
     try:
+        empty = work / "empty"
+        empty.mkdir()
+        for name, cmd in (("--help", [strata, "--help"]), ("status, empty project", [strata, "--database-url", f"sqlite://{work}/s0.db", "--dir", str(empty), "status"])):
+            ms = cpu_ms(cmd)
+            table.rows.append((f"S0 CPU of {name}", f"{ms:.1f} ms CPU", "goal < 10 ms", "-", "-"))
+            print(f"S0 CPU of {name}: {ms:.1f} ms", flush=True)
         mig = work / "migrations"
         write_migrations(mig, a.n)
         floor_up = work / "floor_up.sql"
