@@ -303,13 +303,16 @@ impl Migrator {
         let Some(base) = self.source.migrations.iter().find(|m| m.is_baseline()) else {
             return Ok(rows);
         };
+        let on_disk: std::collections::HashSet<&str> = self
+            .source
+            .migrations
+            .iter()
+            .filter(|m| m.version != base.version)
+            .map(|m| m.version.as_str())
+            .collect();
         let squashed = |a: &AppliedMigration| {
             crate::Version::new(a.version.as_str()) <= base.version
-                && !self
-                    .source
-                    .migrations
-                    .iter()
-                    .any(|m| m.version.as_str() == a.version && !m.is_baseline())
+                && !on_disk.contains(a.version.as_str())
         };
         if !rows
             .iter()
