@@ -59,47 +59,45 @@ fn write(ctx: &Context, g: GenerateCommand, named: Option<(&str, &str)>) -> Resu
 
 /// The clap arguments as the core's template; most variants carry the same fields.
 fn template(g: GenerateCommand) -> Result<Template, Error> {
-    macro_rules! same {
-        ($($v:ident { $($f:ident),* }),* ; $other:ident => $body:expr) => {
-            match g {
+    // `Variant { fields }` arms that move the fields across unchanged, then the rest.
+    macro_rules! convert {
+        ($g:expr; $($v:ident { $($f:ident),* }),*; $($rest:tt)*) => {
+            match $g {
                 $(GenerateCommand::$v { $($f),* } => Template::$v { $($f),* },)*
-                $other => $body,
+                $($rest)*
             }
         };
     }
-    Ok(same!(
+    Ok(convert!(g;
         AddColumn { table, column, data_type, not_null, default },
         AddIndex { table, columns, unique, name },
         RenameColumn { table, from, to },
         AddCheckConstraint { table, name, expression },
         DataMigration { table, set, filter, revert, batch, key };
-        other => match other {
-            GenerateCommand::AddForeignKey { table, column, references, ref_column, on_delete, name } => {
-                if let Some(o) = &on_delete {
-                    let known = ["cascade", "set-null", "set-default", "restrict", "no-action"];
-                    if !known.contains(&o.to_lowercase().replace('_', "-").as_str()) {
-                        return Err(Error::Config(format!(
-                            "--on-delete {o}: expected one of {}",
-                            known.join(", ")
-                        )));
-                    }
+        GenerateCommand::AddForeignKey { table, column, references, ref_column, on_delete, name } => {
+            if let Some(o) = &on_delete {
+                let known = ["cascade", "set-null", "set-default", "restrict", "no-action"];
+                if !known.contains(&o.to_lowercase().replace('_', "-").as_str()) {
+                    return Err(Error::Config(format!(
+                        "--on-delete {o}: expected one of {}",
+                        known.join(", ")
+                    )));
                 }
-                Template::AddForeignKey { table, column, references, ref_column, on_delete, name }
             }
-            GenerateCommand::CreateTable { table, columns, timestamps, soft_delete } => {
-                let columns = columns
-                    .iter()
-                    .map(|c| {
-                        let (name, ty) = c.split_once(':').ok_or_else(|| {
-                            Error::Config(format!("column `{c}`: write NAME:TYPE (NAME:TYPE! for NOT NULL)"))
-                        })?;
-                        let not_null = ty.ends_with('!');
-                        Ok((name.to_string(), ty.trim_end_matches('!').to_string(), not_null))
-                    })
-                    .collect::<Result<_, Error>>()?;
-                Template::CreateTable { table, columns, timestamps, soft_delete }
-            }
-            _ => unreachable!("handled above"),
+            Template::AddForeignKey { table, column, references, ref_column, on_delete, name }
+        }
+        GenerateCommand::CreateTable { table, columns, timestamps, soft_delete } => {
+            let columns = columns
+                .iter()
+                .map(|c| {
+                    let (name, ty) = c.split_once(':').ok_or_else(|| {
+                        Error::Config(format!("column `{c}`: write NAME:TYPE (NAME:TYPE! for NOT NULL)"))
+                    })?;
+                    let not_null = ty.ends_with('!');
+                    Ok((name.to_string(), ty.trim_end_matches('!').to_string(), not_null))
+                })
+                .collect::<Result<_, Error>>()?;
+            Template::CreateTable { table, columns, timestamps, soft_delete }
         }
     ))
 }
