@@ -217,7 +217,10 @@ fn print_plan(plan: &Plan) {
                 BOLD
             )
         );
-        println!("{}", step.sql.trim_end());
+        match step.script.text() {
+            Ok(sql) => println!("{}", sql.trim_end()),
+            Err(e) => println!("-- {e}"),
+        }
     }
 }
 

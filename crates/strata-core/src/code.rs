@@ -109,16 +109,12 @@ impl fmt::Debug for CodeRef {
 pub(crate) fn migration(code: Arc<dyn CodeMigration>) -> Migration {
     let version = code.version().to_string();
     let path = PathBuf::from(format!("<code migration {version} {}>", code.name()));
-    let up = Script {
-        sql: format!("{CODE_MARKER} {}", code.checksum_input()),
-        path: path.clone(),
-        first_line: 1,
-    };
-    let down = code.reversible().then(|| Script {
-        sql: format!("{CODE_MARKER} down {version}"),
-        path: path.clone(),
-        first_line: 1,
-    });
+    let up_text = format!("{CODE_MARKER} {}", code.checksum_input());
+    let checksum = Checksum::of(&up_text);
+    let up = Script::inline(up_text, &path, 1);
+    let down = code
+        .reversible()
+        .then(|| Script::inline(format!("{CODE_MARKER} down {version}"), &path, 1));
     let dependencies = code
         .dependencies()
         .into_iter()
@@ -134,7 +130,8 @@ pub(crate) fn migration(code: Arc<dyn CodeMigration>) -> Migration {
         name: code.name().to_string(),
         description: code.description().map(str::to_string),
         kind: MigrationKind::Versioned,
-        checksum: Checksum::of(&up.sql),
+        checksum,
+        baseline: false,
         up,
         down,
         transactional: false,

@@ -71,11 +71,8 @@ pub async fn baseline(
         let up = ddl::diff(&empty, &built, engine);
         let down = ddl::diff(&built, &empty, engine);
         let mut d = scratch.fresh().await?;
-        let script = Script {
-            sql: up.iter().map(|s| format!("{s};\n")).collect(),
-            path: "baseline".into(),
-            first_line: 1,
-        };
+        let sql: String = up.iter().map(|s| format!("{s};\n")).collect();
+        let script = Script::inline(sql, "baseline", 1);
         d.run_script(&script).await?;
         let rebuilt = d.schema().await?;
         let differs = rebuilt.changes_from(&built);

@@ -95,10 +95,11 @@ pub fn is_operations(value: &Value) -> bool {
 
 /// Reads the operations of a migration or rollback script.
 pub fn parse(script: &Script) -> Result<Vec<Operation>, SourceError> {
-    parse_text(&script.sql, &script.path)
+    parse_text(&script.text()?, &script.path)
 }
 
-fn parse_text(text: &str, path: &Path) -> Result<Vec<Operation>, SourceError> {
+/// [`parse`] on text already read.
+pub fn parse_text(text: &str, path: &Path) -> Result<Vec<Operation>, SourceError> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
         SourceError::new(path, Some(e.line()), format!("malformed JSON: {e}"))
             .with_column(Some(e.column()))
@@ -318,11 +319,7 @@ mod tests {
     use super::*;
 
     fn script(text: &str) -> Script {
-        Script {
-            sql: text.into(),
-            path: "m.json".into(),
-            first_line: 1,
-        }
+        Script::inline(text, "m.json", 1)
     }
 
     #[test]

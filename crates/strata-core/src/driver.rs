@@ -84,6 +84,9 @@ pub struct AuditRecord {
 #[derive(Debug, Clone)]
 pub struct Change<'a> {
     pub script: Option<&'a Script>,
+    /// The script's text, read once by the migrator just before the change ("" with no
+    /// script).
+    pub sql: &'a str,
     pub transactional: bool,
     pub record: Record,
     pub audit: AuditEntry,

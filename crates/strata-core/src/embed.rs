@@ -50,11 +50,7 @@ impl Embedded {
         let mut found = Vec::with_capacity(self.migrations.len());
         for e in self.migrations {
             let path = PathBuf::from(e.path);
-            let script = |sql: &str| Script {
-                sql: sql.to_string(),
-                path: path.clone(),
-                first_line: 1,
-            };
+            let script = |sql: &str| Script::inline(sql, &path, 1);
             let checksum = Checksum::of(e.up);
             if checksum.as_str() != e.checksum {
                 return Err(SourceError::new(
@@ -77,6 +73,7 @@ impl Embedded {
                 up: script(e.up),
                 down: e.down.map(script),
                 checksum,
+                baseline: crate::migration::header_is_baseline(e.up),
                 transactional: e.transactional,
                 dependencies: e
                     .dependencies

@@ -3,7 +3,7 @@
 //! for a failed run. Messages are lower-case without a trailing period.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::migration::Checksum;
 
@@ -21,9 +21,9 @@ pub struct SourceError {
 }
 
 impl SourceError {
-    pub fn new(path: impl Into<PathBuf>, line: Option<usize>, message: impl Into<String>) -> Self {
+    pub fn new(path: impl AsRef<Path>, line: Option<usize>, message: impl Into<String>) -> Self {
         SourceError {
-            path: path.into(),
+            path: path.as_ref().to_path_buf(),
             line,
             column: None,
             message: message.into(),
@@ -136,14 +136,16 @@ pub struct StatementRef {
 }
 
 impl StatementRef {
-    /// Statement `index` (0-based) of `script`, located at byte `at` of the script.
+    /// Statement `index` (0-based) of `script`, whose text is `sql`, located at byte
+    /// `at` of it.
     pub fn new(
         script: &crate::migration::Script,
+        sql: &str,
         stmt: &crate::sql::Statement,
         index: usize,
         at: usize,
     ) -> Self {
-        let text = stmt.text(&script.sql);
+        let text = stmt.text(sql);
         let line = text
             .lines()
             .map(str::trim)
@@ -156,8 +158,8 @@ impl StatementRef {
         };
         StatementRef {
             index: index + 1,
-            line: script.line_at(at),
-            path: script.path.clone(),
+            line: script.line_at(sql, at),
+            path: script.path.to_path_buf(),
             excerpt,
         }
     }
@@ -177,6 +179,13 @@ pub struct DriverError {
     /// Worth retrying: the connection was lost or refused, or the server reported a
     /// serialization failure, deadlock, lock wait timeout or shutdown.
     pub transient: bool,
+}
+
+/// A script that could not be read where the driver needed it.
+impl From<SourceError> for DriverError {
+    fn from(e: SourceError) -> Self {
+        DriverError::new(DriverErrorKind::Other, e.to_string())
+    }
 }
 
 impl DriverError {

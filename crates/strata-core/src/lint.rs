@@ -108,7 +108,7 @@ impl Ctx<'_> {
             rule,
             severity,
             migration: self.m.id.clone(),
-            file: self.m.up.path.clone(),
+            file: self.m.up.path.to_path_buf(),
             line: self.line,
             message,
             fix: fix.to_string(),
@@ -151,10 +151,21 @@ fn lint_one(m: &Migration, engine: Engine) -> Vec<LintFinding> {
         line: m.up.first_line,
     };
     let mut ddl = false;
-    let script = &m.up.sql;
-    for st in sql::split_dialect(script, split) {
-        let text = st.text(script);
-        cx.line = m.up.line_at(st.range.start + code_start(text));
+    let script = match m.up.text() {
+        Ok(t) => t,
+        Err(e) => {
+            cx.push(
+                "not-analysed",
+                Severity::Info,
+                e.message,
+                "read the file again",
+            );
+            return cx.out;
+        }
+    };
+    for st in sql::split_dialect(&script, split) {
+        let text = st.text(&script);
+        cx.line = m.up.line_at(&script, st.range.start + code_start(text));
         match Parser::parse_sql(dialect.as_ref(), text) {
             Ok(statements) => {
                 for s in &statements {

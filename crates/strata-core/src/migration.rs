@@ -2,14 +2,17 @@
 //! [`AppliedMigration`] is what a history table says. They are separate types on purpose:
 //! comparing them is what `status`, drift detection and the planner do.
 
+use std::borrow::Cow;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::error::SourceError;
 use crate::version::Version;
 
 /// SHA-256 of a script with CRLF normalised to LF, as 64 lowercase hex digits.
@@ -63,29 +66,135 @@ impl fmt::Debug for Checksum {
 }
 
 /// One script (up or down) with where it came from, so errors can name file and line.
-#[derive(Clone, Debug)]
+///
+/// A script read from a migrations directory does not keep its text: it keeps the
+/// byte range of its file and a hash of that range, and reads the file again when the
+/// text is needed. `status` and `validate` on 10,000 migrations then hold the file
+/// list, not the SQL; a file edited between reading the directory and running it is
+/// refused instead of run unseen.
+#[derive(Clone)]
 pub struct Script {
-    pub sql: String,
-    pub path: PathBuf,
-    /// 1-based line in `path` where `sql` starts.
+    pub path: Arc<Path>,
+    /// 1-based line in `path` where the text starts.
     pub first_line: usize,
+    body: Body,
+}
+
+#[derive(Clone)]
+enum Body {
+    /// Held in memory: embedded, code, generated and stored scripts.
+    Text(Arc<str>),
+    /// `path[start..end]`, whose SHA-256 began with `digest` when it was read.
+    File {
+        start: u32,
+        end: u32,
+        digest: [u8; 16],
+    },
 }
 
 impl Script {
-    /// The 1-based line in the file for a byte offset into `sql`.
-    pub fn line_at(&self, byte: usize) -> usize {
-        let byte = byte.min(self.sql.len());
+    /// A script whose text is held in memory; `path` names it in errors.
+    pub fn inline(sql: impl Into<Arc<str>>, path: impl AsRef<Path>, first_line: usize) -> Self {
+        Script {
+            path: Arc::from(path.as_ref()),
+            first_line,
+            body: Body::Text(sql.into()),
+        }
+    }
+
+    /// The script `file[range]` of the file `path` whose whole text is `file`: only the
+    /// range and its hash are kept.
+    pub(crate) fn in_file(
+        path: &Arc<Path>,
+        file: &str,
+        range: std::ops::Range<usize>,
+        first_line: usize,
+    ) -> Self {
+        let (start, end) = match (u32::try_from(range.start), u32::try_from(range.end)) {
+            (Ok(s), Ok(e)) => (s, e),
+            // Past 4 GiB: keep the text rather than an offset that does not fit.
+            _ => return Script::inline(&file[range], path, first_line),
+        };
+        Script {
+            path: path.clone(),
+            first_line,
+            body: Body::File {
+                start,
+                end,
+                digest: digest(file[range].as_bytes()),
+            },
+        }
+    }
+
+    /// The script's text: read from its file again if it was read from one. A file
+    /// that changed since the directory was read is an error, never a different
+    /// script run under the old checksum.
+    pub fn text(&self) -> Result<Cow<'_, str>, SourceError> {
+        let (start, end, want) = match &self.body {
+            Body::Text(t) => return Ok(Cow::Borrowed(t)),
+            Body::File { start, end, digest } => (*start as usize, *end as usize, digest),
+        };
+        let changed = || {
+            SourceError::new(
+                &self.path,
+                None,
+                "the file changed while strata was running",
+            )
+            .with_help("run the command again; it reads the directory afresh")
+        };
+        let mut bytes = std::fs::read(&self.path)
+            .map_err(|e| SourceError::new(&self.path, None, format!("cannot read file: {e}")))?;
+        if end > bytes.len() || digest(&bytes[start..end]) != *want {
+            return Err(changed());
+        }
+        bytes.truncate(end);
+        bytes.drain(..start);
+        String::from_utf8(bytes)
+            .map(Cow::Owned)
+            .map_err(|_| changed())
+    }
+
+    /// The 1-based line in the file for a byte offset into `text` (this script's text).
+    pub fn line_at(&self, text: &str, byte: usize) -> usize {
+        let byte = byte.min(text.len());
         self.first_line
-            + self.sql.as_bytes()[..byte]
+            + text.as_bytes()[..byte]
                 .iter()
                 .filter(|&&b| b == b'\n')
                 .count()
     }
 
-    /// True when the script holds nothing but comments and white space.
-    pub fn is_blank(&self) -> bool {
-        crate::sql::split(&self.sql).is_empty()
+    /// True for the stand-in script of a code migration (see [`crate::code`]).
+    pub fn is_code_marker(&self) -> bool {
+        matches!(&self.body, Body::Text(t) if t.starts_with(crate::code::CODE_MARKER))
     }
+
+    /// True when the script holds nothing but comments and white space (or cannot be
+    /// read, which running it reports).
+    pub fn is_blank(&self) -> bool {
+        self.text().is_ok_and(|t| crate::sql::split(&t).is_empty())
+    }
+}
+
+/// A script serializes as its text (what a dry run shows).
+impl Serialize for Script {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text().map_err(serde::ser::Error::custom)?)
+    }
+}
+
+impl fmt::Debug for Script {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Script({}:{})", self.path.display(), self.first_line)
+    }
+}
+
+/// The first 16 bytes of a SHA-256: enough to notice an edited file.
+fn digest(bytes: &[u8]) -> [u8; 16] {
+    let full = Sha256::digest(bytes);
+    let mut out = [0; 16];
+    out.copy_from_slice(&full[..16]);
+    out
 }
 
 /// Whether a migration runs once (versioned) or again whenever it changes (repeatable).
@@ -152,19 +261,24 @@ pub struct Migration {
     pub format: Format,
     /// The code of a [`Format::Code`] migration.
     pub code: Option<crate::code::CodeRef>,
+    /// A baseline written by `squash` (`-- strata:baseline` in its header): it
+    /// replaces every migration up to its version.
+    pub baseline: bool,
 }
 
 impl Migration {
-    /// A baseline written by `squash`: it replaces every migration up to its version
-    /// (the `-- strata:baseline` directive in its header).
+    /// A baseline written by `squash`: it replaces every migration up to its version.
     pub fn is_baseline(&self) -> bool {
-        self.up
-            .sql
-            .lines()
-            .map(str::trim)
-            .take_while(|l| l.is_empty() || l.starts_with("--"))
-            .any(|l| l.eq_ignore_ascii_case("-- strata:baseline"))
+        self.baseline
     }
+}
+
+/// Whether a script's leading comments hold `-- strata:baseline`.
+pub(crate) fn header_is_baseline(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .take_while(|l| l.is_empty() || l.starts_with("--"))
+        .any(|l| l.eq_ignore_ascii_case("-- strata:baseline"))
 }
 
 /// A row of the history table.

@@ -1,6 +1,7 @@
 //! [`Migrator`]: the one run loop. It reads the source, takes the lock, plans, executes
 //! through a [`Driver`] and emits [`Event`]s; the CLI and the server are shells over it.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::backup::{BackupInfo, BackupStore};
-use crate::code::{self, CodeContext, CodeMigration, CodeRef, CODE_MARKER};
+use crate::code::{self, CodeContext, CodeMigration, CodeRef};
 use crate::config::Settings;
 use crate::driver::{AuditEntry, AuditRecord, Change, Driver, LockOptions, Record};
 use crate::error::{DriverError, DriverErrorKind, Error, Result};
@@ -74,7 +75,7 @@ impl RunReport {
     /// run, each step with its SQL.
     pub fn to_json(&self, key: &str) -> serde_json::Value {
         let steps: Vec<_> = if self.dry_run {
-            self.plan.steps.iter().map(|s| serde_json::json!({ "version": s.version, "name": s.name, "execution_time_ms": 0, "sql": s.sql, "transactional": s.transactional })).collect()
+            self.plan.steps.iter().map(|s| serde_json::json!({ "version": s.version, "name": s.name, "execution_time_ms": 0, "sql": s.script.text().map(|t| t.into_owned()).unwrap_or_else(|e| format!("-- {e}")), "transactional": s.transactional })).collect()
         } else {
             self.done.iter().map(|s| serde_json::json!({ "version": s.version, "name": s.name, "execution_time_ms": s.execution_time_ms })).collect()
         };
@@ -510,7 +511,7 @@ impl Migrator {
         }
         if dry_run {
             let applied = self.applied_rows(d).await?;
-            let (repaired, missing) = self.repairs(&applied);
+            let (repaired, missing) = self.repairs(&applied)?;
             return Ok(RepairReport {
                 repaired: repaired.into_iter().map(|(a, _)| a).collect(),
                 missing,
@@ -520,7 +521,7 @@ impl Migrator {
         d.lock(&self.lock_options()).await?;
         let result = async {
             let applied = self.applied_rows(d).await?;
-            let (repairs, missing) = self.repairs(&applied);
+            let (repairs, missing) = self.repairs(&applied)?;
             let current = self.status_of(&applied).current.unwrap_or_default();
             let mut repaired = Vec::new();
             for (action, record) in repairs {
@@ -558,7 +559,11 @@ impl Migrator {
         Ok(report)
     }
 
-    fn repairs(&self, applied: &[AppliedMigration]) -> (Vec<(RepairAction, Record)>, Vec<String>) {
+    #[allow(clippy::type_complexity)]
+    fn repairs(
+        &self,
+        applied: &[AppliedMigration],
+    ) -> Result<(Vec<(RepairAction, Record)>, Vec<String>)> {
         let cat = plan::Catalog::new(&self.source.migrations);
         let mut out = Vec::new();
         let mut missing = Vec::new();
@@ -598,13 +603,18 @@ impl Migrator {
                         Record::Repair {
                             version: a.version.clone(),
                             checksum: m.checksum.to_string(),
-                            rollback_sql: m.down.as_ref().map(|d| d.sql.clone()),
+                            rollback_sql: m
+                                .down
+                                .as_ref()
+                                .map(Script::text)
+                                .transpose()?
+                                .map(Cow::into_owned),
                         },
                     )),
                 Some(_) => {}
             }
         }
-        (out, missing)
+        Ok((out, missing))
     }
 
     /// Reachability, history, pending, drift, failed rows and the lock holder, judged
@@ -986,7 +996,7 @@ impl Migrator {
     ) -> Result<Plan> {
         d.ensure_history().await?;
         // Read after taking the lock: another process may have applied migrations meanwhile.
-        let mut applied = self.applied_rows(d).await?;
+        let applied = self.applied_rows(d).await?;
         let plan = self.plan(req, &applied, opts)?;
         rep.report(Event::PlanReady {
             plan: &plan,
@@ -1005,6 +1015,7 @@ impl Migrator {
             }
         }
         let total = plan.steps.len();
+        let mut live = plan::Live::new(&self.source.migrations, &applied);
         for (index, step) in plan.steps.iter().enumerate() {
             let m = step.migration.map(|i| &self.source.migrations[i]);
             match req {
@@ -1015,7 +1026,7 @@ impl Migrator {
                     } else {
                         "stamp"
                     };
-                    let row = self.history_row(m, 0);
+                    let row = self.history_row(m, 0)?;
                     let change = self.change(
                         None,
                         true,
@@ -1039,8 +1050,12 @@ impl Migrator {
             }
             if let Some(code) = m.and_then(|m| m.code.as_ref()) {
                 let m = m.expect("code has a migration");
+                if step.direction == Direction::Down {
+                    live.remove(step.migration);
+                }
+                let remaining = live.current().unwrap_or_default();
                 let elapsed = self
-                    .run_code(d, code, m, step, &applied, opts)
+                    .run_code(d, code, m, step, remaining, opts)
                     .await
                     .inspect_err(|e| {
                         if let Error::Migration { source, .. } = e {
@@ -1050,9 +1065,6 @@ impl Migrator {
                             });
                         }
                     })?;
-                if step.direction == Direction::Down {
-                    applied.retain(|a| a.version != step.version);
-                }
                 rep.report(Event::StepFinished { step, elapsed });
                 done.push(StepResult {
                     version: step.version.clone(),
@@ -1061,29 +1073,27 @@ impl Migrator {
                 });
                 continue;
             }
-            if step.sql.starts_with(CODE_MARKER) {
+            if step.script.is_code_marker() {
                 return Err(Error::Refused(format!(
                     "migration {} is code that this program does not register; run it from the application that does",
                     step.version
                 )));
             }
-            let down_script;
-            let (script, record, op, schema_version) = match step.direction {
+            // Read now, checked against the hash taken when the directory was read.
+            let sql = step.script.text()?;
+            let (record, op, schema_version) = match step.direction {
                 Direction::Up => {
                     let m = m.expect("up plans only hold migrations on disk");
                     (
-                        &m.up,
-                        Record::Apply(self.history_row(m, step.resume_from as i64)),
+                        Record::Apply(self.history_row(m, step.resume_from as i64)?),
                         "apply",
                         step.version.clone(),
                     )
                 }
                 Direction::Down => {
-                    down_script = self.down_script(step, m);
-                    applied.retain(|a| a.version != step.version);
-                    let remaining = self.status_of(&applied).current.unwrap_or_default();
+                    live.remove(step.migration);
+                    let remaining = live.current().unwrap_or_default();
                     (
-                        &down_script,
                         Record::Remove {
                             version: step.version.clone(),
                         },
@@ -1093,7 +1103,7 @@ impl Migrator {
                 }
             };
             let change = self.change(
-                Some(script),
+                Some((&step.script, &sql)),
                 step.transactional,
                 record,
                 self.audit(op, step, None),
@@ -1140,7 +1150,8 @@ impl Migrator {
         code: &CodeRef,
         m: &Migration,
         step: &Step,
-        applied: &[AppliedMigration],
+        // The current version once this step is done (down steps).
+        remaining: String,
         opts: &RunOptions,
     ) -> Result<Duration> {
         let up = step.direction == Direction::Up;
@@ -1150,7 +1161,7 @@ impl Migrator {
             source: d,
         };
         if up {
-            let mut row = self.history_row(m, 0);
+            let mut row = self.history_row(m, 0)?;
             row.success = false;
             let start = self.change(
                 None,
@@ -1186,13 +1197,10 @@ impl Migrator {
             return Err(fail(error));
         }
         let (record, op, schema_version) = if up {
-            let mut row = self.history_row(m, 1);
+            let mut row = self.history_row(m, 1)?;
             row.execution_time_ms = elapsed.as_millis() as i64;
             (Record::Apply(row), "apply", step.version.clone())
         } else {
-            let mut rest = applied.to_vec();
-            rest.retain(|a| a.version != step.version);
-            let remaining = self.status_of(&rest).current.unwrap_or_default();
             (
                 Record::Remove {
                     version: step.version.clone(),
@@ -1215,25 +1223,10 @@ impl Migrator {
         Ok(elapsed)
     }
 
-    fn down_script(&self, step: &Step, m: Option<&Migration>) -> Script {
-        match m.and_then(|m| m.down.as_ref()) {
-            // Keep file and line for errors when the stored script is the file's.
-            Some(d) if d.sql == step.sql => d.clone(),
-            _ => Script {
-                sql: step.sql.clone(),
-                path: PathBuf::from(format!(
-                    "<rollback of {} stored at apply time>",
-                    step.version
-                )),
-                first_line: 1,
-            },
-        }
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn change<'a>(
         &'a self,
-        script: Option<&'a Script>,
+        script: Option<(&'a Script, &'a str)>,
         transactional: bool,
         record: Record,
         audit: AuditEntry,
@@ -1244,7 +1237,8 @@ impl Migrator {
     ) -> Change<'a> {
         metadata.push(("strata_version", env!("CARGO_PKG_VERSION").to_string()));
         Change {
-            script,
+            script: script.map(|(s, _)| s),
+            sql: script.map_or("", |(_, t)| t),
             transactional,
             record,
             audit,
@@ -1257,19 +1251,25 @@ impl Migrator {
         }
     }
 
-    fn history_row(&self, m: &Migration, statements_done: i64) -> AppliedMigration {
-        AppliedMigration {
+    /// The row recording `m` as applied, with its rollback script (read from its file).
+    fn history_row(&self, m: &Migration, statements_done: i64) -> Result<AppliedMigration> {
+        Ok(AppliedMigration {
             version: m.version.to_string(),
             name: m.name.clone(),
             description: m.description.clone(),
             applied_at: chrono::Utc::now(),
             checksum: m.checksum.clone(),
             execution_time_ms: 0,
-            rollback_sql: m.down.as_ref().map(|d| d.sql.clone()),
+            rollback_sql: m
+                .down
+                .as_ref()
+                .map(Script::text)
+                .transpose()?
+                .map(Cow::into_owned),
             success: true,
             statements_done,
             applied_by: Some(self.actor.name.clone()),
-        }
+        })
     }
 
     /// An audit row by this migrator's actor.

@@ -8,7 +8,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::error::{PlanError, SourceError};
-use crate::migration::{AppliedMigration, Migration, MigrationKind, MigrationState};
+use crate::migration::{AppliedMigration, Migration, MigrationKind, MigrationState, Script};
 use crate::version::Version;
 
 /// Orders migrations: the topological order of the dependency graph, ties broken by
@@ -17,13 +17,19 @@ use crate::version::Version;
 /// Kahn's algorithm over a heap, O(n log n); written here because petgraph's toposort
 /// has no tie-break and this is twenty lines.
 pub fn order(mut found: Vec<Migration>) -> Result<Vec<Migration>, SourceError> {
-    found.sort_by(|a, b| {
+    // Unstable: ids are unique, so the order is total, and a stable sort would
+    // allocate a scratch buffer of migrations.
+    found.sort_unstable_by(|a, b| {
         (a.kind == MigrationKind::Repeatable, &a.version, &a.id).cmp(&(
             b.kind == MigrationKind::Repeatable,
             &b.version,
             &b.id,
         ))
     });
+    if found.iter().all(|m| m.dependencies.is_empty()) {
+        // Nothing to resolve: the sorted order is the plan order.
+        return Ok(found);
+    }
     let by_version: HashMap<&str, usize> = found
         .iter()
         .enumerate()
@@ -197,8 +203,10 @@ pub struct Step {
     pub id: String,
     pub name: String,
     pub direction: Direction,
-    /// The SQL that runs (the up script, or the rollback script stored at apply time).
-    pub sql: String,
+    /// The script that runs (the up script, or the rollback script stored at apply
+    /// time); serialized as `sql`, its text.
+    #[serde(rename = "sql")]
+    pub script: Script,
     pub transactional: bool,
     /// Statements already done by an interrupted non-transactional run (`--resume`).
     pub resume_from: usize,
@@ -261,6 +269,49 @@ impl<'a> Catalog<'a> {
     pub fn resolve(&self, target: &str) -> Option<usize> {
         self.find(target)
             .or_else(|| self.migrations.iter().position(|m| m.id == target))
+    }
+}
+
+/// The applied migrations that can be current, by plan position, kept up to date as a
+/// rollback goes: each step's `schema_version` is then a lookup, not a status of the
+/// whole catalog (which made rolling back N migrations O(N²)).
+pub(crate) struct Live<'a> {
+    migrations: &'a [Migration],
+    positions: std::collections::BTreeSet<usize>,
+}
+
+impl<'a> Live<'a> {
+    pub fn new(migrations: &'a [Migration], applied: &[AppliedMigration]) -> Self {
+        let cat = Catalog::new(migrations);
+        let positions = applied
+            .iter()
+            .filter(|a| a.success)
+            .filter_map(|a| cat.find(&a.version).map(|i| (i, a)))
+            .filter(|(i, a)| {
+                let m = &migrations[*i];
+                // As in `states`: applied or modified, never a repeatable.
+                !m.version.as_str().starts_with("R__")
+                    && (m.kind == MigrationKind::Versioned || a.checksum == m.checksum)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        Live {
+            migrations,
+            positions,
+        }
+    }
+
+    /// Forgets a rolled-back migration.
+    pub fn remove(&mut self, position: Option<usize>) {
+        if let Some(i) = position {
+            self.positions.remove(&i);
+        }
+    }
+
+    /// The current version, as [`states`] would have it.
+    pub fn current(&self) -> Option<String> {
+        let i = *self.positions.last()?;
+        Some(self.migrations[i].version.to_string())
     }
 }
 
@@ -337,7 +388,7 @@ fn up_step(i: usize, m: &Migration, resume_from: usize) -> Step {
         id: m.id.clone(),
         name: m.name.clone(),
         direction: Direction::Up,
-        sql: m.up.sql.clone(),
+        script: m.up.clone(),
         transactional: m.transactional,
         resume_from,
         migration: Some(i),
@@ -379,7 +430,7 @@ pub fn check_history(
                         &a.version,
                         &a.checksum,
                         &m.checksum,
-                        m.up.path.clone(),
+                        m.up.path.to_path_buf(),
                     ));
                 }
             }
@@ -454,12 +505,19 @@ pub fn plan_up(
 fn down_step(cat: &Catalog, a: &AppliedMigration) -> Result<Step, PlanError> {
     let idx = cat.find(&a.version);
     let m = idx.map(|i| &cat.migrations[i]);
-    // The rollback stored at apply time wins: the file may have changed since.
-    let sql = a
-        .rollback_sql
-        .clone()
-        .or_else(|| m.and_then(|m| m.down.as_ref().map(|d| d.sql.clone())));
-    let Some(sql) = sql else {
+    // The rollback stored at apply time wins: the file may have changed since. When
+    // the two agree the file's script is kept, so errors name its file and line.
+    let file = m.and_then(|m| m.down.as_ref());
+    let script = match (&a.rollback_sql, file) {
+        (Some(stored), Some(d)) if d.text().is_ok_and(|t| t == *stored) => Some(d.clone()),
+        (Some(stored), _) => Some(Script::inline(
+            stored.as_str(),
+            format!("<rollback of {} stored at apply time>", a.version),
+            1,
+        )),
+        (None, file) => file.cloned(),
+    };
+    let Some(script) = script else {
         return Err(PlanError::NoRollback {
             version: a.version.clone(),
             path: m.map(|m| m.source.clone()),
@@ -470,7 +528,7 @@ fn down_step(cat: &Catalog, a: &AppliedMigration) -> Result<Step, PlanError> {
         id: m.map(|m| m.id.clone()).unwrap_or_else(|| a.version.clone()),
         name: a.name.clone(),
         direction: Direction::Down,
-        sql,
+        script,
         transactional: m.map(|m| m.transactional).unwrap_or(true),
         resume_from: 0,
         migration: idx,
@@ -641,22 +699,16 @@ mod tests {
     use std::path::PathBuf;
 
     fn mig(v: &str, deps: &[&str]) -> Migration {
-        let up = Script {
-            sql: format!("-- {v}"),
-            path: PathBuf::from(format!("{v}.sql")),
-            first_line: 1,
-        };
+        let up = Script::inline(format!("-- {v}"), format!("{v}.sql"), 1);
         Migration {
             id: format!("{v}_m"),
             version: Version::new(v),
             name: "m".into(),
             description: None,
             kind: MigrationKind::Versioned,
-            checksum: Checksum::of(&up.sql),
-            down: Some(Script {
-                sql: format!("-- down {v}"),
-                ..up.clone()
-            }),
+            checksum: Checksum::of(&format!("-- {v}")),
+            baseline: false,
+            down: Some(Script::inline(format!("-- down {v}"), &up.path, 1)),
             up,
             transactional: true,
             dependencies: deps

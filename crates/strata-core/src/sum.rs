@@ -20,42 +20,46 @@ use crate::migration::Migration;
 /// The file name inside a migrations directory.
 pub const SUM_FILE: &str = "strata.sum";
 
-fn entries(migrations: &[Migration]) -> Vec<(String, String)> {
+/// Each migration's id and chained hash. The scripts are read one at a time (they are
+/// not held in memory), so this reads every file again.
+fn entries(migrations: &[Migration]) -> Result<Vec<(String, String)>, SourceError> {
     let mut prev = String::new();
     migrations
         .iter()
         .map(|m| {
             let mut content = Sha256::new();
-            content.update(m.up.sql.replace("\r\n", "\n"));
+            content.update(m.up.text()?.replace("\r\n", "\n"));
             if let Some(d) = &m.down {
                 content.update(b"\0down\0");
-                content.update(d.sql.replace("\r\n", "\n"));
+                content.update(d.text()?.replace("\r\n", "\n"));
             }
             let mut h = Sha256::new();
             h.update(prev.as_bytes());
             h.update(m.id.as_bytes());
             h.update(content.finalize());
             prev = hex::encode(h.finalize());
-            (m.id.clone(), prev.clone())
+            Ok((m.id.clone(), prev.clone()))
         })
         .collect()
 }
 
 /// The text of `strata.sum` for these migrations (in plan order).
-pub fn render(migrations: &[Migration]) -> String {
-    let body: String = entries(migrations)
+pub fn render(migrations: &[Migration]) -> Result<String, SourceError> {
+    let body: String = entries(migrations)?
         .into_iter()
         .map(|(id, h)| format!("{id} h1:{h}\n"))
         .collect();
-    format!(
+    Ok(format!(
         "h1:{}\n{body}",
         hex::encode(Sha256::digest(body.as_bytes()))
-    )
+    ))
 }
 
 /// Writes `strata.sum` into `dir`.
-pub fn write(dir: &Path, migrations: &[Migration]) -> std::io::Result<()> {
-    std::fs::write(dir.join(SUM_FILE), render(migrations))
+pub fn write(dir: &Path, migrations: &[Migration]) -> Result<(), SourceError> {
+    let path = dir.join(SUM_FILE);
+    std::fs::write(&path, render(migrations)?)
+        .map_err(|e| SourceError::new(&path, None, format!("cannot write: {e}")))
 }
 
 /// Checks `dir/strata.sum` against the migrations. `Ok(false)` when there is no sum file.
@@ -76,7 +80,7 @@ pub fn verify(dir: &Path, migrations: &[Migration]) -> Result<bool, SourceError>
         )
         .with_help(help));
     }
-    let want = entries(migrations);
+    let want = entries(migrations)?;
     for (i, line) in text.lines().skip(1).enumerate() {
         let (id, _) = line.split_once(' ').unwrap_or((line, ""));
         match want.get(i) {

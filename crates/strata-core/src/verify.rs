@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::driver::Driver;
 use crate::error::{Error, PlanError, Result};
 use crate::event::Silent;
+use crate::migration::Script;
 use crate::migrator::{Migrator, RunOptions};
 use crate::plan::Target;
 use crate::schema::Schema;
@@ -115,15 +116,14 @@ async fn run(
         let Some(mig) = step.migration.map(|k| &m.migrations()[k]) else {
             continue;
         };
-        let empty = |sql: &str| crate::sql::split(sql).is_empty();
-        if mig.down.as_ref().is_some_and(|d| empty(&d.sql)) && !empty(&mig.up.sql) {
+        if mig.down.as_ref().is_some_and(Script::is_blank) && !mig.up.is_blank() {
             let mut note = problem(
                 i,
                 "empty_rollback",
                 "the rollback script has no statements".into(),
                 None,
             );
-            note.file = mig.down.as_ref().map(|d| d.path.clone());
+            note.file = mig.down.as_ref().map(|d| d.path.to_path_buf());
             report.notes.push(note);
         }
     }

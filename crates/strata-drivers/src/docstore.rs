@@ -68,7 +68,8 @@ pub(crate) async fn execute(
     change: &Change<'_>,
 ) -> Result<Duration, DriverError> {
     let ops = match change.script {
-        Some(s) => docops::parse(s).map_err(|e| DriverError::query(e.to_string()))?,
+        Some(s) => docops::parse_text(change.sql, &s.path)
+            .map_err(|e| DriverError::query(e.to_string()))?,
         None => vec![],
     };
     let version = match &change.record {
@@ -159,7 +160,10 @@ fn locate(change: &Change<'_>, op: &Operation, i: usize) -> StatementRef {
     StatementRef {
         index: i + 1,
         line: op.line,
-        path: change.script.map(|s| s.path.clone()).unwrap_or_default(),
+        path: change
+            .script
+            .map(|s| s.path.to_path_buf())
+            .unwrap_or_default(),
         excerpt: format!("{} {target}", op.kind).trim_end().to_string(),
     }
 }

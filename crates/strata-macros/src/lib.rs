@@ -51,6 +51,13 @@ fn expand(input: &str) -> Result<String, String> {
         if m.up.path.is_file() {
             includes.push_str(&format!("const _: &str = ::core::include_str!({path:?});"));
         }
+        let text = |s: &strata_core::Script| {
+            s.text()
+                .map(|t| t.into_owned())
+                .map_err(|e| format!("embed_migrations!: {e}"))
+        };
+        let up = text(&m.up)?;
+        let down = m.down.as_ref().map(text).transpose()?;
         let deps: Vec<String> = m
             .dependencies
             .iter()
@@ -66,8 +73,8 @@ fn expand(input: &str) -> Result<String, String> {
             m.description,
             m.kind == MigrationKind::Repeatable,
             if m.format == Format::Operations { "operations" } else { "sql" },
-            m.up.sql,
-            m.down.as_ref().map(|d| d.sql.as_str()),
+            up,
+            down,
             m.checksum.as_str(),
             m.transactional,
             deps.join(", "),

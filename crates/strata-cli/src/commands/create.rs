@@ -115,7 +115,7 @@ pub fn write_sql(
     std::fs::write(&path, text).map_err(io)?;
     // Keep strata.sum in step with the directory.
     let updated = ctx.migrator()?;
-    strata_core::sum::write(dir, updated.migrations()).map_err(io)?;
+    strata_core::sum::write(dir, updated.migrations())?;
     Ok((path, version))
 }
 

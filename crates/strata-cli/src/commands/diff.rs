@@ -17,11 +17,7 @@ pub async fn run(ctx: &Context, a: DiffArgs) -> Result<i32, Error> {
             format!("cannot read the declared schema: {e}"),
         )
     })?;
-    let declared = Script {
-        sql,
-        path: a.schema.clone(),
-        first_line: 1,
-    };
+    let declared = Script::inline(sql, &a.schema, 1);
     let engine = Engine::of_url(&ctx.config.database_url)
         .filter(|e| *e != Engine::MySql)
         .ok_or_else(|| Error::Config("diff needs PostgreSQL or SQLite".into()))?;

@@ -58,7 +58,7 @@ pub async fn run(ctx: &Context, a: SquashArgs) -> Result<i32, Error> {
         .canonicalize()
         .unwrap_or(ctx.config.dir.clone());
     for m in &squashed {
-        for path in [Some(&m.source), m.down.as_ref().map(|d| &d.path)]
+        for path in [Some(m.source.as_path()), m.down.as_ref().map(|d| &*d.path)]
             .into_iter()
             .flatten()
         {
@@ -91,13 +91,7 @@ pub async fn run(ctx: &Context, a: SquashArgs) -> Result<i32, Error> {
     std::fs::write(&file, text)
         .map_err(|e| SourceError::new(&file, None, format!("cannot write: {e}")))?;
     let updated = ctx.migrator()?;
-    strata_core::sum::write(&ctx.config.dir, updated.migrations()).map_err(|e| {
-        SourceError::new(
-            &ctx.config.dir,
-            None,
-            format!("cannot write strata.sum: {e}"),
-        )
-    })?;
+    strata_core::sum::write(&ctx.config.dir, updated.migrations())?;
     if ctx.global.json {
         print_json(
             &json!({ "created": file, "squashed": squashed.iter().map(|m| &m.id).collect::<Vec<_>>() }),

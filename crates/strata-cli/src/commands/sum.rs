@@ -1,19 +1,13 @@
 //! `strata sum`: rewrites `strata.sum`.
 
-use strata_core::{Error, SourceError};
+use strata_core::Error;
 
 use crate::context::Context;
 
 pub fn run(ctx: &Context) -> Result<i32, Error> {
     let migrator = ctx.migrator()?;
     let dir = &ctx.config.dir;
-    strata_core::sum::write(dir, migrator.migrations()).map_err(|e| {
-        SourceError::new(
-            dir.join(strata_core::sum::SUM_FILE),
-            None,
-            format!("cannot write: {e}"),
-        )
-    })?;
+    strata_core::sum::write(dir, migrator.migrations())?;
     if !ctx.global.json {
         println!(
             "Wrote {} ({} migrations)",

@@ -38,6 +38,7 @@ pub use manifest::Manifest;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::docops;
 use crate::error::SourceError;
@@ -91,7 +92,9 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
         let is_dir = path.is_dir();
         names.push((name, path, is_dir));
     }
-    names.sort();
+    names.sort_unstable();
+    // Sized once: growing a vector of 10,000 migrations by doubling held two copies.
+    found.reserve_exact(names.len());
 
     for (name, path, is_dir) in &names {
         if *is_dir {
@@ -105,26 +108,10 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
         };
         match layout {
             FileLayout::Down { stem } => {
-                let text = read_text(path)?;
-                downs.insert(
-                    stem,
-                    Script {
-                        sql: text,
-                        path: path.clone(),
-                        first_line: 1,
-                    },
-                );
+                downs.insert(stem, whole_file(path)?);
             }
             FileLayout::FlywayUndo { version } => {
-                let text = read_text(path)?;
-                undo.insert(
-                    version,
-                    Script {
-                        sql: text,
-                        path: path.clone(),
-                        first_line: 1,
-                    },
-                );
+                undo.insert(version, whole_file(path)?);
             }
             FileLayout::JsonMeta { stem } => {
                 json_meta.insert(stem, path.clone());
@@ -136,7 +123,7 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
                 kind,
             } => {
                 let text = read_text(path)?;
-                let parsed = sqlfile::parse(path, &text)?;
+                let parsed = sqlfile::parse(&Arc::from(path.as_path()), &text)?;
                 if let Some((header, line)) = &parsed.header_migration {
                     let header_stem = header.trim_end_matches(".sql");
                     if header_stem != stem && header != name {
@@ -149,13 +136,18 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
         }
     }
 
+    drop(names);
     // JSON files without a SQL sibling are document-store migrations.
-    let sql_ids: std::collections::HashSet<String> = found.iter().map(|m| m.id.clone()).collect();
-    let mut doc_stems: Vec<String> = json_meta
-        .keys()
-        .filter(|stem| !sql_ids.contains(*stem))
-        .cloned()
-        .collect();
+    let mut doc_stems: Vec<String> = Vec::new();
+    if !json_meta.is_empty() {
+        let sql_ids: std::collections::HashSet<&str> =
+            found.iter().map(|m| m.id.as_str()).collect();
+        doc_stems = json_meta
+            .keys()
+            .filter(|stem| !sql_ids.contains(stem.as_str()))
+            .cloned()
+            .collect();
+    }
     doc_stems.sort();
     for stem in doc_stems {
         let path = json_meta.remove(&stem).expect("listed above");
@@ -259,6 +251,12 @@ fn read_text(path: &Path) -> Result<String, SourceError> {
     })
 }
 
+/// A script that is a whole file.
+fn whole_file(path: &Path) -> Result<Script, SourceError> {
+    let text = read_text(path)?;
+    Ok(Script::in_file(&Arc::from(path), &text, 0..text.len(), 1))
+}
+
 fn build(
     stem: &str,
     version: String,
@@ -267,18 +265,15 @@ fn build(
     path: PathBuf,
     f: sqlfile::SqlFile,
 ) -> Migration {
-    let up = f.up.unwrap_or(Script {
-        sql: String::new(),
-        path: path.clone(),
-        first_line: 1,
-    });
+    let up = f.up.unwrap_or_else(|| Script::inline("", &path, 1));
     Migration {
         id: stem.to_string(),
         version: Version::new(version),
         name,
         description: f.description,
         kind,
-        checksum: Checksum::of(&up.sql),
+        checksum: f.checksum.unwrap_or_else(|| Checksum::of("")),
+        baseline: f.baseline,
         up,
         down: f.down,
         transactional: !f.no_transaction,
@@ -421,7 +416,7 @@ fn read_migration_dir(dir_name: &str, dir: &Path) -> Result<Option<Migration>, S
         .with_help("name it <version>_<name>, e.g. 2024-01-01-000000_create_users"));
     };
     let text = read_text(&up_path)?;
-    let parsed = sqlfile::parse(&up_path, &text)?;
+    let parsed = sqlfile::parse(&Arc::from(up_path.as_path()), &text)?;
     let mut m = build(
         dir_name,
         version,
@@ -433,11 +428,7 @@ fn read_migration_dir(dir_name: &str, dir: &Path) -> Result<Option<Migration>, S
     m.source = dir.to_path_buf();
     let down_path = dir.join("down.sql");
     if down_path.is_file() {
-        m.down = Some(Script {
-            sql: read_text(&down_path)?,
-            path: down_path,
-            first_line: 1,
-        });
+        m.down = Some(whole_file(&down_path)?);
     }
     let toml_path = dir.join("metadata.toml");
     if toml_path.is_file() {
@@ -589,20 +580,16 @@ fn read_operations(stem: &str, path: &Path) -> Result<Migration, SourceError> {
         )));
     }
     let (version, name) = split_version(stem).expect("classified as versioned");
-    let up = Script {
-        sql: text,
-        path: path.to_path_buf(),
-        first_line: 1,
-    };
-    docops::parse(&up)?;
+    docops::parse_text(&text, path)?;
     let mut m = Migration {
         id: stem.to_string(),
         version: Version::new(version),
         name,
         description: None,
         kind: MigrationKind::Versioned,
-        checksum: Checksum::of(&up.sql),
-        up,
+        checksum: Checksum::of(&text),
+        baseline: false,
+        up: Script::in_file(&Arc::from(path), &text, 0..text.len(), 1),
         down: None,
         // Document stores run operation by operation, tracked like MySQL DDL.
         transactional: false,
@@ -631,11 +618,7 @@ fn attach_inverse(m: &mut Migration) -> Result<(), SourceError> {
         Some(d) => docops::parse(d).map(|_| ()),
         None => {
             let ops = docops::parse(&m.up)?;
-            m.down = docops::inverse(&ops).map(|sql| Script {
-                sql,
-                path: m.up.path.clone(),
-                first_line: 1,
-            });
+            m.down = docops::inverse(&ops).map(|sql| Script::inline(sql, &m.up.path, 1));
             Ok(())
         }
     }

@@ -2,16 +2,21 @@
 //! the format).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::SourceError;
-use crate::migration::{Dependency, Script};
+use crate::migration::{Checksum, Dependency, Script};
 
 /// What a SQL file says about itself.
 #[derive(Debug, Default)]
 pub(crate) struct SqlFile {
     pub up: Option<Script>,
+    /// The checksum of the up script, taken while its text is at hand.
+    pub checksum: Option<Checksum>,
     pub down: Option<Script>,
+    /// `-- strata:baseline` in the header (written by `squash`).
+    pub baseline: bool,
     pub description: Option<String>,
     pub header_migration: Option<(String, usize)>,
     pub dependencies: Vec<Dependency>,
@@ -27,7 +32,7 @@ enum Section {
 }
 
 /// Parses a SQL file's text. `path` is only used in errors and script locations.
-pub(crate) fn parse(path: &Path, text: &str) -> Result<SqlFile, SourceError> {
+pub(crate) fn parse(path: &Arc<Path>, text: &str) -> Result<SqlFile, SourceError> {
     let mut f = SqlFile::default();
     let mut section = Section::Preamble;
     let mut saw_up_marker = false;
@@ -98,6 +103,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<SqlFile, SourceError> {
             continue;
         }
         if let Some(directive) = lower.strip_prefix("strata:") {
+            f.baseline |= in_header && directive.trim() == "baseline";
             directive_line(path, lineno, directive.trim(), &mut f)?;
             continue;
         }
@@ -109,17 +115,10 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<SqlFile, SourceError> {
     if saw_up_marker && up_start.0 > up_end {
         up_end = up_start.0;
     }
-    f.up = Some(Script {
-        sql: text[up_start.0..up_end].to_string(),
-        path: path.to_path_buf(),
-        first_line: up_start.1,
-    });
+    f.checksum = Some(Checksum::of(&text[up_start.0..up_end]));
+    f.up = Some(Script::in_file(path, text, up_start.0..up_end, up_start.1));
     if let Some((start, line)) = down_start {
-        f.down = Some(Script {
-            sql: text[start..].to_string(),
-            path: path.to_path_buf(),
-            first_line: line,
-        });
+        f.down = Some(Script::in_file(path, text, start..text.len(), line));
     }
     Ok(f)
 }
@@ -133,7 +132,7 @@ fn directive_line(
     if directive == "no-transaction" {
         f.no_transaction = true;
     } else if directive == "baseline" {
-        // Read by `Migration::is_baseline`: written by `squash`.
+        // Read into `SqlFile::baseline`: written by `squash`.
     } else if let Some(arg) = directive.strip_prefix("timeout") {
         f.timeout = Some(parse_duration(arg.trim()).ok_or_else(|| {
             SourceError::new(path, Some(lineno), format!("bad timeout `{}`", arg.trim()))
@@ -209,37 +208,64 @@ pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
 mod tests {
     use super::*;
 
-    fn p(text: &str) -> SqlFile {
-        parse(Path::new("x.sql"), text).unwrap()
+    /// Parses `text` written to a real file: scripts read their text from it.
+    fn p(text: &str) -> (SqlFile, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path: Arc<Path> = Arc::from(dir.path().join("x.sql"));
+        std::fs::write(&path, text).unwrap();
+        (parse(&path, text).unwrap(), dir)
+    }
+
+    fn text(s: &Option<Script>) -> String {
+        s.as_ref().unwrap().text().unwrap().into_owned()
     }
 
     #[test]
     fn up_and_down_sections() {
-        let f = p(
+        let (f, _dir) = p(
             "-- Description: d\n-- strata:up\ncreate table a();\n-- strata:down\ndrop table a;\n",
         );
-        assert_eq!(f.up.as_ref().unwrap().sql, "create table a();\n");
+        assert_eq!(text(&f.up), "create table a();\n");
         assert_eq!(f.up.as_ref().unwrap().first_line, 3);
-        assert_eq!(f.down.as_ref().unwrap().sql, "drop table a;\n");
+        assert_eq!(f.checksum, Some(Checksum::of("create table a();\n")));
+        assert_eq!(text(&f.down), "drop table a;\n");
         assert_eq!(f.down.as_ref().unwrap().first_line, 5);
         assert_eq!(f.description.as_deref(), Some("d"));
+        assert!(!f.baseline);
     }
 
     #[test]
     fn dbmate_and_goose_markers() {
-        let f = p("-- migrate:up transaction:false\ncreate index concurrently i on a(x);\n-- migrate:down\ndrop index i;\n");
+        let (f, _d) = p("-- migrate:up transaction:false\ncreate index concurrently i on a(x);\n-- migrate:down\ndrop index i;\n");
         assert!(f.no_transaction);
-        assert_eq!(f.down.unwrap().sql, "drop index i;\n");
-        let g = p("-- +goose NO TRANSACTION\n-- +goose Up\nselect 1;\n-- +goose Down\nselect 2;\n");
+        assert_eq!(text(&f.down), "drop index i;\n");
+        let (g, _d) =
+            p("-- +goose NO TRANSACTION\n-- +goose Up\nselect 1;\n-- +goose Down\nselect 2;\n");
         assert!(g.no_transaction);
-        assert_eq!(g.up.unwrap().sql, "select 1;\n");
+        assert_eq!(text(&g.up), "select 1;\n");
+    }
+
+    #[test]
+    fn an_edited_file_is_refused_not_run() {
+        let (f, dir) = p("-- strata:baseline\ncreate table a();\n-- strata:down\ndrop table a;\n");
+        assert!(f.baseline);
+        std::fs::write(
+            dir.path().join("x.sql"),
+            "-- strata:baseline\ncreate table b();\n-- strata:down\ndrop table a;\n",
+        )
+        .unwrap();
+        let e = f.up.as_ref().unwrap().text().unwrap_err();
+        assert!(e.message.contains("changed"), "{e:?}");
+        // The down section's bytes did not move or change.
+        assert_eq!(text(&f.down), "drop table a;\n");
     }
 
     #[test]
     fn header_errors_name_the_line() {
-        let e = parse(Path::new("x.sql"), "-- Depends: 001,\nselect 1;").unwrap_err();
+        let x: Arc<Path> = Arc::from(Path::new("x.sql"));
+        let e = parse(&x, "-- Depends: 001,\nselect 1;").unwrap_err();
         assert_eq!(e.line, Some(1));
-        let e = parse(Path::new("x.sql"), "select 1;\n-- strata:tmeout 5s\n").unwrap_err();
+        let e = parse(&x, "select 1;\n-- strata:tmeout 5s\n").unwrap_err();
         assert_eq!(e.line, Some(2));
         assert!(e.message.contains("unknown directive"));
     }

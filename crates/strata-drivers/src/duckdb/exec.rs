@@ -80,14 +80,14 @@ fn run_statements(
         }
     });
     let result = (|| {
-        for (i, s) in split(&script.sql).iter().enumerate().skip(skip) {
-            let text = s.text(&script.sql);
+        for (i, s) in split(change.sql).iter().enumerate().skip(skip) {
+            let text = s.text(change.sql);
             if change.echo {
                 tracing::info!(statement = i + 1, "{text}");
             }
             if let Err(e) = conn.execute_batch(text) {
                 let mut err = duck_error(&e);
-                err.statement = Some(StatementRef::new(script, s, i, s.range.start));
+                err.statement = Some(StatementRef::new(script, change.sql, s, i, s.range.start));
                 return Err(err);
             }
             after(i + 1)?;
@@ -165,7 +165,7 @@ fn non_transactional(
     let mut done = change.clone();
     if let Record::Apply(row) = &mut done.record {
         row.success = true;
-        row.statements_done = split(&script.sql).len() as i64;
+        row.statements_done = split(change.sql).len() as i64;
     }
     conn.execute_batch("BEGIN TRANSACTION")
         .map_err(|e| duck_error(&e))?;

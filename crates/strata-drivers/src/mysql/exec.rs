@@ -68,13 +68,11 @@ pub(super) async fn execute(
     s: &Session<'_>,
     change: &Change<'_>,
 ) -> Result<Duration, DriverError> {
-    let Some(script) = change.script else {
+    if change.script.is_none() {
         return transactional(conn, t, s, change, &[]).await;
-    };
-    let stmts = split_dialect(&script.sql, Dialect::MySql);
-    let all_dml = stmts
-        .iter()
-        .all(|st| transaction_safe(st.text(&script.sql)));
+    }
+    let stmts = split_dialect(change.sql, Dialect::MySql);
+    let all_dml = stmts.iter().all(|st| transaction_safe(st.text(change.sql)));
     if change.transactional && all_dml {
         transactional(conn, t, s, change, &stmts).await
     } else {
@@ -237,7 +235,7 @@ async fn run_one(
     i: usize,
     change: &Change<'_>,
 ) -> Result<(), DriverError> {
-    let text = st.text(&script.sql);
+    let text = st.text(change.sql);
     if change.echo {
         tracing::info!(statement = i + 1, "{text}");
     }
@@ -266,7 +264,7 @@ async fn run_one(
         );
     }
     let at = error_offset(text, &err.message).map_or(st.range.start, |o| st.range.start + o);
-    err.statement = Some(StatementRef::new(script, st, i, at));
+    err.statement = Some(StatementRef::new(script, change.sql, st, i, at));
     if err.code.as_deref() == Some("1205") {
         err = explain_lock_wait(conn, err, change.lock_wait).await;
     }

@@ -109,10 +109,10 @@ async fn transactional(
         let started = Instant::now();
         if let Some(script) = change.script {
             if change.echo {
-                tracing::info!(path = %script.path.display(), "{}", script.sql);
+                tracing::info!(path = %script.path.display(), "{}", change.sql);
             }
             if let Err(e) =
-                with_deadline(client, change.timeout, client.batch_execute(&script.sql)).await
+                with_deadline(client, change.timeout, client.batch_execute(change.sql)).await
             {
                 let _ = client.batch_execute("ROLLBACK").await;
                 let err = locate(client, script, e, change).await;
@@ -179,7 +179,7 @@ async fn locate(
         }
     };
     let mut err = db_error(&e);
-    let stmts = split(&script.sql);
+    let stmts = split(change.sql);
     let position = e.as_db_error().and_then(|db| match db.position() {
         Some(ErrorPosition::Original(p)) => Some(*p as usize),
         _ => None,
@@ -187,20 +187,21 @@ async fn locate(
     let (index, byte) = match position {
         // The server counts characters from 1.
         Some(p) => {
-            let byte = script
+            let byte = change
                 .sql
                 .char_indices()
                 .nth(p.saturating_sub(1))
                 .map(|(b, _)| b)
-                .unwrap_or(script.sql.len());
+                .unwrap_or(change.sql.len());
             (statement_at(&stmts, byte), Some(byte))
         }
-        None => (replay(client, &script.sql, &stmts, change).await, None),
+        None => (replay(client, change.sql, &stmts, change).await, None),
     };
     if let Some(i) = index {
         let s = &stmts[i];
         err.statement = Some(StatementRef::new(
             script,
+            change.sql,
             s,
             i,
             byte.unwrap_or(s.range.start),
@@ -373,7 +374,7 @@ async fn non_transactional(
     let script = change
         .script
         .expect("non-transactional changes carry a script");
-    let stmts = split(&script.sql);
+    let stmts = split(change.sql);
     let tracked = matches!(change.record, Record::Apply(_));
     if let Record::Apply(row) = &change.record {
         if change.resume_from == 0 {
@@ -403,7 +404,7 @@ async fn non_transactional(
     );
     let version = change.record.version().to_string();
     for (i, s) in stmts.iter().enumerate().skip(change.resume_from) {
-        let text = s.text(&script.sql);
+        let text = s.text(change.sql);
         if change.echo {
             tracing::info!(statement = i + 1, "{text}");
         }
@@ -418,7 +419,7 @@ async fn non_transactional(
                     d.as_secs()
                 )),
             };
-            err.statement = Some(StatementRef::new(script, s, i, s.range.start));
+            err.statement = Some(StatementRef::new(script, change.sql, s, i, s.range.start));
             return Err(explain_lock_wait(client, err, change.lock_wait).await);
         }
         if tracked {

@@ -198,7 +198,8 @@ impl Driver for PgDriver {
     }
 
     async fn run_script(&mut self, script: &Script) -> Result<(), DriverError> {
-        self.client.batch_execute(&script.sql).await.map_err(|e| {
+        let sql = script.text()?;
+        self.client.batch_execute(&sql).await.map_err(|e| {
             let mut err = exec::db_error(&e);
             err.detail = Some(format!("in {}", script.path.display()));
             err

@@ -72,8 +72,8 @@ fn run_statements(
     let deadline = Instant::now() + change.timeout;
     conn.progress_handler(10_000, Some(move || Instant::now() > deadline));
     let result = (|| {
-        for (i, s) in split(&script.sql).iter().enumerate().skip(skip) {
-            let text = s.text(&script.sql);
+        for (i, s) in split(change.sql).iter().enumerate().skip(skip) {
+            let text = s.text(change.sql);
             if change.echo {
                 tracing::info!(statement = i + 1, "{text}");
             }
@@ -86,7 +86,7 @@ fn run_statements(
                         change.timeout.as_secs()
                     );
                 }
-                err.statement = Some(StatementRef::new(script, s, i, s.range.start));
+                err.statement = Some(StatementRef::new(script, change.sql, s, i, s.range.start));
                 return Err(err);
             }
             after(i + 1)?;
@@ -167,7 +167,7 @@ fn non_transactional(
     let mut done = change.clone();
     if let Record::Apply(row) = &mut done.record {
         row.success = true;
-        row.statements_done = split(&script.sql).len() as i64;
+        row.statements_done = split(change.sql).len() as i64;
     }
     conn.execute_batch("SAVEPOINT strata_step")
         .map_err(|e| sqlite_error(&e))?;

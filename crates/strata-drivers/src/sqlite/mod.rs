@@ -123,7 +123,8 @@ impl Driver for SqliteDriver {
     }
 
     async fn run_script(&mut self, script: &Script) -> Result<(), DriverError> {
-        self.conn()?.execute_batch(&script.sql).map_err(|e| {
+        let sql = script.text()?;
+        self.conn()?.execute_batch(&sql).map_err(|e| {
             let mut err = sqlite_error(&e);
             err.detail = Some(format!("in {}", script.path.display()));
             err
