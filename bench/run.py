@@ -12,6 +12,8 @@ the medians, their ratio, and strata's peak RSS (from /usr/bin/time):
                                                         BEGIN; <down>; DELETE ...; COMMIT;
   S4  status and validate with 10,000 migrations on disk (goal: < 150 ms, linear)
   S5  a fleet of 100 databases x 50 migrations at concurrency 1, 4 and 8
+                                                floor: psql running S1's floor script on
+                                                every database, at the same concurrency
   S6  S1 on SQLite                              floor: one sqlite3 session
   S0  CPU time of `strata --help` and `status` on an empty project (goal: < 10 ms)
 
@@ -80,10 +82,18 @@ def up_sql(i):
     )
 
 
-def write_migrations(dir_, n, width=4):
+def write_migrations(dir_, n, width=4, pad=0):
+    """N migrations; `pad` bytes of comment make each script bigger without more work."""
     dir_.mkdir(parents=True, exist_ok=True)
+    filler = "".join(f"-- {'x' * 76}\n" for _ in range(pad // 80))
     for i in range(1, n + 1):
-        (dir_ / f"{i:0{width}d}_t{i}.sql").write_text(up_sql(i) + f"-- strata:down\nDROP TABLE t{i};\n")
+        (dir_ / f"{i:0{width}d}_t{i}.sql").write_text(filler + up_sql(i) + f"-- strata:down\nDROP TABLE t{i};\n")
+
+
+def busy_ticks():
+    """CPU ticks (all cores) spent not idle, from /proc/stat."""
+    f = open("/proc/stat").readline().split()[1:]
+    return sum(int(x) for i, x in enumerate(f) if i not in (3, 4))
 
 
 def floor_script(n, down=False):
@@ -125,6 +135,7 @@ def main():
     a = ap.parse_args()
     if a.quick:
         a.n, a.repeat = 200, 3
+    load0 = open("/proc/loadavg").read().split()[:3]
     subprocess.run(["cargo", "build", "--release", "--locked", "-p", "strata-cli"], cwd=ROOT, check=True)
     strata = str(ROOT / "target/release/strata")
     work = Path(tempfile.mkdtemp(prefix="strata-bench-"))
@@ -170,36 +181,68 @@ def main():
         table.add(f"S2 status, {a.n} applied", median(s2s), median(f2), max(rss["s2s"]))
         table.add(f"S3 rollback --to base, {a.n}", median(s3), median(f3), max(rss["s3"]))
 
-        # S4: 10,000 files (and 5,000, to see growth), against an empty SQLite file.
-        for n4 in (5000, 10000):
-            big = work / f"big{n4}"
-            write_migrations(big, n4, width=5)
+        # S4: 10,000 files (and 5,000, to see growth; and 10,000 of 4 KB each, to see
+        # that the scripts' size does not count), against an empty SQLite file.
+        for n4, pad in ((5000, 0), (10000, 0), (10000, 4000)):
+            big = work / f"big{n4}_{pad}"
+            write_migrations(big, n4, width=5, pad=pad)
+            size = next(big.iterdir()).stat().st_size
+            label = f"{n4} migrations" + (f" of {size / 1024:.1f} KB" if pad else "")
             for cmd in ("status", "validate"):
                 ts, rs = [], []
                 for _ in range(a.repeat):
                     t, rss = timed([strata, "--database-url", f"sqlite://{work}/s4.db", "--dir", str(big), cmd], env=env)
                     ts.append(t)
                     rs.append(rss)
-                table.add(f"S4 {cmd}, {n4} migrations on disk", median(ts), 0, max(rs), note="goal < 150 ms")
+                table.add(f"S4 {cmd}, {label} on disk", median(ts), 0, max(rs), note="goal < 150 ms")
 
-        # S5: a fleet.
+        # S5: a fleet, strata's `up --fleet` against psql running the floor script on
+        # every database, both at the same concurrency. The CPU column is the share of
+        # the machine's cores busy during the run: once it nears 100%, more concurrency
+        # cannot help either of them.
         dbs = 20 if a.quick else 100
         fleet_dir = work / "fleet50"
         write_migrations(fleet_dir, 50)
         fleet_file = work / "fleet.txt"
         fleet_file.write_text("\n".join(url(f"bench_fleet_{k}") for k in range(dbs)) + "\n")
-        base = None
-        for c in (1, 4, 8):
+        floor50 = work / "floor50.sql"
+        floor50.write_text(floor_script(50))
+        cores = os.cpu_count() or 1
+
+        def fleet_run(cmd_or_fn):
             for k in range(dbs):
                 fresh_pg(f"bench_fleet_{k}")
-            t, m = timed([strata, "--dir", str(fleet_dir), "up", "--fleet", str(fleet_file), "--concurrency", str(c)], env=env)
-            base = base or t
-            # The floor here is concurrency 1: the ratio is the time it takes against it
-            # (goal at 8: 0.25x or less, i.e. 4x faster).
-            table.add(f"S5 fleet {dbs} x 50, concurrency {c}", t, base if c > 1 else 0, m, note="the baseline")
             (work / "fleet.txt.state.json").unlink(missing_ok=True)
+            b0, t0 = busy_ticks(), time.perf_counter()
+            rss = cmd_or_fn()
+            wall = time.perf_counter() - t0
+            busy = (busy_ticks() - b0) / os.sysconf("SC_CLK_TCK")
+            return wall, rss, busy / (wall * cores)
+
+        def psql_fleet(c):
+            from concurrent.futures import ThreadPoolExecutor
+            one = lambda k: sh(PSQL + ["-d", f"bench_fleet_{k}", "-f", str(floor50)])
+            with ThreadPoolExecutor(c) as pool:
+                list(pool.map(one, range(dbs)))
+            return 0
+
+        s5 = []
+        for c in (1, 4, 8):
+            st, rss, sbusy = fleet_run(lambda: timed([strata, "--dir", str(fleet_dir), "up", "--fleet", str(fleet_file), "--concurrency", str(c)], env=env)[1])
+            ft, _, fbusy = fleet_run(lambda: psql_fleet(c))
+            s5.append((c, st, ft, sbusy, fbusy))
+            table.add(f"S5 fleet {dbs} x 50, concurrency {c}", st, ft, rss)
         for k in range(dbs):
             pg(f"DROP DATABASE IF EXISTS bench_fleet_{k} WITH (FORCE)")
+        fleet_lines = [
+            f"S5 speed-up over concurrency 1 ({cores} cores; goal at 8: 4x):",
+            "",
+            "| concurrency | strata | speed-up | CPU busy | psql floor | speed-up | CPU busy |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for c, st, ft, sb, fb in s5:
+            fleet_lines.append(f"| {c} | {st * 1000:.0f} ms | {s5[0][1] / st:.2f}x | {sb:.0%} | {ft * 1000:.0f} ms | {s5[0][2] / ft:.2f}x | {fb:.0%} |")
+        print("\n".join(fleet_lines), flush=True)
 
         # S6: SQLite S1 against the sqlite3 CLI.
         s6, f6, rss6 = [], [], []
@@ -219,9 +262,10 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
     load = open("/proc/loadavg").read().split()[:3]
-    header = f"strata bench: N={a.n}, median of {a.repeat}, load average {' '.join(load)}, {time.strftime('%Y-%m-%d %H:%M')}\n\n"
-    (ROOT / "bench/results.md").write_text(header + table.markdown() + "\n")
-    print("\n" + header + table.markdown())
+    header = f"strata bench: N={a.n}, median of {a.repeat}, {os.cpu_count()} cores, load average {' '.join(load)} at the end (before: {' '.join(load0)}), {time.strftime('%Y-%m-%d %H:%M')}\n\n"
+    text = header + table.markdown() + "\n\n" + "\n".join(fleet_lines) + "\n"
+    (ROOT / "bench/results.md").write_text(text)
+    print("\n" + text)
 
 
 if __name__ == "__main__":

@@ -581,15 +581,16 @@ fn read_operations(stem: &str, path: &Path) -> Result<Migration, SourceError> {
     }
     let (version, name) = split_version(stem).expect("classified as versioned");
     docops::parse_text(&text, path)?;
+    let (up, checksum) = Script::in_file_with_checksum(&Arc::from(path), &text, 0..text.len(), 1);
     let mut m = Migration {
         id: stem.to_string(),
         version: Version::new(version),
         name,
         description: None,
         kind: MigrationKind::Versioned,
-        checksum: Checksum::of(&text),
+        checksum,
         baseline: false,
-        up: Script::in_file(&Arc::from(path), &text, 0..text.len(), 1),
+        up,
         down: None,
         // Document stores run operation by operation, tracked like MySQL DDL.
         transactional: false,

@@ -115,8 +115,9 @@ pub(crate) fn parse(path: &Arc<Path>, text: &str) -> Result<SqlFile, SourceError
     if saw_up_marker && up_start.0 > up_end {
         up_end = up_start.0;
     }
-    f.checksum = Some(Checksum::of(&text[up_start.0..up_end]));
-    f.up = Some(Script::in_file(path, text, up_start.0..up_end, up_start.1));
+    let (up, checksum) = Script::in_file_with_checksum(path, text, up_start.0..up_end, up_start.1);
+    f.up = Some(up);
+    f.checksum = Some(checksum);
     if let Some((start, line)) = down_start {
         f.down = Some(Script::in_file(path, text, start..text.len(), line));
     }
