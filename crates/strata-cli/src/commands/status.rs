@@ -70,7 +70,10 @@ fn write_table(out: &mut impl Write, database: &str, status: &StatusReport) -> s
             .execution_time_ms
             .map(|m| format!("{m} ms"))
             .unwrap_or_default();
-        let name: String = r.name.chars().take(wn).collect();
+        let name = match r.name.char_indices().nth(wn) {
+            Some((cut, _)) => &r.name[..cut],
+            None => r.name.as_str(),
+        };
         writeln!(
             out,
             "{:<wv$}  {:<wn$}  {state}  {:<20}  {:>8}",

@@ -89,7 +89,12 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
                 "file name is not valid UTF-8",
             ));
         };
-        let is_dir = path.is_dir();
+        // The directory listing says what each entry is: no `stat` per file (a sixth
+        // of `status` on 10,000 files). Symbolic links are followed as before.
+        let is_dir = match entry.file_type() {
+            Ok(t) if !t.is_symlink() => t.is_dir(),
+            _ => path.is_dir(),
+        };
         names.push((name, path, is_dir));
     }
     names.sort_unstable();
