@@ -353,15 +353,21 @@ impl Migrator {
     }
 
     fn status_of(&self, applied: &[AppliedMigration]) -> StatusReport {
-        let rows = plan::states(&self.source.migrations, applied);
-        let current = rows
-            .iter()
-            .rev()
-            .find(|r| {
-                matches!(r.state, MigrationState::Applied | MigrationState::Modified)
-                    && !r.version.starts_with("R__")
-            })
-            .map(|r| r.version.clone());
+        let (current, head) = self.current_and_head(applied);
+        StatusReport {
+            current,
+            head,
+            migrations: plan::states(&self.source.migrations, applied),
+        }
+    }
+
+    /// The current and head versions that [`Migrator::status`] reports, for these rows
+    /// of the history (from [`Migrator::applied_rows`]).
+    pub fn current_and_head(
+        &self,
+        applied: &[AppliedMigration],
+    ) -> (Option<String>, Option<String>) {
+        let current = plan::Live::new(&self.source.migrations, applied).current();
         let head = self
             .source
             .migrations
@@ -369,11 +375,16 @@ impl Migrator {
             .rev()
             .find(|m| m.kind == MigrationKind::Versioned)
             .map(|m| m.version.to_string());
-        StatusReport {
-            current,
-            head,
-            migrations: rows,
-        }
+        (current, head)
+    }
+
+    /// The rows of [`Migrator::status`] one at a time: printing 10,000 of them needs
+    /// none held.
+    pub fn status_rows<'a>(
+        &'a self,
+        applied: &'a [AppliedMigration],
+    ) -> impl Iterator<Item = StatusRow> + 'a {
+        plan::states_iter(&self.source.migrations, applied)
     }
 
     /// What `validate` finds wrong with the sources and, when given, the history.
@@ -389,7 +400,8 @@ impl Migrator {
             });
         }
         let Some(applied) = applied else { return out };
-        for row in plan::states(&self.source.migrations, applied) {
+        // Row i is migration i, then come the rows whose file is gone.
+        for (i, row) in plan::states_iter(&self.source.migrations, applied).enumerate() {
             let message = match row.state {
                 MigrationState::Modified => {
                     format!("migration {} was edited after it was applied", row.version)
@@ -404,13 +416,7 @@ impl Migrator {
                 ),
                 _ => continue,
             };
-            // Only problem rows get here: the search stays off the common path.
-            let file = self
-                .source
-                .migrations
-                .iter()
-                .find(|m| m.version.as_str() == row.version)
-                .map(|m| m.source.clone());
+            let file = self.source.migrations.get(i).map(|m| m.source.clone());
             out.push(Finding {
                 kind: state_kind(row.state),
                 version: Some(row.version),
@@ -418,6 +424,11 @@ impl Migrator {
                 file,
                 line: None,
             });
+        }
+        // Nothing is out of order before something is applied (and the plan of a fresh
+        // database would copy every migration).
+        if !applied.iter().any(|a| a.success) {
+            return out;
         }
         if let Err(crate::PlanError::OutOfOrder {
             version,

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use strata_core::{Error, MigrationState, StatusReport};
+use strata_core::{Error, MigrationState, StatusReport, StatusRow};
 
 use crate::context::Context;
 use crate::output::{paint, print_json, DIM, GREEN, RED, YELLOW};
@@ -10,51 +10,71 @@ use crate::output::{paint, print_json, DIM, GREEN, RED, YELLOW};
 pub async fn run(ctx: &Context) -> Result<i32, Error> {
     let migrator = ctx.migrator()?;
     let mut db = ctx.connect().await?;
-    let status = migrator.status(db.as_mut()).await?;
     if ctx.global.json {
+        let status = migrator.status(db.as_mut()).await?;
         print_json(&status.to_json(&ctx.database()));
         return Ok(0);
     }
-    print_table(&ctx.database(), &status);
+    // Row by row: a table of 10,000 migrations is printed without holding its rows.
+    let applied = migrator.applied_rows(db.as_mut()).await?;
+    let (current, head) = migrator.current_and_head(&applied);
+    print_rows(&ctx.database(), current.as_deref(), head.as_deref(), || {
+        migrator.status_rows(&applied)
+    });
     Ok(0)
 }
 
 pub fn print_table(database: &str, status: &StatusReport) {
+    print_rows(
+        database,
+        status.current.as_deref(),
+        status.head.as_deref(),
+        || status.migrations.iter().cloned(),
+    );
+}
+
+/// Prints the status table; `rows` is called twice (column widths, then the rows).
+fn print_rows<I: Iterator<Item = StatusRow>>(
+    database: &str,
+    current: Option<&str>,
+    head: Option<&str>,
+    rows: impl Fn() -> I,
+) {
     // One write per 8 KB, not per line: stdout is line-buffered, and 10,000 rows were
     // 10,000 system calls.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let _ = write_table(&mut out, database, status);
+    let _ = write_table(&mut out, database, current, head, rows);
     let _ = out.flush();
 }
 
-fn write_table(out: &mut impl Write, database: &str, status: &StatusReport) -> std::io::Result<()> {
+fn write_table<I: Iterator<Item = StatusRow>>(
+    out: &mut impl Write,
+    database: &str,
+    current: Option<&str>,
+    head: Option<&str>,
+    rows: impl Fn() -> I,
+) -> std::io::Result<()> {
     writeln!(out, "Database: {database}")?;
     writeln!(
         out,
         "Current:  {}   Head: {}\n",
-        status.current.as_deref().unwrap_or("(none)"),
-        status.head.as_deref().unwrap_or("(none)")
+        current.unwrap_or("(none)"),
+        head.unwrap_or("(none)")
     )?;
-    let wv = status
-        .migrations
-        .iter()
-        .map(|r| r.version.len())
-        .max()
-        .unwrap_or(7)
-        .max(7);
-    let wn = status
-        .migrations
-        .iter()
-        .map(|r| r.name.len())
-        .max()
-        .unwrap_or(4)
-        .clamp(4, 48);
+    let (mut wv, mut wn) = (7, 4);
+    for r in rows() {
+        wv = wv.max(r.version.len());
+        wn = wn.max(r.name.len());
+    }
+    let wn = wn.min(48);
     writeln!(
         out,
         "{:<wv$}  {:<wn$}  {:<8}  {:<20}  {:>8}",
         "VERSION", "NAME", "STATE", "APPLIED AT", "TIME"
     )?;
-    for r in &status.migrations {
+    let mut counts = [0usize; 5];
+    for r in rows() {
+        counts[r.state as usize] += 1;
         let color = match r.state {
             MigrationState::Applied => GREEN,
             MigrationState::Pending => DIM,
@@ -80,7 +100,7 @@ fn write_table(out: &mut impl Write, database: &str, status: &StatusReport) -> s
             r.version, name, at, ms
         )?;
     }
-    let n = |s| status.count(s);
+    let n = |s: MigrationState| counts[s as usize];
     writeln!(
         out,
         "\n{} applied, {} pending{}",

@@ -77,7 +77,8 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
             ))
         }
     };
-    let mut names: Vec<(String, PathBuf, bool)> = Vec::new();
+    // Names only: each path is built when its file is read, not held for the listing.
+    let mut names: Vec<(String, bool)> = Vec::new();
     for entry in entries {
         let entry = entry
             .map_err(|e| SourceError::new(dir, None, format!("cannot read directory: {e}")))?;
@@ -95,13 +96,14 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
             Ok(t) if !t.is_symlink() => t.is_dir(),
             _ => path.is_dir(),
         };
-        names.push((name, path, is_dir));
+        names.push((name, is_dir));
     }
     names.sort_unstable();
     // Sized once: growing a vector of 10,000 migrations by doubling held two copies.
     found.reserve_exact(names.len());
 
-    for (name, path, is_dir) in &names {
+    for (name, is_dir) in &names {
+        let path = &dir.join(name);
         if *is_dir {
             if let Some(m) = read_migration_dir(name, path)? {
                 found.push(m);
