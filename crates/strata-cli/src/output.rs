@@ -31,8 +31,11 @@ pub fn init_logging(g: &GlobalArgs) {
     }
 }
 
+/// Asked once: a terminal check is a system call, and `status` paints every row.
 fn color_enabled() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED
+        .get_or_init(|| std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
 }
 
 /// Wraps text in an ANSI colour when stdout is a terminal.
