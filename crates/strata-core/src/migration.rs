@@ -301,6 +301,14 @@ impl Migration {
     pub fn is_baseline(&self) -> bool {
         self.baseline
     }
+
+    /// The rollback script's text, read from its file (stored with the history row).
+    pub fn down_text(&self) -> Result<Option<String>, SourceError> {
+        Ok(match &self.down {
+            Some(d) => Some(d.text()?.into_owned()),
+            None => None,
+        })
+    }
 }
 
 /// Whether a script's leading comments hold `-- strata:baseline`.

@@ -1,7 +1,6 @@
 //! [`Migrator`]: the one run loop. It reads the source, takes the lock, plans, executes
 //! through a [`Driver`] and emits [`Event`]s; the CLI and the server are shells over it.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -614,12 +613,7 @@ impl Migrator {
                         Record::Repair {
                             version: a.version.clone(),
                             checksum: m.checksum.to_string(),
-                            rollback_sql: m
-                                .down
-                                .as_ref()
-                                .map(Script::text)
-                                .transpose()?
-                                .map(Cow::into_owned),
+                            rollback_sql: m.down_text()?,
                         },
                     )),
                 Some(_) => {}
@@ -1271,12 +1265,7 @@ impl Migrator {
             applied_at: chrono::Utc::now(),
             checksum: m.checksum.clone(),
             execution_time_ms: 0,
-            rollback_sql: m
-                .down
-                .as_ref()
-                .map(Script::text)
-                .transpose()?
-                .map(Cow::into_owned),
+            rollback_sql: m.down_text()?,
             success: true,
             statements_done,
             applied_by: Some(self.actor.name.clone()),

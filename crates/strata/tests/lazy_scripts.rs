@@ -2,7 +2,15 @@
 //! was read: status needs no script at all, and a file edited in between is refused
 //! rather than run under the checksum of its old text.
 
-use strata::{Migrator, RunOptions, Silent, Target};
+use strata::{Driver, Migrator, RunOptions, Silent, Target};
+
+async fn up(migrator: &Migrator, db: &mut dyn Driver) -> Result<(), strata::Error> {
+    let opts = RunOptions::default();
+    migrator
+        .up(db, &Target::Head, &opts, &mut Silent)
+        .await
+        .map(drop)
+}
 
 fn write(dir: &std::path::Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
@@ -62,15 +70,7 @@ async fn a_file_edited_after_the_directory_was_read_is_refused_not_run() {
         "002_t2.sql",
         "CREATE TABLE t2_other (id INTEGER);\n-- strata:down\nDROP TABLE t2_other;\n",
     );
-    let err = migrator
-        .up(
-            db.as_mut(),
-            &Target::Head,
-            &RunOptions::default(),
-            &mut Silent,
-        )
-        .await
-        .unwrap_err();
+    let err = up(&migrator, db.as_mut()).await.unwrap_err();
     let text = err.to_string();
     assert!(text.contains("changed while strata was running"), "{text}");
     assert!(text.contains("002_t2.sql"), "names the file: {text}");
@@ -86,14 +86,6 @@ async fn a_file_edited_after_the_directory_was_read_is_refused_not_run() {
 
     // Read afresh, the directory runs as it now is.
     let migrator = Migrator::from_dir(&m).unwrap();
-    migrator
-        .up(
-            db.as_mut(),
-            &Target::Head,
-            &RunOptions::default(),
-            &mut Silent,
-        )
-        .await
-        .unwrap();
+    up(&migrator, db.as_mut()).await.unwrap();
     assert_eq!(tables(&db_path), ["t1", "t2_other", "t3"]);
 }
