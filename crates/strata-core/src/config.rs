@@ -123,8 +123,14 @@ pub struct ConfigFile {
     pub database_url: Option<String>,
     /// The migrations directory.
     pub migrations: Option<PathBuf>,
+    /// strata's history table (default: `schema_migrations` in the `strata` schema on
+    /// PostgreSQL, `strata_schema_migrations` elsewhere).
     pub history_table: Option<String>,
+    /// The schema (PostgreSQL) or database (MySQL) of strata's tables.
     pub schema: Option<String>,
+    /// The prefix of strata's table names (default `strata_`; none in PostgreSQL's own
+    /// `strata` schema).
+    pub table_prefix: Option<String>,
     pub env: Option<String>,
     #[serde(default)]
     pub settings: Settings,
@@ -151,6 +157,7 @@ pub struct DatabaseConfig {
     pub dir: Option<PathBuf>,
     pub history_table: Option<String>,
     pub schema: Option<String>,
+    pub table_prefix: Option<String>,
     #[serde(default)]
     pub settings: Settings,
     #[serde(default)]
@@ -275,8 +282,10 @@ pub struct Config {
     pub config_path: Option<PathBuf>,
     pub env: Option<String>,
     pub protected: bool,
-    pub history_table: String,
+    /// strata's table names as configured; `None` for the engine's default layout.
+    pub history_table: Option<String>,
     pub schema: Option<String>,
+    pub table_prefix: Option<String>,
     pub settings: Settings,
     pub backup: BackupConfig,
     /// `[databases.NAME]` of a multi-database project, in file order; each a whole
@@ -351,7 +360,12 @@ impl Config {
                 .filter(|v| !v.is_empty())
         };
         let env_cfg = match &env {
-            Some(name) => file.environments.get(name).cloned(),
+            // `--env PROD` is the `prod` environment: names compare without case.
+            Some(name) => file
+                .environments
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone()),
             None => None,
         };
         if let (Some(name), Some(path)) = (&env, &config_path) {
@@ -377,7 +391,7 @@ impl Config {
             (u.clone(), UrlSource::Flag)
         } else if let Some(u) = var("DATABASE_URL") {
             (u, UrlSource::Environment)
-        } else if let Some(u) = compose_url(&var) {
+        } else if let Some(u) = compose_url(&var)? {
             (u, UrlSource::Environment)
         } else if let Some(u) = env_cfg.database_url.clone().or(file.database_url.clone()) {
             (u, UrlSource::ConfigFile)
@@ -390,15 +404,14 @@ impl Config {
             .or(env_cfg.migrations.clone())
             .or(file.migrations.clone())
             .unwrap_or_else(|| PathBuf::from("migrations"));
-        let protected = env_cfg
-            .protected
-            .unwrap_or(matches!(env.as_deref(), Some("prod" | "production")));
+        let protected = env_cfg.protected.unwrap_or_else(|| {
+            env.as_deref().is_some_and(|e| {
+                e.eq_ignore_ascii_case("prod") || e.eq_ignore_ascii_case("production")
+            })
+        });
         let settings = env_cfg.settings.or(&file.settings);
         let backup = backup_from_env(&var)?.or(&env_cfg.backup).or(&file.backup);
-        let history_table = file
-            .history_table
-            .clone()
-            .unwrap_or_else(|| "schema_migrations".into());
+        let history_table = file.history_table.clone();
         let mut databases = Vec::new();
         if let Some(path) = &config_path {
             let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -427,11 +440,9 @@ impl Config {
                         config_path: config_path.clone(),
                         env: env.clone(),
                         protected,
-                        history_table: db
-                            .history_table
-                            .clone()
-                            .unwrap_or_else(|| history_table.clone()),
+                        history_table: db.history_table.clone().or(history_table.clone()),
                         schema: db.schema.clone().or(file.schema.clone()),
+                        table_prefix: db.table_prefix.clone().or(file.table_prefix.clone()),
                         settings: db.settings.clone().or(&settings),
                         backup: db.backup.clone().or(&backup),
                         databases: vec![],
@@ -450,6 +461,7 @@ impl Config {
             env,
             history_table,
             schema: file.schema.clone(),
+            table_prefix: file.table_prefix.clone(),
             settings,
             backup,
             databases,
@@ -546,51 +558,170 @@ fn read_dotenv(env: &str) -> Result<BTreeMap<String, String>, SourceError> {
 }
 
 /// `DB_HOST` and friends as a PostgreSQL URL (or `DB_TYPE=mysql`), when `DB_HOST` or `DB_NAME` is set.
-fn compose_url(var: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+/// The URL `DB_HOST`, `DB_PORT`, `DB_NAME`, `DB_USER`, `DB_PASSWORD`, `DB_SSL_MODE`
+/// (and `DB_TYPE`) compose, or `None` when neither host nor name is set. A value that
+/// cannot be what its name says is an error naming the variable: silently dropping it
+/// once sent a run to a local SQLite file, or to another database.
+fn compose_url(var: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>, SourceError> {
     let host = var("DB_HOST");
     let name = var("DB_NAME");
     if host.is_none() && name.is_none() {
-        return None;
+        return Ok(None);
     }
+    let bad = |k: &str, v: &str, why: &str| SourceError::new(k, None, format!("`{v}` {why}"));
     let scheme = var("DB_TYPE").unwrap_or_else(|| "postgres".into());
-    let mut u = url::Url::parse(&format!("{scheme}://localhost")).ok()?;
-    u.set_host(Some(&host.unwrap_or_else(|| "localhost".into())))
-        .ok()?;
-    if let Some(p) = var("DB_PORT").and_then(|p| p.parse().ok()) {
-        u.set_port(Some(p)).ok()?;
+    if !scheme
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '+')
+    {
+        return Err(bad(
+            "DB_TYPE",
+            &scheme,
+            "is not a database type such as postgres or mysql",
+        ));
+    }
+    let mut u = url::Url::parse(&format!("{scheme}://localhost")).map_err(|_| {
+        bad(
+            "DB_TYPE",
+            &scheme,
+            "is not a database type such as postgres or mysql",
+        )
+    })?;
+    let host = host.unwrap_or_else(|| "localhost".into());
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        host.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    };
+    if !host_ok || u.set_host(Some(&host)).is_err() {
+        return Err(bad(
+            "DB_HOST",
+            &host,
+            "is not a host name or address (no port, path or query: use DB_PORT and DB_NAME)",
+        ));
+    }
+    if let Some(p) = var("DB_PORT") {
+        let port: u16 = p
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| bad("DB_PORT", &p, "is not a port number (1-65535)"))?;
+        u.set_port(Some(port))
+            .map_err(|_| bad("DB_PORT", &p, "cannot be set on this URL"))?;
     }
     if let Some(user) = var("DB_USER") {
-        u.set_username(&user).ok()?;
+        u.set_username(&user)
+            .map_err(|_| bad("DB_USER", &user, "cannot be a user name in a URL"))?;
     }
     if let Some(pw) = var("DB_PASSWORD") {
-        u.set_password(Some(&pw)).ok()?;
+        u.set_password(Some(&pw))
+            .map_err(|_| SourceError::new("DB_PASSWORD", None, "cannot be set on this URL"))?;
     }
-    u.set_path(&name.unwrap_or_default());
+    let name = name.unwrap_or_default();
+    if name.contains(['/', '\\', '?', '#']) || name == ".." || name == "." {
+        return Err(bad(
+            "DB_NAME",
+            &name,
+            "is not a database name (no `/`, `?` or `#`)",
+        ));
+    }
+    // Percent-encoded by hand: `set_path` would resolve `.` and `..` segments.
+    u.set_path(&url::form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>());
     if let Some(ssl) = var("DB_SSL_MODE") {
-        u.query_pairs_mut().append_pair("sslmode", &ssl);
+        let known = [
+            "disable",
+            "allow",
+            "prefer",
+            "require",
+            "verify-ca",
+            "verify-full",
+        ];
+        if !known.iter().any(|k| k.eq_ignore_ascii_case(&ssl)) {
+            return Err(bad(
+                "DB_SSL_MODE",
+                &ssl,
+                &format!("is not one of {}", known.join(", ")),
+            ));
+        }
+        u.query_pairs_mut()
+            .append_pair("sslmode", &ssl.to_ascii_lowercase());
     }
-    Some(u.to_string())
+    Ok(Some(u.to_string()))
+}
+
+/// Query parameters and conninfo keys that carry secrets.
+fn is_secret_key(k: &str) -> bool {
+    ["password", "sslpassword", "pass", "pwd"]
+        .iter()
+        .any(|s| k.eq_ignore_ascii_case(s))
 }
 
 /// A URL with its password replaced by `***`, for every message, log line and response.
 pub fn redact(url: &str) -> String {
+    // A key/value conninfo string (`host=db password=secret`).
+    if !url.contains("://") && url.contains('=') {
+        return url
+            .split(' ')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if is_secret_key(k.trim()) => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
     match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            if u.query_pairs().any(|(k, _)| is_secret_key(&k)) {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if is_secret_key(&k) {
+                            "***".into()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             u.to_string()
         }
-        Ok(_) => url.to_string(),
-        // Not parseable: hide anything between `:` and `@` after the scheme.
-        Err(_) => match (url.find("://"), url.rfind('@')) {
-            (Some(s), Some(at)) if at > s => {
-                let auth = &url[s + 3..at];
-                match auth.find(':') {
-                    Some(c) => format!("{}{}:***{}", &url[..s + 3], &auth[..c], &url[at..]),
-                    None => url.to_string(),
+        // Not parseable: hide anything between `:` and `@` after the scheme, and every
+        // secret query parameter.
+        Err(_) => {
+            let (base, query) = match url.split_once('?') {
+                Some((b, q)) => (b, Some(q)),
+                None => (url, None),
+            };
+            let mut out = match (base.find("://"), base.rfind('@')) {
+                (Some(s), Some(at)) if at > s => {
+                    let auth = &base[s + 3..at];
+                    match auth.find(':') {
+                        Some(c) => format!("{}{}:***{}", &base[..s + 3], &auth[..c], &base[at..]),
+                        None => base.to_string(),
+                    }
                 }
+                _ => base.to_string(),
+            };
+            if let Some(q) = query {
+                let q: Vec<String> = q
+                    .split('&')
+                    .map(|kv| match kv.split_once('=') {
+                        Some((k, _)) if is_secret_key(k) => format!("{k}=***"),
+                        _ => kv.to_string(),
+                    })
+                    .collect();
+                out.push('?');
+                out.push_str(&q.join("&"));
             }
-            _ => url.to_string(),
-        },
+            out
+        }
     }
 }
 
@@ -603,6 +734,15 @@ mod tests {
         assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact("sqlite://strata.db"), "sqlite://strata.db");
         assert!(!redact("postgres://u:se cret@h:bad/db").contains("se cret"));
+        for u in [
+            "postgres://u@h/db?password=hunter2",
+            "postgres://u@h/db?sslmode=require&PASSWORD=hunter2",
+            "mysql://u@h:bad/db?password=hunter2",
+            "host=h user=u password=hunter2 dbname=db",
+        ] {
+            let r = redact(u);
+            assert!(!r.contains("hunter2") && r.contains("***"), "{u} -> {r}");
+        }
     }
 
     #[test]
@@ -616,7 +756,23 @@ mod tests {
         ]
         .into();
         let u = compose_url(&|k| vars.get(k).map(|v| v.to_string())).unwrap();
-        assert_eq!(u, "postgres://me:p%40ss@db:5433/app");
+        assert_eq!(u.as_deref(), Some("postgres://me:p%40ss@db:5433/app"));
+    }
+
+    #[test]
+    fn db_vars_that_cannot_be_what_they_say_are_refused_by_name() {
+        for (k, v) in [
+            ("DB_HOST", "db.internal/x?y="),
+            ("DB_HOST", "db:5432"),
+            ("DB_PORT", "abc"),
+            ("DB_PORT", "70000"),
+            ("DB_NAME", "x/../postgres"),
+            ("DB_SSL_MODE", "sometimes"),
+        ] {
+            let vars: BTreeMap<&str, &str> = [("DB_HOST", "db"), ("DB_NAME", "app"), (k, v)].into();
+            let e = compose_url(&|n| vars.get(n).map(|v| v.to_string())).unwrap_err();
+            assert_eq!(e.path, std::path::PathBuf::from(k), "{k}={v}");
+        }
     }
 
     #[test]

@@ -28,7 +28,10 @@ pub struct Capabilities {
 /// What a change does to the history table, in the same transaction as its script.
 #[derive(Debug, Clone)]
 pub enum Record {
-    /// Insert (or replace) the row; the driver fills in `execution_time_ms`.
+    /// Write the row; the driver fills in `execution_time_ms`. A plain insert, so a
+    /// second run that also believes it holds the lock fails in the database instead of
+    /// applying the migration twice, unless [`Change::replaces`] says the version
+    /// already has a row (then exactly that row is rewritten).
     Apply(AppliedMigration),
     /// Delete the row of this version.
     Remove { version: String },
@@ -89,6 +92,9 @@ pub struct Change<'a> {
     pub sql: &'a str,
     pub transactional: bool,
     pub record: Record,
+    /// The version already has a history row that this change rewrites: a failed run
+    /// being resumed, a repeatable migration applied again, a code migration finishing.
+    pub replaces: bool,
     pub audit: AuditEntry,
     /// `application_metadata` keys to upsert.
     pub metadata: Vec<(&'static str, String)>,
@@ -135,6 +141,14 @@ pub trait Driver: Send {
     /// state, the migration lock included, is gone afterwards.
     async fn reconnect(&mut self) -> Result<(), DriverError> {
         Ok(())
+    }
+    /// Called by the migrator between two steps of a run, under the lock: where the lock
+    /// is the database's own write lock (SQLite), commits what is done and takes the
+    /// lock again, so a killed run keeps every migration that finished and other
+    /// writers get in between migrations. True when the lock was let go (the history
+    /// may have changed meanwhile).
+    async fn checkpoint(&mut self) -> Result<bool, DriverError> {
+        Ok(false)
     }
     /// Creates the history, metadata and audit tables if missing.
     async fn ensure_history(&mut self) -> Result<(), DriverError>;

@@ -121,6 +121,9 @@ pub enum DriverErrorKind {
     LockTimeout,
     /// Another kind of failure (I/O, protocol).
     Other,
+    /// The database is in a state strata will not act on (a foreign table under one of
+    /// strata's names, a history that disappeared): refused for safety, exit 3.
+    Refused,
 }
 
 /// Where in a script a statement failed.
@@ -207,6 +210,11 @@ impl DriverError {
     pub fn query(message: impl Into<String>) -> Self {
         Self::new(DriverErrorKind::Query, message)
     }
+    /// Adds what to do about it (shown on its own line).
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
 }
 
 impl fmt::Display for DriverError {
@@ -275,9 +283,19 @@ impl Error {
                 | PlanError::Missing { .. }
                 | PlanError::Failed { .. } => 3,
             },
-            Error::Driver(d) if d.kind == DriverErrorKind::LockTimeout => 3,
+            Error::Driver(d)
+                if matches!(
+                    d.kind,
+                    DriverErrorKind::LockTimeout | DriverErrorKind::Refused
+                ) =>
+            {
+                3
+            }
             Error::Driver(d) if d.kind == DriverErrorKind::InvalidUrl => 2,
             Error::Refused(_) | Error::SumMismatch(_) => 3,
+            // The history refused the run's write (another run recorded the version,
+            // strata's tables vanished): a safety stop, not a failed statement.
+            Error::Migration { source, .. } if source.kind == DriverErrorKind::Refused => 3,
             Error::Migration { .. } | Error::Driver(_) => 1,
         }
     }
@@ -314,6 +332,7 @@ impl Error {
                 DriverErrorKind::Connect => "connection_failed",
                 DriverErrorKind::InvalidUrl => "invalid_url",
                 DriverErrorKind::LockTimeout => "lock_timeout",
+                DriverErrorKind::Refused => "refused",
                 _ => "database_error",
             },
             Error::Refused(_) => "refused",

@@ -171,8 +171,7 @@ impl Script {
             )
             .with_help("run the command again; it reads the directory afresh")
         };
-        let mut bytes = std::fs::read(&self.path)
-            .map_err(|e| SourceError::new(&self.path, None, format!("cannot read file: {e}")))?;
+        let mut bytes = crate::source::read_file(&self.path)?;
         if end > bytes.len() {
             return Err(changed());
         }

@@ -842,6 +842,7 @@ impl Migrator {
         if opts.dry_run {
             let applied = self.applied_rows(d).await?;
             let plan = self.plan(&req, &applied, opts)?;
+            check_scripts(&plan, d.kind())?;
             rep.report(Event::PlanReady {
                 plan: &plan,
                 dry_run: true,
@@ -999,10 +1000,15 @@ impl Migrator {
         rep: &mut dyn Reporter,
         done: &mut Vec<StepResult>,
     ) -> Result<Plan> {
-        d.ensure_history().await?;
         // Read after taking the lock: another process may have applied migrations meanwhile.
         let applied = self.applied_rows(d).await?;
         let plan = self.plan(req, &applied, opts)?;
+        check_scripts(&plan, d.kind())?;
+        // Only now is anything written: a refused plan leaves the database as it was
+        // (strata's own tables included), and an earlier layout is moved in place here.
+        if !plan.steps.is_empty() {
+            d.ensure_history().await?;
+        }
         rep.report(Event::PlanReady {
             plan: &plan,
             dry_run: false,
@@ -1021,7 +1027,28 @@ impl Migrator {
         }
         let total = plan.steps.len();
         let mut live = plan::Live::new(&self.source.migrations, &applied);
+        // The history as re-read after the lock was let go between two steps (SQLite).
+        let mut reread: Option<Vec<AppliedMigration>> = None;
         for (index, step) in plan.steps.iter().enumerate() {
+            if index > 0 && d.checkpoint().await? {
+                reread = Some(self.applied_rows(d).await?);
+            }
+            if let Some(rows) = &reread {
+                // Another run took the lock in the gap and did this step: the same
+                // files plan the same steps, so it is done, never done twice.
+                let recorded = rows.iter().any(|a| a.version == step.version && a.success);
+                let done_elsewhere = match step.direction {
+                    Direction::Up => recorded && step.resume_from == 0,
+                    Direction::Down => !rows.iter().any(|a| a.version == step.version),
+                };
+                if done_elsewhere && !matches!(req, Request::Mark { .. }) {
+                    tracing::info!(version = %step.version, "done by another run meanwhile");
+                    if step.direction == Direction::Down {
+                        live.remove(step.migration);
+                    }
+                    continue;
+                }
+            }
             let m = step.migration.map(|i| &self.source.migrations[i]);
             match req {
                 Request::Mark { mark, .. } => {
@@ -1060,7 +1087,15 @@ impl Migrator {
                 }
                 let remaining = live.current().unwrap_or_default();
                 let elapsed = self
-                    .run_code(d, code, m, step, remaining, opts)
+                    .run_code(
+                        d,
+                        code,
+                        m,
+                        step,
+                        remaining,
+                        applied.iter().any(|a| a.version == step.version),
+                        opts,
+                    )
                     .await
                     .inspect_err(|e| {
                         if let Error::Migration { source, .. } = e {
@@ -1107,7 +1142,7 @@ impl Migrator {
                     )
                 }
             };
-            let change = self.change(
+            let mut change = self.change(
                 Some((&step.script, &sql)),
                 step.transactional,
                 record,
@@ -1117,6 +1152,7 @@ impl Migrator {
                 m.and_then(|m| m.timeout),
                 opts,
             );
+            change.replaces = applied.iter().any(|a| a.version == step.version);
             match d.execute(&change).await {
                 Ok(elapsed) => {
                     rep.report(Event::StepFinished { step, elapsed });
@@ -1127,6 +1163,7 @@ impl Migrator {
                     });
                 }
                 Err(error) => {
+                    let error = history_survived(d, step, error).await;
                     rep.report(Event::StepFailed {
                         step,
                         error: &error,
@@ -1157,6 +1194,8 @@ impl Migrator {
         step: &Step,
         // The current version once this step is done (down steps).
         remaining: String,
+        // The version has a history row already (a failed run of it).
+        has_row: bool,
         opts: &RunOptions,
     ) -> Result<Duration> {
         let up = step.direction == Direction::Up;
@@ -1168,7 +1207,7 @@ impl Migrator {
         if up {
             let mut row = self.history_row(m, 0)?;
             row.success = false;
-            let start = self.change(
+            let mut start = self.change(
                 None,
                 true,
                 Record::Apply(row),
@@ -1178,6 +1217,7 @@ impl Migrator {
                 None,
                 opts,
             );
+            start.replaces = has_row;
             d.execute(&start).await?;
         }
         let started = Instant::now();
@@ -1214,7 +1254,7 @@ impl Migrator {
                 remaining,
             )
         };
-        let done = self.change(
+        let mut done = self.change(
             None,
             true,
             record,
@@ -1224,6 +1264,8 @@ impl Migrator {
             None,
             opts,
         );
+        // The `success=false` row written before the code.
+        done.replaces = up;
         d.execute(&done).await.map_err(fail)?;
         Ok(elapsed)
     }
@@ -1245,6 +1287,7 @@ impl Migrator {
             script: script.map(|(s, _)| s),
             sql: script.map_or("", |(_, t)| t),
             transactional,
+            replaces: false,
             record,
             audit,
             metadata,
@@ -1308,6 +1351,81 @@ impl Migrator {
         };
         self.entry(operation, step.version.clone(), old_values, new_values)
     }
+}
+
+/// Refuses, before anything runs, a script the plan would run wrongly: one that leaves
+/// a string, quoted identifier, block comment or dollar quote open (everything after it
+/// would reach the server as one token, or vanish into a comment), and a transactional
+/// one that begins, commits or aborts a transaction itself (strata runs it inside its
+/// own transaction with the history row, and a `COMMIT` in it would make part of the
+/// migration permanent without any record).
+fn check_scripts(plan: &Plan, kind: &str) -> Result<()> {
+    let dialect = if kind == "mysql" {
+        crate::sql::Dialect::MySql
+    } else {
+        crate::sql::Dialect::Standard
+    };
+    for step in &plan.steps {
+        if step.script.is_code_marker() || step.script.path.extension().is_some_and(|e| e == "json")
+        {
+            continue;
+        }
+        let text = step.script.text()?;
+        if let Some((at, what)) = crate::sql::unterminated(&text, dialect) {
+            return Err(crate::SourceError::new(
+                &step.script.path,
+                Some(step.script.line_at(&text, at)),
+                format!(
+                    "this {what} is never closed: everything after it would be sent as part of it"
+                ),
+            )
+            .with_help("close it; nothing of this run has been executed")
+            .into());
+        }
+        if !step.transactional {
+            continue;
+        }
+        let stmts = crate::sql::split_dialect(&text, dialect);
+        if let Some((i, st)) = stmts
+            .iter()
+            .enumerate()
+            .find(|(_, st)| crate::sql::is_transaction_control(st.text(&text)))
+        {
+            let at = crate::error::StatementRef::new(&step.script, &text, st, i, st.range.start);
+            let word = crate::sql::leading_words(st.text(&text), 1).join("");
+            return Err(crate::SourceError::new(
+                &at.path,
+                Some(at.line),
+                format!(
+                    "migration {} controls its own transaction (`{word}`, statement {}): strata runs it in a transaction with its history row, so it would commit part of the migration unrecorded",
+                    step.id, at.index
+                ),
+            )
+            .with_help("remove the BEGIN/COMMIT lines, or add `-- strata:no-transaction` to run the file statement by statement")
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// A failed step's error, or a clearer one when strata's history is gone after it (a
+/// migration that dropped strata's tables): the run stops and says so.
+async fn history_survived(d: &mut dyn Driver, step: &Step, error: DriverError) -> DriverError {
+    if error.transient {
+        return error;
+    }
+    let gone = match d.has_history().await {
+        Ok(false) => DriverError::new(
+            DriverErrorKind::Refused,
+            format!(
+                "strata's history tables disappeared while migration {} ran (did it drop them?); strata stopped",
+                step.id
+            ),
+        ),
+        Err(e) if e.kind == DriverErrorKind::Refused => e,
+        _ => return error,
+    };
+    gone.with_detail(format!("the migration's own error: {error}"))
 }
 
 fn state_kind(s: MigrationState) -> &'static str {

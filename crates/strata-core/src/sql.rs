@@ -57,6 +57,72 @@ pub fn split_dialect(sql: &str, dialect: Dialect) -> Vec<Statement> {
     s.run()
 }
 
+/// The first `n` words of a statement, upper-cased, after its leading comments.
+pub fn leading_words(text: &str, n: usize) -> Vec<String> {
+    let mut rest = text;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_ascii() && is_space(c as u8));
+        if let Some(r) = rest.strip_prefix("--").or_else(|| rest.strip_prefix('#')) {
+            rest = r.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |(_, r)| r);
+        } else {
+            break;
+        }
+    }
+    rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .take(n)
+        .map(str::to_ascii_uppercase)
+        .collect()
+}
+
+/// True for a statement that begins, commits or aborts a transaction (`BEGIN`,
+/// `START TRANSACTION`, `COMMIT`, `END`, `ROLLBACK` but not `ROLLBACK TO SAVEPOINT`,
+/// `ABORT`): inside a migration strata runs in a transaction, it would commit part of
+/// the migration without its history row.
+pub fn is_transaction_control(text: &str) -> bool {
+    let w = leading_words(text, 2);
+    let second = w.get(1).map(String::as_str);
+    match w.first().map(String::as_str) {
+        Some("BEGIN") => matches!(
+            second,
+            None | Some(
+                "TRANSACTION"
+                    | "WORK"
+                    | "ISOLATION"
+                    | "READ"
+                    | "NOT"
+                    | "DEFERRED"
+                    | "IMMEDIATE"
+                    | "EXCLUSIVE"
+            )
+        ),
+        Some("START") => second == Some("TRANSACTION"),
+        Some("COMMIT" | "END" | "ABORT") => {
+            matches!(second, None | Some("TRANSACTION" | "WORK" | "AND"))
+        }
+        Some("ROLLBACK") => second != Some("TO"),
+        _ => false,
+    }
+}
+
+/// The first string, quoted identifier, block comment, dollar-quoted string or goose
+/// `StatementBegin` block that `sql` leaves open, as (byte offset of its start, what
+/// it is). Such a script would send everything after it to the server as one token
+/// (an unclosed `/*` silently swallows the statements behind it).
+pub fn unterminated(sql: &str, dialect: Dialect) -> Option<(usize, &'static str)> {
+    let mut s = Splitter::new(sql);
+    s.mysql = dialect == Dialect::MySql;
+    s.lex().unterminated
+}
+
+/// Byte offsets of the `--` comments of `sql` that stand outside every string, quoted
+/// identifier, dollar quote and block comment (lexed as PostgreSQL and SQLite do).
+pub fn line_comment_starts(sql: &str) -> Vec<usize> {
+    Splitter::new(sql).lex().line_comments
+}
+
 /// The index of the statement holding byte `offset`, if any.
 pub fn statement_at(stmts: &[Statement], offset: usize) -> Option<usize> {
     // A position between statements belongs to the next one (leading comments).
@@ -83,8 +149,13 @@ struct Splitter<'a> {
     body_depth: usize,
     paren_depth: usize,
     goose_block: bool,
+    goose_begin: usize,
     prev_word: String,
     mysql: bool,
+    /// Byte offsets of the `--` comments outside every literal and block comment.
+    line_comments: Vec<usize>,
+    /// The first construct left open at the end of the script: (its start, what).
+    unterminated: Option<(usize, &'static str)>,
 }
 
 impl<'a> Splitter<'a> {
@@ -100,8 +171,11 @@ impl<'a> Splitter<'a> {
             body_depth: 0,
             paren_depth: 0,
             goose_block: false,
+            goose_begin: 0,
             prev_word: String::new(),
             mysql: false,
+            line_comments: Vec::new(),
+            unterminated: None,
         }
     }
 
@@ -125,7 +199,17 @@ impl<'a> Splitter<'a> {
         self.prev_word.clear();
     }
 
-    fn run(mut self) -> Vec<Statement> {
+    fn run(self) -> Vec<Statement> {
+        self.lex().out
+    }
+
+    fn left_open(&mut self, start: usize, what: &'static str) {
+        if self.unterminated.is_none() {
+            self.unterminated = Some((start, what));
+        }
+    }
+
+    fn lex(mut self) -> Self {
         let n = self.s.len();
         while self.i < n {
             if let Some(d) = &self.delimiter {
@@ -140,6 +224,7 @@ impl<'a> Splitter<'a> {
             match c {
                 _ if self.start.is_none() && self.at_delimiter_line() => self.delimiter_line(),
                 b'-' if self.peek(1) == Some(b'-') => {
+                    self.line_comments.push(self.i);
                     let end = self.find_byte(b'\n').unwrap_or(n);
                     let comment = self.src[self.i..end].trim();
                     self.goose_marker(comment, end);
@@ -170,7 +255,10 @@ impl<'a> Splitter<'a> {
                     let body_start = self.i + tag.len();
                     self.i = match self.src[body_start..].find(&tag) {
                         Some(p) => body_start + p + tag.len(),
-                        None => n,
+                        None => {
+                            self.left_open(self.i, "dollar-quoted string");
+                            n
+                        }
                     };
                 }
                 b'(' => {
@@ -202,8 +290,11 @@ impl<'a> Splitter<'a> {
                 }
             }
         }
+        if self.goose_block {
+            self.left_open(self.goose_begin, "`-- +goose StatementBegin` block");
+        }
         self.finish(n);
-        self.out
+        self
     }
 
     /// `DELIMITER <x>` (any case) where a statement could start.
@@ -241,6 +332,7 @@ impl<'a> Splitter<'a> {
         let lower = comment.to_ascii_lowercase();
         if lower.starts_with("-- +goose statementbegin") {
             self.goose_block = true;
+            self.goose_begin = self.i;
         } else if lower.starts_with("-- +goose statementend") {
             self.goose_block = false;
             self.finish(self.i);
@@ -252,6 +344,7 @@ impl<'a> Splitter<'a> {
         // PostgreSQL nests block comments; MySQL ends one at the first `*/`.
         let mut depth = 0usize;
         let n = self.s.len();
+        let start = self.i;
         while self.i < n {
             if self.s[self.i] == b'/' && self.peek(1) == Some(b'*') && !(self.mysql && depth > 0) {
                 depth += 1;
@@ -266,10 +359,12 @@ impl<'a> Splitter<'a> {
                 self.i += 1;
             }
         }
+        self.left_open(start, "block comment");
     }
 
     fn skip_quoted(&mut self, q: u8, backslash_escapes: bool) {
         let n = self.s.len();
+        let start = self.i;
         self.i += 1;
         while self.i < n {
             let c = self.s[self.i];
@@ -286,6 +381,14 @@ impl<'a> Splitter<'a> {
                 }
             }
         }
+        self.left_open(
+            start,
+            if q == b'\'' {
+                "string"
+            } else {
+                "quoted identifier"
+            },
+        );
     }
 
     /// `$tag$` or `$$` at the cursor, if it opens a dollar-quoted string.
@@ -331,6 +434,40 @@ impl<'a> Splitter<'a> {
             _ => {}
         }
         self.prev_word = w;
+    }
+}
+
+#[cfg(test)]
+mod transaction_control_tests {
+    use super::*;
+
+    #[test]
+    fn finds_top_level_transaction_control_only() {
+        for yes in [
+            "BEGIN",
+            "begin transaction",
+            "-- c\nCOMMIT",
+            "/* x */ START TRANSACTION",
+            "END",
+            "rollback",
+            "ABORT",
+            "BEGIN ISOLATION LEVEL SERIALIZABLE",
+            "COMMIT WORK",
+            "BEGIN IMMEDIATE",
+        ] {
+            assert!(is_transaction_control(yes), "{yes}");
+        }
+        for no in [
+            "ROLLBACK TO SAVEPOINT a",
+            "CREATE TABLE begin_x (a int)",
+            "DO $$ BEGIN PERFORM 1; END $$",
+            "BEGIN ATOMIC",
+            "SELECT 1",
+            "ending()",
+            "COMMITTED",
+        ] {
+            assert!(!is_transaction_control(no), "{no}");
+        }
     }
 }
 

@@ -8,10 +8,7 @@ use crate::HistoryNames;
 
 /// Connects once: read-only commands answer at once when the database is down.
 pub async fn connect_config(config: &Config) -> Result<Box<dyn Driver>, Error> {
-    let names = HistoryNames {
-        table: config.history_table.clone(),
-        schema: config.schema.clone(),
-    };
+    let names = HistoryNames::from_config(config);
     crate::connect(&config.database_url, &names)
         .await
         .map_err(|mut e| {

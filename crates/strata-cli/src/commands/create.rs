@@ -95,6 +95,14 @@ pub fn write_sql(
             "`{description}` has no letters or digits to name a file with"
         )));
     }
+    // The directory of a new project: created here, the one command that makes files.
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Error::Source(SourceError::new(
+            dir,
+            None,
+            format!("cannot create the migrations directory: {e}"),
+        ))
+    })?;
     let version = next_version(&ctx.migrator()?);
     let file = format!("{version}_{name}.sql");
     let path = dir.join(&file);
@@ -145,6 +153,14 @@ pub fn run(ctx: &Context, a: CreateArgs) -> Result<i32, Error> {
             a.name
         )));
     }
+    // The directory of a new project: created here, the one command that makes files.
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Error::Source(SourceError::new(
+            dir,
+            None,
+            format!("cannot create the migrations directory: {e}"),
+        ))
+    })?;
     let version = next_version(&ctx.migrator()?);
     let path = dir.join(format!("{version}_{name}.rs"));
     let io = |e: std::io::Error| {

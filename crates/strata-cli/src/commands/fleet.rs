@@ -21,10 +21,7 @@ struct Drivers<'a>(&'a Context);
 #[async_trait]
 impl Connector for Drivers<'_> {
     async fn connect(&self, url: &str) -> Result<Box<dyn Driver>, Error> {
-        let names = HistoryNames {
-            table: self.0.config.history_table.clone(),
-            schema: self.0.config.schema.clone(),
-        };
+        let names = HistoryNames::from_config(&self.0.config);
         Ok(strata_drivers::connect(url, &names).await?)
     }
 }

@@ -20,8 +20,15 @@ pub async fn run(ctx: &Context, a: UpArgs) -> Result<i32, Error> {
     };
     // A protected environment refuses error-level lint findings before anything runs.
     if ctx.config.protected && !a.dry_run && !a.allow_unsafe {
+        // Read without the lock: a `success=false` row may be a live run's migration
+        // in progress, not a failure, so it is planned as a resume here; the real run
+        // re-plans under the lock and refuses a real failure there.
         let dry = RunOptions {
             dry_run: true,
+            up: UpOptions {
+                resume: true,
+                ..opts.up
+            },
             ..opts.clone()
         };
         let plan = migrator

@@ -9,10 +9,7 @@ use crate::output::{paint, print_json, BOLD, GREEN, RED};
 
 /// Scratch databases beside the configured one.
 pub fn scratch(ctx: &Context) -> Result<ScratchDbs, Error> {
-    let names = HistoryNames {
-        table: ctx.config.history_table.clone(),
-        schema: ctx.config.schema.clone(),
-    };
+    let names = HistoryNames::from_config(&ctx.config);
     ScratchDbs::new(&ctx.config.database_url, &names)
 }
 

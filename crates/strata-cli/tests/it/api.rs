@@ -416,7 +416,7 @@ async fn dry_run_migrate_rollback_and_audit() {
     // Audit: every change and every POST that could change something, by token name
     // and user agent; history leaves the request rows out.
     let rows =
-        db.query("SELECT operation, record_id, changed_by, user_agent FROM audit_log ORDER BY id");
+        db.query("SELECT operation, record_id, changed_by, user_agent FROM {audit} ORDER BY id");
     assert_eq!(
         rows,
         [
@@ -431,7 +431,7 @@ async fn dry_run_migrate_rollback_and_audit() {
             "api_rollback|001|deployer|strata-api-test/1",
         ]
     );
-    let applied_by = db.query("SELECT applied_by FROM schema_migrations");
+    let applied_by = db.query("SELECT applied_by FROM {history}");
     assert_eq!(applied_by, ["deployer"]);
     let h = get(&app, "/api/v1/migrations/history?limit=3").await.json();
     let ops: Vec<&str> = h["events"]
@@ -559,7 +559,7 @@ async fn migrate_and_rollback_on_every_engine() {
         let s = get(&app, "/api/v1/migrations/status").await.json();
         assert_eq!(s["migrations"][2]["state"], "pending", "{}", db.url());
         let who = tokio::task::spawn_blocking(move || {
-            db.query("SELECT changed_by FROM audit_log WHERE operation = 'rollback'")
+            db.query("SELECT changed_by FROM {audit} WHERE operation = 'rollback'")
         })
         .await
         .unwrap();

@@ -35,16 +35,12 @@ fn shape(db: &TestDb) -> String {
         return db
             .dump()
             .lines()
-            .filter(|l| {
-                !l.starts_with("audit_log")
-                    && !l.starts_with("application_metadata")
-                    && !l.starts_with("schema_migrations:")
-            })
+            .filter(|l| !l.starts_with("strata."))
             .collect::<Vec<_>>()
             .join("\n");
     }
     let mut out = Vec::new();
-    for row in db.query("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND name NOT IN ('schema_migrations', 'audit_log', 'application_metadata') ORDER BY type, name") {
+    for row in db.query("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND substr(name, 1, 7) <> 'strata_' ORDER BY type, name") {
         let name = row.split('|').nth(1).unwrap().to_string();
         out.push(row.clone());
         if row.starts_with("table|") {

@@ -45,11 +45,10 @@ fn up_status_rollback_round_trip() {
         assert!(m["applied_at"].is_string() && m["execution_time_ms"].is_number());
 
         // History rows carry checksum, stored rollback SQL, who applied.
-        let rows = db.query("SELECT version, checksum, rollback_sql, success, applied_by FROM schema_migrations ORDER BY id");
+        let rows = db.query("SELECT version, checksum, rollback_sql, success, applied_by FROM {history} ORDER BY id");
         assert_eq!(rows.len(), 3);
         assert!(rows[1].contains("DROP TABLE posts;"), "{rows:?}");
-        let meta =
-            db.query("SELECT value FROM application_metadata WHERE \"key\" = 'schema_version'");
+        let meta = db.query("SELECT value FROM {metadata} WHERE \"key\" = 'schema_version'");
         assert_eq!(meta, ["003"]);
 
         // up again: nothing to do.
@@ -59,16 +58,16 @@ fn up_status_rollback_round_trip() {
         assert_eq!(rb["rolled_back"][0]["version"], "003");
         assert_eq!(db.tables(), ["posts", "users"]);
         assert_eq!(
-            db.query("SELECT value FROM application_metadata WHERE \"key\" = 'schema_version'"),
+            db.query("SELECT value FROM {metadata} WHERE \"key\" = 'schema_version'"),
             ["002"]
         );
 
         ok(&p.strata(&db, &["rollback", "--to", "base"]));
         assert!(db.tables().is_empty());
-        assert!(db.query("SELECT version FROM schema_migrations").is_empty());
+        assert!(db.query("SELECT version FROM {history}").is_empty());
 
         // Audit: every apply and rollback, newest first in history.
-        let ops = db.query("SELECT operation || ':' || record_id FROM audit_log ORDER BY id");
+        let ops = db.query("SELECT operation || ':' || record_id FROM {audit} ORDER BY id");
         assert_eq!(
             ops,
             [
@@ -169,12 +168,12 @@ fn stamp_and_baseline_record_without_running() {
         ok(&p.strata(&db, &["baseline", "002"]));
         assert!(db.tables().is_empty(), "baseline must not run SQL");
         assert_eq!(
-            db.query("SELECT version FROM schema_migrations ORDER BY id"),
+            db.query("SELECT version FROM {history} ORDER BY id"),
             ["001", "002"]
         );
         ok(&p.strata(&db, &["stamp", "003"]));
         assert_eq!(
-            db.query("SELECT operation FROM audit_log ORDER BY id"),
+            db.query("SELECT operation FROM {audit} ORDER BY id"),
             ["baseline", "baseline", "stamp"]
         );
         let o = p.strata(&db, &["stamp", "003"]);

@@ -14,11 +14,11 @@ fn race(db: &TestDb, processes: usize, migrations: usize, config: &str) {
     }
     up_in_parallel(p.root(), &db.url(), processes);
     assert_eq!(
-        db.query("SELECT count(*) FROM schema_migrations"),
+        db.query("SELECT count(*) FROM {history}"),
         [migrations.to_string()]
     );
     assert_eq!(
-        db.query("SELECT count(*) FROM audit_log WHERE operation = 'apply'"),
+        db.query("SELECT count(*) FROM {audit} WHERE operation = 'apply'"),
         [migrations.to_string()]
     );
     assert_eq!(db.tables().len(), migrations);
@@ -44,10 +44,7 @@ fn sixteen_processes_with_a_lease_lock_apply_each_migration_once() {
         "[settings]\nlock = \"lease\"\nlease_seconds = 5\n",
     );
     // Released on the way out: no lease row is left behind.
-    assert_eq!(
-        db.query("SELECT count(*) FROM schema_migrations_lock"),
-        ["0"]
-    );
+    assert_eq!(db.query("SELECT count(*) FROM {lease}"), ["0"]);
 }
 
 #[test]
@@ -69,10 +66,7 @@ fn sixteen_processes_with_a_lease_lock_on_mysql() {
         30,
         "[settings]\nlock = \"lease\"\nlease_seconds = 5\n",
     );
-    assert_eq!(
-        db.query("SELECT count(*) FROM schema_migrations_lock"),
-        ["0"]
-    );
+    assert_eq!(db.query("SELECT count(*) FROM {lease}"), ["0"]);
 }
 
 #[test]

@@ -9,11 +9,7 @@ use crate::support::*;
 /// A dump without strata's own tables, to compare user schemas.
 fn without_strata_tables(dump: &str) -> String {
     dump.lines()
-        .filter(|l| {
-            !["schema_migrations", "application_metadata", "audit_log"]
-                .iter()
-                .any(|t| l.starts_with(t))
-        })
+        .filter(|l| !["strata_", "strata."].iter().any(|t| l.starts_with(t)))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -113,7 +109,7 @@ fn vaultwarden_mysql_applies_with_init_sql() {
         "{}",
         stderr(&o)
     );
-    let failed = db.query("SELECT count(*) FROM schema_migrations WHERE success = 0");
+    let failed = db.query("SELECT count(*) FROM {history} WHERE success = 0");
     assert_eq!(failed, ["1"]);
     // With `init_sql` (as Flyway's initSql) it applies unchanged, from a fresh database.
     drop(db);
@@ -220,10 +216,7 @@ fn atuin_applies_on_postgres_and_sqlite() {
         "{}",
         stderr(&o)
     );
-    assert_eq!(
-        scripts.query("SELECT count(*) FROM schema_migrations"),
-        ["2"]
-    );
+    assert_eq!(scripts.query("SELECT count(*) FROM {history}"), ["2"]);
 }
 
 /// river's SQL is a template: a copy with the `/* TEMPLATE: schema */` markers removed.

@@ -42,10 +42,10 @@ fn spawn_up(p: &Project, url: &str) -> Child {
 
 /// Every applied migration has its table and ledger row, and nothing else exists.
 fn assert_consistent(db: &TestDb, trial: usize) -> usize {
-    let failed = db.query("SELECT count(*) FROM schema_migrations WHERE NOT success");
+    let failed = db.query("SELECT count(*) FROM {history} WHERE NOT success");
     assert_eq!(failed, ["0"], "trial {trial}: a failed row after a crash");
     let mut applied: Vec<usize> = db
-        .query("SELECT version FROM schema_migrations")
+        .query("SELECT version FROM {history}")
         .iter()
         .filter_map(|v| v.parse().ok())
         .filter(|v| *v > 0)
@@ -71,7 +71,7 @@ fn assert_consistent(db: &TestDb, trial: usize) -> usize {
         applied, ledger,
         "trial {trial}: history and ledger disagree"
     );
-    let audited = db.query("SELECT count(*) FROM audit_log WHERE operation = 'apply'");
+    let audited = db.query("SELECT count(*) FROM {audit} WHERE operation = 'apply'");
     assert_eq!(
         audited,
         [(applied.len() + 1).to_string()],
@@ -177,12 +177,12 @@ fn server_restart_mid_run_is_ridden_out_by_retries() {
     assert!(o.status.success(), "strata failed across a restart:\n{err}");
     assert!(err.contains("retrying"), "no retry was logged:\n{err}");
     let db = ExternalDb(url.clone());
-    assert_eq!(db.query("SELECT count(*) FROM schema_migrations"), ["30"]);
+    assert_eq!(db.query("SELECT count(*) FROM {history}"), ["30"]);
     assert_eq!(
         db.query("SELECT count(*) FROM pg_tables WHERE tablename ~ '^t[0-9]+$'"),
         ["30"]
     );
-    let retries = db.query("SELECT count(*) FROM audit_log WHERE operation = 'retry'");
+    let retries = db.query("SELECT count(*) FROM {audit} WHERE operation = 'retry'");
     assert_ne!(retries, ["0"], "the retry was not audited");
 }
 
@@ -207,6 +207,6 @@ fn up_waits_for_a_server_that_is_starting() {
     assert!(o.status.success(), "{err}");
     assert!(err.contains("cannot connect, retrying"), "{err}");
     let db = ExternalDb(cluster.url("postgres"));
-    assert_eq!(db.query("SELECT count(*) FROM schema_migrations"), ["1"]);
+    assert_eq!(db.query("SELECT count(*) FROM {history}"), ["1"]);
     let _ = cluster.dir();
 }

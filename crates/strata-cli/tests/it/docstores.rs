@@ -690,7 +690,7 @@ fn multi_database_example_runs_by_target_and_database() {
         "mongodb,postgresql",
     ]));
     assert_eq!(
-        pg.query("SELECT version FROM schema_migrations ORDER BY version"),
+        pg.query("SELECT version FROM {history} ORDER BY version"),
         ["1.0.0", "1.1.0", "1.2.0"]
     );
     assert_eq!(pg.query("SELECT email FROM users"), ["admin@example.com"]);
@@ -712,7 +712,7 @@ fn multi_database_example_runs_by_target_and_database() {
     ok(&run(&["rollback", "1.0.0", "--databases", "mongodb"]));
     assert_eq!(versions(&m), ["1.0.0"]);
     assert_eq!(
-        pg.query("SELECT count(*) FROM schema_migrations"),
+        pg.query("SELECT count(*) FROM {history}"),
         ["3"],
         "postgresql untouched"
     );

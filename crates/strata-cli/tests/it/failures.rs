@@ -18,7 +18,7 @@ fn failing_migration_leaves_nothing_and_names_statement_and_line() {
         assert!(err.contains("002_bad.sql:5"), "{err}");
         assert!(err.contains("CRATE"), "{err}");
         // The failure is audited although its transaction rolled back.
-        let audit = db.query("SELECT operation || ':' || record_id FROM audit_log ORDER BY id");
+        let audit = db.query("SELECT operation || ':' || record_id FROM {audit} ORDER BY id");
         assert_eq!(audit, ["apply:001", "failure:002"]);
         if db.is_mysql() {
             mysql_failure_is_recorded_and_resumed(&db, &p);
@@ -26,7 +26,7 @@ fn failing_migration_leaves_nothing_and_names_statement_and_line() {
         }
         // 001 stays applied; nothing of 002 remains; 003 never ran.
         assert_eq!(db.tables(), ["ok_table"]);
-        assert_eq!(db.query("SELECT version FROM schema_migrations"), ["001"]);
+        assert_eq!(db.query("SELECT version FROM {history}"), ["001"]);
         // JSON error shape.
         let j = json(&p.strata(&db, &["up", "--json"]));
         assert_eq!(j["error"]["kind"], "migration_failed");
@@ -44,7 +44,7 @@ fn failing_migration_leaves_nothing_and_names_statement_and_line() {
 fn mysql_failure_is_recorded_and_resumed(db: &TestDb, p: &Project) {
     assert_eq!(db.tables(), ["half", "ok_table"]);
     assert_eq!(
-        db.query("SELECT version, success, statements_done FROM schema_migrations ORDER BY id"),
+        db.query("SELECT version, success, statements_done FROM {history} ORDER BY id"),
         ["001|1|1", "002|0|2"]
     );
     let s = json(&p.strata(db, &["status", "--json"]));
@@ -59,7 +59,7 @@ fn mysql_failure_is_recorded_and_resumed(db: &TestDb, p: &Project) {
     // Statement 1 and 2 ran once: one row in `half`.
     assert_eq!(db.query("SELECT count(*) FROM half"), ["1"]);
     assert_eq!(
-        db.query("SELECT version, success, statements_done FROM schema_migrations ORDER BY id"),
+        db.query("SELECT version, success, statements_done FROM {history} ORDER BY id"),
         ["001|1|1", "002|1|3", "003|1|1"]
     );
 }
@@ -95,8 +95,7 @@ fn non_transactional_failure_records_progress_and_resumes() {
         let o = p.strata(&db, &["up"]);
         assert_eq!(code(&o), 1, "{}", stderr(&o));
         assert!(stderr(&o).contains("statement 3"), "{}", stderr(&o));
-        let row = db
-            .query("SELECT success, statements_done FROM schema_migrations WHERE version = '001'");
+        let row = db.query("SELECT success, statements_done FROM {history} WHERE version = '001'");
         let falsy = format!("{}|2", db.bool_text(false));
         assert_eq!(row, [falsy]);
         assert_eq!(db.tables(), ["nt1", "nt2"]);
@@ -116,8 +115,7 @@ fn non_transactional_failure_records_progress_and_resumes() {
             stdout(&o)
         );
         assert_eq!(db.tables(), ["after_nt", "nt1", "nt2", "nt3"]);
-        let row = db
-            .query("SELECT success, statements_done FROM schema_migrations WHERE version = '001'");
+        let row = db.query("SELECT success, statements_done FROM {history} WHERE version = '001'");
         assert_eq!(row, [format!("{}|4", db.bool_text(true))]);
         assert_eq!(db.query("SELECT count(*) FROM nt1"), ["1"]);
     }

@@ -72,13 +72,13 @@ fn fifty_schemas_one_broken_concurrency_eight_then_resume() {
     // Each schema holds its own tables and history; the failure touched nobody else.
     assert_eq!(
         db.query(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'strata_schema_migrations'"
         ),
         ["50"]
     );
     assert_eq!(db.query("SELECT count(*) FROM tenant_07.customers"), ["1"]);
     assert_eq!(
-        db.query("SELECT count(*) FROM tenant_13.schema_migrations"),
+        db.query("SELECT count(*) FROM tenant_13.strata_schema_migrations"),
         ["1"]
     );
     eprintln!(

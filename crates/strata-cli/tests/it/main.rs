@@ -4,6 +4,7 @@
 mod api;
 mod authoring;
 mod bad_input;
+mod bookkeeping;
 mod cluster;
 mod commands;
 mod concurrency;
@@ -15,6 +16,7 @@ mod failures;
 mod fleet;
 mod lint;
 mod projects;
+mod refusals;
 mod safety;
 mod secrets;
 mod server;

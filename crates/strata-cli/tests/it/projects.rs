@@ -87,15 +87,15 @@ fn postgres_sqlite_and_mariadb_with_cross_database_dependencies() {
     assert_eq!(my.tables(), ["doc_index"]);
     // Each database keeps its own history.
     assert_eq!(
-        pg.query("SELECT version FROM schema_migrations ORDER BY id"),
+        pg.query("SELECT version FROM {history} ORDER BY id"),
         ["001", "002"]
     );
     assert_eq!(
-        lite.query("SELECT version FROM schema_migrations ORDER BY id"),
+        lite.query("SELECT version FROM {history} ORDER BY id"),
         ["1.0.0", "1.1.0"]
     );
     assert_eq!(
-        my.query("SELECT version FROM schema_migrations ORDER BY id"),
+        my.query("SELECT version FROM {history} ORDER BY id"),
         ["001"]
     );
 
@@ -123,7 +123,7 @@ fn postgres_sqlite_and_mariadb_with_cross_database_dependencies() {
         "{}",
         stderr(&o)
     );
-    assert_eq!(lite.query("SELECT count(*) FROM schema_migrations"), ["2"]);
+    assert_eq!(lite.query("SELECT count(*) FROM {history}"), ["2"]);
 
     // All together: dependents first.
     let o = strata(root, &["rollback", "--to", "base", "--json"]);

@@ -98,7 +98,7 @@ fn a_migration_behind_a_long_transaction_fails_fast_names_the_blocker_and_retrie
         db.query("SELECT count(*) FROM information_schema.columns WHERE table_name = 't' AND column_name = 'note'"),
         ["1"]
     );
-    let retries = db.query("SELECT record_id FROM audit_log WHERE operation = 'retry'");
+    let retries = db.query("SELECT record_id FROM {audit} WHERE operation = 'retry'");
     assert!(
         !retries.is_empty() && retries.iter().all(|r| r == "002"),
         "{retries:?}"
@@ -172,7 +172,7 @@ fn a_mysql_migration_behind_a_long_transaction_names_the_blocker_and_retries() {
         db.query("SELECT count(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 't' AND column_name = 'note'"),
         ["1"]
     );
-    let retries = db.query("SELECT record_id FROM audit_log WHERE operation = 'retry'");
+    let retries = db.query("SELECT record_id FROM {audit} WHERE operation = 'retry'");
     assert!(
         !retries.is_empty() && retries.iter().all(|r| r == "002"),
         "{retries:?}"
@@ -193,8 +193,8 @@ fn an_expired_lease_is_taken_over_and_a_live_one_is_named() {
     // A holder that died without releasing: its lease runs 3 more seconds.
     ok(&p.strata(&db, &["status"]));
     db.query(
-        "CREATE TABLE schema_migrations_lock (name TEXT PRIMARY KEY, holder TEXT NOT NULL, acquired_at TIMESTAMPTZ NOT NULL, heartbeat_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL); \
-         INSERT INTO schema_migrations_lock VALUES ('migrate', 'ghost@elsewhere pid 1', now(), now(), now() + interval '3 seconds')",
+        "CREATE TABLE {lease} (name TEXT PRIMARY KEY, holder TEXT NOT NULL, acquired_at TIMESTAMPTZ NOT NULL, heartbeat_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL); \
+         INSERT INTO {lease} VALUES ('migrate', 'ghost@elsewhere pid 1', now(), now(), now() + interval '3 seconds')",
     );
     let o = p.strata(&db, &["up"]);
     assert_eq!(code(&o), 3, "{}", stderr(&o));
@@ -211,10 +211,7 @@ fn an_expired_lease_is_taken_over_and_a_live_one_is_named() {
     );
     ok(&p.strata(&db, &["up"]));
     assert_eq!(db.tables(), ["a"]);
-    assert_eq!(
-        db.query("SELECT count(*) FROM schema_migrations_lock"),
-        ["0"]
-    );
+    assert_eq!(db.query("SELECT count(*) FROM {lease}"), ["0"]);
 }
 
 #[test]
@@ -243,8 +240,7 @@ fn a_killed_lease_holder_is_taken_over_after_expiry() {
     // Kill it once it holds the lease.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let held =
-            std::panic::catch_unwind(|| db.query("SELECT count(*) FROM schema_migrations_lock"));
+        let held = std::panic::catch_unwind(|| db.query("SELECT count(*) FROM {lease}"));
         if matches!(held.as_deref(), Ok([n]) if n == "1") {
             break;
         }
@@ -266,7 +262,7 @@ fn a_killed_lease_holder_is_taken_over_after_expiry() {
         "took over a killed holder's lease in {:?}",
         started.elapsed()
     );
-    assert_eq!(db.query("SELECT count(*) FROM schema_migrations"), ["4"]);
+    assert_eq!(db.query("SELECT count(*) FROM {history}"), ["4"]);
     assert_eq!(db.tables().len(), 4);
 }
 
@@ -315,7 +311,7 @@ fn repair_clears_failed_rows_and_rerecords_edited_checksums() {
             .iter()
             .all(|m| m["state"] == "applied"));
         assert_eq!(code(&p.strata(&db, &["health"])), 0);
-        let ops = db.query("SELECT operation FROM audit_log WHERE operation = 'repair'");
+        let ops = db.query("SELECT operation FROM {audit} WHERE operation = 'repair'");
         assert_eq!(ops.len(), 2, "one audit row per repaired row");
         // CRLF line endings are not an edit.
         let text = std::fs::read_to_string(p.migrations().join("001_a.sql")).unwrap();
@@ -367,7 +363,11 @@ fn health_is_0_1_or_2() {
 /// A dump without the audit log (and SQLite's sequence counter that follows it).
 fn without_audit(dump: &str) -> String {
     dump.lines()
-        .filter(|l| !l.starts_with("audit_log:") && !l.starts_with("sqlite_sequence:"))
+        .filter(|l| {
+            !l.starts_with("strata_audit_log:")
+                && !l.starts_with("strata.audit_log:")
+                && !l.starts_with("sqlite_sequence:")
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -409,7 +409,7 @@ fn backups_round_trip(db: &TestDb) {
         without_audit(&before),
         "restore did not bring back the backed-up state"
     );
-    let restores = db.query("SELECT record_id FROM audit_log WHERE operation = 'restore'");
+    let restores = db.query("SELECT record_id FROM {audit} WHERE operation = 'restore'");
     assert_eq!(restores, ["002"]);
     let s = json(&p.strata(db, &["--json", "status"]));
     assert_eq!(s["current"], "002");

@@ -146,7 +146,7 @@ fn passwords_never_appear_in_any_output() {
         leaks.join("\n---\n")
     );
     // Nor is it stored: strata keeps no URL in the database or the backups' sidecars.
-    let dumped = db.query("SELECT string_agg(t::text, ' ') FROM (SELECT * FROM audit_log) t");
+    let dumped = db.query("SELECT string_agg(t::text, ' ') FROM (SELECT * FROM {audit}) t");
     assert!(!dumped.concat().contains(PASSWORD));
     for entry in std::fs::read_dir(p.root().join("backups")).unwrap() {
         let path = entry.unwrap().path();

@@ -207,7 +207,7 @@ async fn serve_migrates_and_rolls_back_over_http_on_postgres() {
 
     // The audit rows name the token, the client's address and its user agent.
     let rows = sync(|| {
-        db.query("SELECT operation, record_id, changed_by, ip_address, user_agent FROM audit_log ORDER BY id")
+        db.query("SELECT operation, record_id, changed_by, ip_address, user_agent FROM {audit} ORDER BY id")
     });
     assert_eq!(
         rows,
@@ -221,7 +221,7 @@ async fn serve_migrates_and_rolls_back_over_http_on_postgres() {
         ]
     );
     assert_eq!(
-        sync(|| db.query("SELECT applied_by FROM schema_migrations ORDER BY id")),
+        sync(|| db.query("SELECT applied_by FROM {history} ORDER BY id")),
         ["deployer", "deployer"]
     );
 
@@ -408,11 +408,11 @@ fn console_in_headless_chromium() {
     assert_eq!(seen["states"], json!(["applied", "applied", "pending"]));
     // What the page showed is what the database holds.
     assert_eq!(
-        db.query("SELECT version, applied_by FROM schema_migrations ORDER BY id"),
+        db.query("SELECT version, applied_by FROM {history} ORDER BY id"),
         ["001|deployer", "002|deployer"]
     );
     assert_eq!(
-        db.query("SELECT count(*) FROM audit_log WHERE operation = 'rollback' AND record_id = '003' AND ip_address = '127.0.0.1'"),
+        db.query("SELECT count(*) FROM {audit} WHERE operation = 'rollback' AND record_id = '003' AND ip_address = '127.0.0.1'"),
         ["1"]
     );
     let png = std::fs::read(shots.join("console.png")).expect("the screenshot");

@@ -167,8 +167,10 @@ impl TestDb {
         }
     }
 
-    /// Runs a query and returns every row as text columns joined by `|`.
+    /// Runs a query and returns every row as text columns joined by `|`. `{history}`,
+    /// `{audit}`, `{metadata}` and `{lease}` stand for strata's tables on this engine.
     pub fn query(&self, sql: &str) -> Vec<String> {
+        let sql = &strata_tables(sql, self.is_postgres());
         match self {
             TestDb::Sqlite { path, .. } => {
                 let conn = rusqlite::Connection::open(path).expect("open sqlite");
@@ -198,6 +200,18 @@ impl TestDb {
         }
     }
 
+    /// Runs a statement that returns no rows (DDL, an insert), panicking on failure.
+    pub fn exec(&self, sql: &str) {
+        match self {
+            TestDb::MySql { url, .. } => {
+                mysql_exec(url, &strata_tables(sql, false)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+            _ => {
+                self.query(sql);
+            }
+        }
+    }
+
     /// Whether a statement succeeds (a constraint holding, a column existing).
     pub fn succeeds(&self, sql: &str) -> bool {
         match self {
@@ -209,14 +223,14 @@ impl TestDb {
     /// User tables (not strata's), sorted.
     pub fn tables(&self) -> Vec<String> {
         match self {
-            TestDb::Sqlite { .. } => self.query("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' AND name NOT IN ('schema_migrations','schema_migrations_lock','application_metadata','audit_log') ORDER BY name"),
-            TestDb::Postgres { .. } => self.query("SELECT table_name FROM information_schema.tables WHERE table_schema='public' AND table_type='BASE TABLE' AND table_name NOT IN ('schema_migrations','schema_migrations_lock','application_metadata','audit_log') ORDER BY 1"),
-            TestDb::MySql { .. } => self.query("SELECT table_name FROM information_schema.tables WHERE table_schema=DATABASE() AND table_type='BASE TABLE' AND table_name NOT IN ('schema_migrations','schema_migrations_lock','application_metadata','audit_log') ORDER BY 1"),
+            TestDb::Sqlite { .. } => self.query("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' AND substr(name, 1, 7) <> 'strata_' ORDER BY name"),
+            TestDb::Postgres { .. } => self.query("SELECT table_name FROM information_schema.tables WHERE table_schema='public' AND table_type='BASE TABLE' AND substr(table_name, 1, 7) <> 'strata_' ORDER BY 1"),
+            TestDb::MySql { .. } => self.query("SELECT table_name FROM information_schema.tables WHERE table_schema=DATABASE() AND table_type='BASE TABLE' AND substr(table_name, 1, 7) <> 'strata_' ORDER BY 1"),
             TestDb::DuckDb { path, .. } => {
                 if !path.exists() {
                     return vec![];
                 }
-                self.query("SELECT table_name FROM information_schema.tables WHERE table_type='BASE TABLE' AND table_name NOT IN ('schema_migrations','schema_migrations_lock','application_metadata','audit_log') ORDER BY 1")
+                self.query("SELECT table_name FROM information_schema.tables WHERE table_type='BASE TABLE' AND substr(table_name, 1, 7) <> 'strata_' ORDER BY 1")
             }
         }
     }
@@ -253,8 +267,9 @@ impl TestDb {
                 out.push_str(&self.query("SELECT proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' ORDER BY 1").join(","));
                 out.push('\n');
                 out.push_str(&self.query("SELECT typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'public' AND t.typtype = 'e' ORDER BY 1").join(","));
-                for t in self.query("SELECT table_name FROM information_schema.tables WHERE table_schema='public' AND table_type='BASE TABLE' ORDER BY 1") {
-                    let rows = self.query(&format!("SELECT md5(coalesce(string_agg(x::text, ',' ORDER BY x::text), '')) FROM \"{t}\" x"));
+                // Application tables by name, strata's as `strata.NAME`.
+                for t in self.query("SELECT CASE table_schema WHEN 'public' THEN '' ELSE table_schema || '.' END || table_name FROM information_schema.tables WHERE table_schema IN ('public', 'strata') AND table_type='BASE TABLE' ORDER BY 1") {
+                    let rows = self.query(&format!("SELECT md5(coalesce(string_agg(x::text, ',' ORDER BY x::text), '')) FROM {t} x"));
                     out.push_str(&format!("\n{t}: {rows:?}"));
                 }
                 out
@@ -442,8 +457,18 @@ pub struct ExternalDb(pub String);
 
 impl ExternalDb {
     pub fn query(&self, sql: &str) -> Vec<String> {
-        pg_query(&self.0, sql)
+        pg_query(&self.0, &strata_tables(sql, true))
     }
+}
+
+/// `sql` with `{history}`, `{audit}`, `{metadata}` and `{lease}` replaced by strata's
+/// default table names: in the `strata` schema on PostgreSQL, `strata_`-prefixed elsewhere.
+pub fn strata_tables(sql: &str, postgres: bool) -> String {
+    let prefix = if postgres { "strata." } else { "strata_" };
+    sql.replace("{history}", &format!("{prefix}schema_migrations"))
+        .replace("{audit}", &format!("{prefix}audit_log"))
+        .replace("{metadata}", &format!("{prefix}application_metadata"))
+        .replace("{lease}", &format!("{prefix}schema_migrations_lock"))
 }
 
 fn url_with_db(admin: &str, db: &str) -> String {

@@ -63,11 +63,10 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Source {
-                dir: dir.to_path_buf(),
-                migrations: vec![],
-                manifest: None,
-            })
+            // Never "nothing to do": a mistyped --dir would report an up-to-date
+            // database (and create an empty one) without applying a thing.
+            return Err(SourceError::new(dir, None, "the migrations directory does not exist")
+                .with_help("check --dir (or `migrations` in strata.toml); `strata create NAME` starts a new one"));
         }
         Err(e) => {
             return Err(SourceError::new(
@@ -102,15 +101,19 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
     // Sized once: growing a vector of 10,000 migrations by doubling held two copies.
     found.reserve_exact(names.len());
 
+    // Entries that are no migration, reported when nothing else is found.
+    let mut skipped: Vec<&str> = Vec::new();
     for (name, is_dir) in &names {
         let path = &dir.join(name);
         if *is_dir {
-            if let Some(m) = read_migration_dir(name, path)? {
-                found.push(m);
+            match read_migration_dir(name, path)? {
+                Some(m) => found.push(m),
+                None => skipped.push(name),
             }
             continue;
         }
         let Some(layout) = FileLayout::classify(name) else {
+            skipped.push(name);
             continue;
         };
         match layout {
@@ -143,6 +146,22 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
         }
     }
 
+    skipped.retain(|n| !n.starts_with('.') && !KNOWN_FILES.contains(n));
+    if found.is_empty() && json_meta.is_empty() && !skipped.is_empty() {
+        let shown: Vec<&str> = skipped.iter().take(10).copied().collect();
+        return Err(SourceError::new(
+            dir,
+            None,
+            format!(
+                "no file here is a migration strata can read ({} entr{} skipped: {}{})",
+                skipped.len(),
+                if skipped.len() == 1 { "y" } else { "ies" },
+                shown.join(", "),
+                if skipped.len() > shown.len() { ", ..." } else { "" }
+            ),
+        )
+        .with_help("migration files are named like 001_name.sql, V1__name.sql, 20240101120000_name.up.sql or <version>_<name>/up.sql (see the file formats in the docs)"));
+    }
     drop(names);
     // JSON files without a SQL sibling are document-store migrations.
     let mut doc_stems: Vec<String> = Vec::new();
@@ -239,9 +258,40 @@ pub(crate) fn diesel_order(found: &mut [Migration]) {
     }
 }
 
-fn read_text(path: &Path) -> Result<String, SourceError> {
-    let bytes = fs::read(path)
-        .map_err(|e| SourceError::new(path, None, format!("cannot read file: {e}")))?;
+/// A migration file's bytes, without a UTF-8 byte-order mark. Anything but a regular
+/// file (a FIFO, a device such as `/dev/zero` behind a symbolic link, a socket) is
+/// refused before a byte is read: reading one could block forever or never end.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, SourceError> {
+    let cannot = |e: std::io::Error| SourceError::new(path, None, format!("cannot read file: {e}"));
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Opening a FIFO for reading waits for a writer unless non-blocking; for a
+        // regular file the flag changes nothing.
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let mut file = options.open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(SourceError::new(path, None, "not a regular file")
+            .with_help("a migration must be a regular file (or a symbolic link to one); move this entry out of the migrations directory"));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::io::Read::read_to_end(&mut file, &mut bytes).map_err(cannot)?;
+    if bytes.starts_with(&[0xef, 0xbb, 0xbf]) {
+        // Editors on Windows write one; left in, it would hide the header's first line.
+        bytes.drain(..3);
+    }
+    Ok(bytes)
+}
+
+/// Files a migrations directory holds besides migrations.
+const KNOWN_FILES: &[&str] = &["strata.sum", "migration_config.yaml", "README.md", "README"];
+
+pub(crate) fn read_text(path: &Path) -> Result<String, SourceError> {
+    let bytes = read_file(path)?;
     if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
         return Err(SourceError::new(
             path,
@@ -249,6 +299,11 @@ fn read_text(path: &Path) -> Result<String, SourceError> {
             "file is UTF-16 (it starts with a UTF-16 byte-order mark)",
         )
         .with_help("save the file as UTF-8"));
+    }
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        return Err(SourceError::new(path, Some(line), "file contains a NUL byte")
+            .with_help("SQL text never holds NUL bytes: the file is binary or damaged, and engines cut statements at one"));
     }
     String::from_utf8(bytes).map_err(|e| {
         let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];

@@ -42,6 +42,10 @@ pub(crate) fn parse(path: &Arc<Path>, text: &str) -> Result<SqlFile, SourceError
     let mut up_end = text.len();
     let mut in_header = true;
     let mut offset = 0usize;
+    // Top-level `--` comments, lexed only when a marker line needs checking.
+    let mut top_level: Option<Vec<usize>> = None;
+    // The line of a goose `StatementBegin` not yet closed.
+    let mut goose_open: Option<usize> = None;
 
     for (idx, raw_line) in text.split_inclusive('\n').enumerate() {
         let lineno = idx + 1;
@@ -57,6 +61,17 @@ pub(crate) fn parse(path: &Arc<Path>, text: &str) -> Result<SqlFile, SourceError
         };
         let body = comment.trim();
         let lower = body.to_ascii_lowercase();
+        if lower.starts_with("+goose statementbegin") {
+            goose_open = Some(lineno);
+        } else if lower.starts_with("+goose statementend") {
+            if goose_open.take().is_none() {
+                return Err(SourceError::new(
+                    path,
+                    Some(lineno),
+                    "`-- +goose StatementEnd` without a `StatementBegin` before it",
+                ));
+            }
+        }
 
         // Section markers, accepted anywhere.
         let marker =
@@ -71,6 +86,18 @@ pub(crate) fn parse(path: &Arc<Path>, text: &str) -> Result<SqlFile, SourceError
                 None
             };
         if let Some(m) = marker {
+            // A marker inside a string, dollar-quoted body or block comment is text: the
+            // file cannot be cut there, and guessing would run a rollback as part of up.
+            let dashes = line_start + (raw_line.len() - raw_line.trim_start().len());
+            let lexed = top_level.get_or_insert_with(|| crate::sql::line_comment_starts(text));
+            if lexed.binary_search(&dashes).is_err() {
+                return Err(SourceError::new(
+                    path,
+                    Some(lineno),
+                    format!("the section marker `--{comment}` stands inside a string, dollar-quoted body or block comment that an earlier line opened"),
+                )
+                .with_help("close the literal or comment before the marker (or, if the marker is meant as text, change its wording)"));
+            }
             if m == Section::Up {
                 if saw_up_marker || section == Section::Down {
                     return Err(SourceError::new(
@@ -112,6 +139,14 @@ pub(crate) fn parse(path: &Arc<Path>, text: &str) -> Result<SqlFile, SourceError
         }
     }
 
+    if let Some(line) = goose_open {
+        return Err(SourceError::new(
+            path,
+            Some(line),
+            "`-- +goose StatementBegin` without a `StatementEnd` after it",
+        )
+        .with_help("add `-- +goose StatementEnd` after the statement it wraps"));
+    }
     if saw_up_marker && up_start.0 > up_end {
         up_end = up_start.0;
     }

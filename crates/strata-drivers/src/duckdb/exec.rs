@@ -115,7 +115,7 @@ fn record(
 ) -> Result<(), DriverError> {
     let ms = elapsed.as_millis() as i64;
     match &change.record {
-        Record::Apply(row) => history::upsert(conn, t, row, ms)?,
+        Record::Apply(row) => history::write(conn, t, row, ms, change.replaces)?,
         Record::Remove { version } => history::remove(conn, t, version)?,
         Record::Repair {
             version,
@@ -147,7 +147,7 @@ fn non_transactional(
         let mut r = row.clone();
         r.success = false;
         r.statements_done = 0;
-        history::upsert(conn, t, &r, 0)?;
+        history::write(conn, t, &r, 0, change.replaces)?;
     }
     let started = Instant::now();
     run_init(conn, change)?;
@@ -163,6 +163,8 @@ fn non_transactional(
     )?;
     let elapsed = started.elapsed();
     let mut done = change.clone();
+    // The `success=false` row written (or resumed) above.
+    done.replaces = true;
     if let Record::Apply(row) = &mut done.record {
         row.success = true;
         row.statements_done = split(change.sql).len() as i64;

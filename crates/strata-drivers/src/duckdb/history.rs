@@ -6,29 +6,10 @@ use duckdb::{params, Connection};
 use strata_core::{AppliedMigration, AuditEntry, AuditRecord, Checksum, DriverError};
 
 use super::duck_error;
+use crate::layout::{Bookkeeping, Found};
 
-#[derive(Clone)]
-pub(super) struct Tables {
-    pub plain: String,
-    pub history: String,
-    pub metadata: String,
-    pub audit: String,
-}
-
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
-impl Tables {
-    pub fn new(table: &str) -> Self {
-        Tables {
-            plain: table.to_string(),
-            history: quote(table),
-            metadata: quote("application_metadata"),
-            audit: quote("audit_log"),
-        }
-    }
-}
+/// strata's tables on this connection ([`crate::layout`]).
+pub(super) type Tables = crate::layout::Names;
 
 fn now() -> String {
     Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
@@ -40,67 +21,52 @@ fn parse_ts(s: &str) -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-pub(super) fn ensure(conn: &Connection, t: &Tables) -> Result<(), DriverError> {
-    conn.execute_batch(&format!(
-        "CREATE SEQUENCE IF NOT EXISTS strata_history_id;
-         CREATE SEQUENCE IF NOT EXISTS strata_audit_id;
-         CREATE SEQUENCE IF NOT EXISTS strata_metadata_id;
-         CREATE TABLE IF NOT EXISTS {h} (
-            id BIGINT PRIMARY KEY DEFAULT nextval('strata_history_id'),
-            version VARCHAR NOT NULL UNIQUE,
-            name VARCHAR NOT NULL,
-            description VARCHAR,
-            applied_at VARCHAR NOT NULL,
-            checksum VARCHAR NOT NULL,
-            execution_time_ms BIGINT NOT NULL DEFAULT 0,
-            rollback_sql VARCHAR,
-            success BOOLEAN NOT NULL DEFAULT TRUE,
-            statements_done INTEGER NOT NULL DEFAULT 0,
-            applied_by VARCHAR);
-         CREATE TABLE IF NOT EXISTS {m} (
-            id BIGINT PRIMARY KEY DEFAULT nextval('strata_metadata_id'),
-            key VARCHAR NOT NULL UNIQUE,
-            value VARCHAR,
-            description VARCHAR,
-            created_at VARCHAR NOT NULL,
-            updated_at VARCHAR NOT NULL);
-         CREATE TABLE IF NOT EXISTS {a} (
-            id BIGINT PRIMARY KEY DEFAULT nextval('strata_audit_id'),
-            table_name VARCHAR NOT NULL,
-            record_id VARCHAR,
-            operation VARCHAR NOT NULL,
-            old_values VARCHAR,
-            new_values VARCHAR,
-            changed_by VARCHAR,
-            changed_at VARCHAR NOT NULL,
-            ip_address VARCHAR,
-            user_agent VARCHAR);",
-        h = t.history,
-        m = t.metadata,
-        a = t.audit
-    ))
-    .map_err(|e| duck_error(&e))
+/// What the database holds of strata's tables, remembered in `b`.
+pub(super) fn probe(conn: &Connection, b: &mut Bookkeeping) -> Result<Found, DriverError> {
+    let mut stmt = conn.prepare(&b.probe_sql()).map_err(|e| duck_error(&e))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(|e| duck_error(&e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| duck_error(&e))?;
+    b.classify(&rows)
 }
 
-pub(super) fn exists(conn: &Connection, t: &Tables) -> Result<bool, DriverError> {
-    let n: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
-            params![t.plain],
-            |r| r.get(0),
-        )
-        .map_err(|e| duck_error(&e))?;
-    Ok(n > 0)
+/// Creates strata's tables, or moves an earlier layout's into place (DuckDB's DDL is
+/// transactional: all or nothing), with an audit row for the move.
+pub(super) fn ensure(conn: &Connection, b: &mut Bookkeeping) -> Result<(), DriverError> {
+    let found = probe(conn, b)?;
+    let sql = b.ensure_sql(found)?;
+    if sql.is_empty() {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN").map_err(|e| duck_error(&e))?;
+    let done = sql
+        .iter()
+        .try_for_each(|s| conn.execute_batch(s))
+        .map_err(|e| duck_error(&e));
+    if done.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+        return done;
+    }
+    b.created();
+    if let Some(entry) = b.upgrade_audit(found, whoami::username()) {
+        audit(conn, &b.current, &entry)?;
+    }
+    conn.execute_batch("COMMIT").map_err(|e| duck_error(&e))
 }
 
 pub(super) fn applied(conn: &Connection, t: &Tables) -> Result<Vec<AppliedMigration>, DriverError> {
-    if !exists(conn, t)? {
-        return Ok(vec![]);
-    }
     let mut stmt = conn
         .prepare(&format!(
             "SELECT version, name, description, applied_at, checksum, execution_time_ms, rollback_sql, success, statements_done, applied_by FROM {} ORDER BY id",
-            t.history
+            t.history.sql
         ))
         .map_err(|e| duck_error(&e))?;
     let rows = stmt
@@ -122,41 +88,61 @@ pub(super) fn applied(conn: &Connection, t: &Tables) -> Result<Vec<AppliedMigrat
     rows.collect::<Result<_, _>>().map_err(|e| duck_error(&e))
 }
 
-pub(super) fn upsert(
+/// Writes an applied migration's row: a plain insert, so a version another run
+/// recorded first fails on the unique key, or with `replaces`, an update of exactly
+/// that version's row.
+pub(super) fn write(
     conn: &Connection,
     t: &Tables,
     row: &AppliedMigration,
     ms: i64,
+    replaces: bool,
 ) -> Result<(), DriverError> {
-    conn.execute(
-        &format!(
-            "INSERT INTO {} (version, name, description, applied_at, checksum, execution_time_ms, rollback_sql, success, statements_done, applied_by) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (version) DO UPDATE SET name = excluded.name, description = excluded.description, applied_at = excluded.applied_at, \
-             checksum = excluded.checksum, execution_time_ms = excluded.execution_time_ms, rollback_sql = excluded.rollback_sql, \
-             success = excluded.success, statements_done = excluded.statements_done, applied_by = excluded.applied_by",
-            t.history
-        ),
-        params![
-            row.version,
-            row.name,
-            row.description,
-            now(),
-            row.checksum.to_string(),
-            ms,
-            row.rollback_sql,
-            row.success,
-            row.statements_done as i32,
-            row.applied_by
-        ],
-    )
-    .map(|_| ())
-    .map_err(|e| duck_error(&e))
+    let sql = if replaces {
+        format!(
+            "UPDATE {} SET applied_at = ?, name = ?, description = ?, checksum = ?, execution_time_ms = ?, rollback_sql = ?, \
+             success = ?, statements_done = ?, applied_by = ? WHERE version = ?",
+            t.history.sql
+        )
+    } else {
+        format!(
+            "INSERT INTO {} (applied_at, name, description, checksum, execution_time_ms, rollback_sql, success, statements_done, applied_by, version) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            t.history.sql
+        )
+    };
+    let n = conn
+        .execute(
+            &sql,
+            params![
+                now(),
+                row.name,
+                row.description,
+                row.checksum.to_string(),
+                ms,
+                row.rollback_sql,
+                row.success,
+                row.statements_done as i32,
+                row.applied_by,
+                row.version,
+            ],
+        )
+        .map_err(|e| {
+            if e.to_string().to_ascii_lowercase().contains("duplicate key") {
+                crate::layout::already_recorded(&row.version)
+            } else {
+                duck_error(&e)
+            }
+        })?;
+    if n != 1 {
+        return Err(crate::layout::row_vanished(&row.version));
+    }
+    Ok(())
 }
 
 pub(super) fn remove(conn: &Connection, t: &Tables, version: &str) -> Result<(), DriverError> {
     conn.execute(
-        &format!("DELETE FROM {} WHERE version = ?", t.history),
+        &format!("DELETE FROM {} WHERE version = ?", t.history.sql),
         params![version],
     )
     .map(|_| ())
@@ -173,7 +159,7 @@ pub(super) fn rechecksum(
     conn.execute(
         &format!(
             "UPDATE {} SET checksum = ?, rollback_sql = ? WHERE version = ?",
-            t.history
+            t.history.sql
         ),
         params![checksum, rollback_sql, version],
     )
@@ -190,7 +176,7 @@ pub(super) fn set_progress(
     conn.execute(
         &format!(
             "UPDATE {} SET statements_done = ? WHERE version = ?",
-            t.history
+            t.history.sql
         ),
         params![done as i32, version],
     )
@@ -208,7 +194,7 @@ pub(super) fn set_metadata(
             &format!(
                 "INSERT INTO {} (key, value, created_at, updated_at) VALUES (?, ?, ?, ?) \
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                t.metadata
+                t.metadata.sql
             ),
             params![key, value, now(), now()],
         )
@@ -222,8 +208,9 @@ pub(super) fn audit(conn: &Connection, t: &Tables, e: &AuditEntry) -> Result<(),
     conn.execute(
         &format!(
             "INSERT INTO {} (table_name, record_id, operation, old_values, new_values, changed_by, changed_at, ip_address, user_agent) \
-             VALUES ('schema_migrations', ?, ?, ?, ?, ?, ?, ?, ?)",
-            t.audit
+             VALUES ({}, ?, ?, ?, ?, ?, ?, ?, ?)",
+            t.audit.sql,
+            t.dialect.literal(&t.history.name)
         ),
         params![
             e.record_id,
@@ -245,14 +232,11 @@ pub(super) fn audit_log(
     t: &Tables,
     limit: usize,
 ) -> Result<Vec<AuditRecord>, DriverError> {
-    if !exists(conn, t)? {
-        return Ok(vec![]);
-    }
     let mut stmt = conn
         .prepare(&format!(
             "SELECT id, operation, coalesce(record_id, ''), old_values, new_values, changed_by, changed_at, ip_address, user_agent \
              FROM {} ORDER BY id DESC LIMIT ?",
-            t.audit
+            t.audit.sql
         ))
         .map_err(|e| duck_error(&e))?;
     let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
@@ -278,13 +262,10 @@ pub(super) fn metadata(
     conn: &Connection,
     t: &Tables,
 ) -> Result<Vec<(String, String)>, DriverError> {
-    if !exists(conn, t)? {
-        return Ok(vec![]);
-    }
     let mut stmt = conn
         .prepare(&format!(
             "SELECT key, coalesce(value, '') FROM {} ORDER BY key",
-            t.metadata
+            t.metadata.sql
         ))
         .map_err(|e| duck_error(&e))?;
     let rows = stmt

@@ -20,13 +20,15 @@ use strata_core::{
     DriverErrorKind, LockOptions,
 };
 
+use crate::layout::{Bookkeeping, Dialect};
 use crate::HistoryNames;
 
 pub struct DuckDbDriver {
     /// Opened on first use; read-only commands on a missing file never create it.
     conn: Option<Connection>,
     path: PathBuf,
-    tables: history::Tables,
+    /// strata's tables ([`crate::layout`]).
+    book: Bookkeeping,
 }
 
 /// The file a `duckdb:` URL names (`duckdb:///abs.db`, `duckdb://rel.db`, `duckdb::memory:`).
@@ -47,7 +49,7 @@ impl DuckDbDriver {
         let mut d = DuckDbDriver {
             conn: None,
             path,
-            tables: history::Tables::new(&names.table),
+            book: Bookkeeping::new(Dialect::DuckDb, names, None, false),
         };
         if d.path.as_os_str() == ":memory:" || d.path.exists() {
             d.reopen(Duration::from_secs(60))?;
@@ -76,6 +78,17 @@ impl DuckDbDriver {
             return Ok(None);
         }
         self.conn().map(Some)
+    }
+
+    /// The connection and strata's tables, when the database has them (probed anew).
+    fn history(&mut self) -> Result<Option<(&Connection, &history::Tables)>, DriverError> {
+        if self.conn.is_none() && !self.path.exists() {
+            return Ok(None);
+        }
+        self.conn()?;
+        let conn = self.conn.as_ref().expect("opened just above");
+        history::probe(conn, &mut self.book)?;
+        Ok(self.book.has_history()?.then(|| (conn, self.book.active())))
     }
 }
 
@@ -123,53 +136,41 @@ impl Driver for DuckDbDriver {
     }
 
     async fn ensure_history(&mut self) -> Result<(), DriverError> {
-        let t = self.tables.clone();
-        history::ensure(self.conn()?, &t)
+        self.conn()?;
+        history::ensure(self.conn.as_ref().expect("opened above"), &mut self.book)
     }
 
     async fn has_history(&mut self) -> Result<bool, DriverError> {
-        let t = self.tables.clone();
-        match self.existing()? {
-            Some(c) => history::exists(c, &t),
-            None => Ok(false),
-        }
+        Ok(self.history()?.is_some())
     }
 
     async fn applied(&mut self) -> Result<Vec<AppliedMigration>, DriverError> {
-        let t = self.tables.clone();
-        match self.existing()? {
-            Some(c) => history::applied(c, &t),
-            None => Ok(vec![]),
-        }
+        self.history()?
+            .map_or(Ok(vec![]), |(c, t)| history::applied(c, t))
     }
 
     async fn execute(&mut self, change: &Change<'_>) -> Result<Duration, DriverError> {
-        let t = self.tables.clone();
-        exec::execute(self.conn()?, &t, change)
+        self.conn()?;
+        exec::execute(
+            self.conn.as_ref().expect("opened above"),
+            self.book.active(),
+            change,
+        )
     }
 
     async fn audit(&mut self, entry: &AuditEntry) -> Result<(), DriverError> {
-        let t = self.tables.clone();
-        match self.existing()? {
-            Some(c) if history::exists(c, &t)? => history::audit(c, &t, entry),
-            _ => Ok(()),
-        }
+        self.history()?
+            .map_or(Ok(()), |(c, t)| history::audit(c, t, entry))
     }
 
     async fn audit_log(&mut self, limit: usize) -> Result<Vec<AuditRecord>, DriverError> {
-        let t = self.tables.clone();
-        match self.existing()? {
-            Some(c) => history::audit_log(c, &t, limit),
-            None => Ok(vec![]),
-        }
+        self.history()?
+            .map_or(Ok(vec![]), |(c, t)| history::audit_log(c, t, limit))
     }
 
     async fn metadata(&mut self) -> Result<Vec<(String, String)>, DriverError> {
-        let t = self.tables.clone();
-        match self.existing()? {
-            Some(c) => history::metadata(c, &t),
-            None => Ok(vec![]),
-        }
+        self.history()?
+            .map_or(Ok(vec![]), |(c, t)| history::metadata(c, t))
     }
 
     fn backup_extension(&self) -> &'static str {

@@ -19,7 +19,7 @@ pub(crate) struct Names {
 
 impl Names {
     pub fn new(h: &HistoryNames) -> Self {
-        if h.table == HistoryNames::default().table {
+        let Some(table) = &h.table else {
             let n = |s: &str| format!(".strata-{s}");
             return Names {
                 table: n("migrations"),
@@ -27,8 +27,8 @@ impl Names {
                 metadata: n("metadata"),
                 lock: n("lock"),
             };
-        }
-        let t = h.table.to_ascii_lowercase();
+        };
+        let t = table.to_ascii_lowercase();
         Names {
             audit: format!("{t}-audit"),
             metadata: format!("{t}-metadata"),

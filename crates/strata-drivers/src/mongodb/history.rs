@@ -19,11 +19,7 @@ pub(crate) struct Names {
 
 impl Names {
     pub fn new(h: &HistoryNames) -> Self {
-        let t = if h.table == HistoryNames::default().table {
-            "_migrations"
-        } else {
-            h.table.as_str()
-        };
+        let t = h.table.as_deref().unwrap_or("_migrations");
         Names {
             table: t.to_string(),
             audit: format!("{t}_audit"),

@@ -127,7 +127,7 @@ async fn tracked(
                 let mut r = row.clone();
                 r.success = false;
                 r.statements_done = 0;
-                history::upsert(conn, t, &r, 0).await?;
+                history::write(conn, t, &r, 0, change.replaces).await?;
             }
             Some(row.version.clone())
         }
@@ -166,6 +166,8 @@ async fn tracked(
     ran?;
     let elapsed = started.elapsed();
     let mut done = change.clone();
+    // The `success=false` row written (or resumed) above.
+    done.replaces = true;
     if let Record::Apply(row) = &mut done.record {
         row.success = true;
         row.statements_done = stmts.len() as i64;
@@ -344,7 +346,7 @@ async fn record(
 ) -> Result<(), DriverError> {
     let ms = elapsed.as_millis() as i64;
     match &change.record {
-        Record::Apply(row) => history::upsert(conn, t, row, ms).await?,
+        Record::Apply(row) => history::write(conn, t, row, ms, change.replaces).await?,
         Record::Remove { version } => history::remove(conn, t, version).await?,
         Record::Repair {
             version,

@@ -7,36 +7,13 @@ use mysql_async::{Conn, Row, Value};
 use strata_core::{AppliedMigration, AuditEntry, AuditRecord, Checksum, DriverError};
 
 use super::exec::db_error;
+use crate::layout::{Bookkeeping, Found};
 
-/// Quoted, database-qualified table names.
-pub(super) struct Tables {
-    pub schema: String,
-    pub schema_plain: String,
-    pub table_plain: String,
-    pub history: String,
-    pub metadata: String,
-    pub audit: String,
-    /// The lease table (`lock = "lease"`): `<history>_lock`.
-    pub lease: String,
-}
+/// strata's tables on this connection ([`crate::layout`]).
+pub(super) type Tables = crate::layout::Names;
 
 pub(super) fn quote(ident: &str) -> String {
-    format!("`{}`", ident.replace('`', "``"))
-}
-
-impl Tables {
-    pub fn new(schema: &str, table: &str) -> Self {
-        let q = |t: &str| format!("{}.{}", quote(schema), quote(t));
-        Tables {
-            schema: quote(schema),
-            schema_plain: schema.to_string(),
-            table_plain: table.to_string(),
-            history: q(table),
-            metadata: q("application_metadata"),
-            audit: q("audit_log"),
-            lease: q(&format!("{table}_lock")),
-        }
-    }
+    crate::layout::Dialect::MySql.quote(ident)
 }
 
 /// UTC timestamps as RFC 3339 text (sessions run in UTC, see `parse_url`).
@@ -48,83 +25,37 @@ fn parse_ts(s: &str) -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-pub(super) async fn ensure(conn: &mut Conn, t: &Tables) -> Result<(), DriverError> {
-    if exists(conn, t).await? {
-        return Ok(());
-    }
-    let ddl = [
-        format!("CREATE DATABASE IF NOT EXISTS {}", t.schema),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} (
-                id BIGINT AUTO_INCREMENT PRIMARY KEY,
-                version VARCHAR(255) NOT NULL UNIQUE,
-                name TEXT NOT NULL,
-                description TEXT,
-                applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-                checksum CHAR(64) NOT NULL,
-                execution_time_ms BIGINT NOT NULL DEFAULT 0,
-                rollback_sql LONGTEXT,
-                success BOOLEAN NOT NULL DEFAULT TRUE,
-                statements_done INT NOT NULL DEFAULT 0,
-                applied_by TEXT
-            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
-            t.history
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} (
-                id BIGINT AUTO_INCREMENT PRIMARY KEY,
-                `key` VARCHAR(255) NOT NULL UNIQUE,
-                value TEXT,
-                description TEXT,
-                created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-                updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
-            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
-            t.metadata
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} (
-                id BIGINT AUTO_INCREMENT PRIMARY KEY,
-                table_name VARCHAR(255) NOT NULL,
-                record_id VARCHAR(255),
-                operation VARCHAR(32) NOT NULL,
-                old_values LONGTEXT,
-                new_values LONGTEXT,
-                changed_by TEXT,
-                changed_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-                ip_address TEXT,
-                user_agent TEXT
-            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
-            t.audit
-        ),
-    ];
-    for stmt in ddl {
-        conn.query_drop(stmt).await.map_err(|e| db_error(&e))?;
-    }
-    Ok(())
+/// What the database holds of strata's tables, remembered in `b`.
+pub(super) async fn probe(conn: &mut Conn, b: &mut Bookkeeping) -> Result<Found, DriverError> {
+    let rows: Vec<(String, String, String)> =
+        conn.query(b.probe_sql()).await.map_err(|e| db_error(&e))?;
+    b.classify(&rows)
 }
 
-pub(super) async fn exists(conn: &mut Conn, t: &Tables) -> Result<bool, DriverError> {
-    let n: Option<i64> = conn
-        .exec_first(
-            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-            (&t.schema_plain, &t.table_plain),
-        )
-        .await
-        .map_err(|e| db_error(&e))?;
-    Ok(n.unwrap_or(0) > 0)
+/// Creates strata's tables, or moves an earlier layout's into place (one atomic
+/// `RENAME TABLE`), with an audit row for the move; called under the migration lock.
+pub(super) async fn ensure(conn: &mut Conn, b: &mut Bookkeeping) -> Result<(), DriverError> {
+    let found = probe(conn, b).await?;
+    for stmt in b.ensure_sql(found)? {
+        conn.query_drop(stmt).await.map_err(|e| db_error(&e))?;
+    }
+    if found != Found::Current {
+        b.created();
+    }
+    if let Some(entry) = b.upgrade_audit(found, whoami::username()) {
+        insert_audit(conn, &b.current, &entry).await?;
+    }
+    Ok(())
 }
 
 pub(super) async fn applied(
     conn: &mut Conn,
     t: &Tables,
 ) -> Result<Vec<AppliedMigration>, DriverError> {
-    if !exists(conn, t).await? {
-        return Ok(vec![]);
-    }
     let sql = format!(
         "SELECT version, name, description, DATE_FORMAT(applied_at, {TS}), checksum, execution_time_ms, \
          rollback_sql, success, statements_done, applied_by FROM {} ORDER BY id",
-        t.history
+        t.history.sql
     );
     let rows: Vec<Row> = conn.query(sql).await.map_err(|e| db_error(&e))?;
     Ok(rows
@@ -152,23 +83,30 @@ pub(super) fn take<T: mysql_async::prelude::FromValue>(r: &mut Row, i: usize) ->
     }
 }
 
-/// Inserts or replaces the history row of an applied migration.
-pub(super) async fn upsert(
+/// Writes an applied migration's row: a plain insert, so a version another run
+/// recorded first fails on the unique key (MySQL's `ON DUPLICATE KEY UPDATE` would let
+/// both "succeed"), or with `replaces`, an update of exactly that version's row.
+pub(super) async fn write(
     conn: &mut Conn,
     t: &Tables,
     row: &AppliedMigration,
     ms: i64,
+    replaces: bool,
 ) -> Result<(), DriverError> {
-    let sql = format!(
-        "INSERT INTO {} (version, name, description, checksum, execution_time_ms, rollback_sql, success, statements_done, applied_by) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON DUPLICATE KEY UPDATE name = VALUES(name), description = VALUES(description), checksum = VALUES(checksum), \
-         execution_time_ms = VALUES(execution_time_ms), rollback_sql = VALUES(rollback_sql), success = VALUES(success), \
-         statements_done = VALUES(statements_done), applied_by = VALUES(applied_by), applied_at = CURRENT_TIMESTAMP(6)",
-        t.history
-    );
+    let sql = if replaces {
+        format!(
+            "UPDATE {} SET name = ?, description = ?, checksum = ?, execution_time_ms = ?, rollback_sql = ?, success = ?, \
+             statements_done = ?, applied_by = ?, applied_at = CURRENT_TIMESTAMP(6) WHERE version = ?",
+            t.history.sql
+        )
+    } else {
+        format!(
+            "INSERT INTO {} (name, description, checksum, execution_time_ms, rollback_sql, success, statements_done, applied_by, version) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            t.history.sql
+        )
+    };
     let params: Vec<Value> = vec![
-        row.version.clone().into(),
         row.name.clone().into(),
         row.description.clone().into(),
         row.checksum.to_string().into(),
@@ -177,13 +115,25 @@ pub(super) async fn upsert(
         row.success.into(),
         row.statements_done.into(),
         row.applied_by.clone().into(),
+        row.version.clone().into(),
     ];
-    conn.exec_drop(sql, params).await.map_err(|e| db_error(&e))
+    match conn.exec_drop(sql, params).await {
+        Err(mysql_async::Error::Server(e)) if e.code == 1062 => {
+            return Err(crate::layout::already_recorded(&row.version))
+        }
+        Err(e) => return Err(db_error(&e)),
+        Ok(()) => {}
+    }
+    // applied_at moves on every write, so a matched row is a changed row.
+    if conn.affected_rows() != 1 {
+        return Err(crate::layout::row_vanished(&row.version));
+    }
+    Ok(())
 }
 
 pub(super) async fn remove(conn: &mut Conn, t: &Tables, version: &str) -> Result<(), DriverError> {
     conn.exec_drop(
-        format!("DELETE FROM {} WHERE version = ?", t.history),
+        format!("DELETE FROM {} WHERE version = ?", t.history.sql),
         (version,),
     )
     .await
@@ -200,7 +150,7 @@ pub(super) async fn rechecksum(
     conn.exec_drop(
         format!(
             "UPDATE {} SET checksum = ?, rollback_sql = ? WHERE version = ?",
-            t.history
+            t.history.sql
         ),
         (checksum, rollback_sql, version),
     )
@@ -217,7 +167,7 @@ pub(super) async fn set_progress(
     conn.exec_drop(
         format!(
             "UPDATE {} SET statements_done = ? WHERE version = ?",
-            t.history
+            t.history.sql
         ),
         (done as i64, version),
     )
@@ -232,7 +182,10 @@ pub(super) async fn set_failed(
     version: &str,
 ) -> Result<(), DriverError> {
     conn.exec_drop(
-        format!("UPDATE {} SET success = FALSE WHERE version = ?", t.history),
+        format!(
+            "UPDATE {} SET success = FALSE WHERE version = ?",
+            t.history.sql
+        ),
         (version,),
     )
     .await
@@ -254,7 +207,7 @@ pub(super) async fn set_metadata(
             format!(
                 "INSERT INTO {} (`key`, value, description) VALUES (?, ?, ?) \
                  ON DUPLICATE KEY UPDATE value = VALUES(value), updated_at = CURRENT_TIMESTAMP(6)",
-                t.metadata
+                t.metadata.sql
             ),
             (key, value, description),
         )
@@ -274,7 +227,7 @@ pub(super) async fn insert_audit(
     e: &AuditEntry,
 ) -> Result<(), DriverError> {
     let params: Vec<Value> = vec![
-        "schema_migrations".into(),
+        t.history.name.clone().into(),
         e.record_id.clone().into(),
         e.operation.clone().into(),
         json_text(&e.old_values).into(),
@@ -287,7 +240,7 @@ pub(super) async fn insert_audit(
         format!(
             "INSERT INTO {} (table_name, record_id, operation, old_values, new_values, changed_by, ip_address, user_agent) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            t.audit
+            t.audit.sql
         ),
         params,
     )
@@ -295,28 +248,17 @@ pub(super) async fn insert_audit(
     .map_err(|e| db_error(&e))
 }
 
-/// An audit row on its own, when the history exists.
-pub(super) async fn audit(conn: &mut Conn, t: &Tables, e: &AuditEntry) -> Result<(), DriverError> {
-    if !exists(conn, t).await? {
-        return Ok(());
-    }
-    insert_audit(conn, t, e).await
-}
-
 pub(super) async fn audit_log(
     conn: &mut Conn,
     t: &Tables,
     limit: usize,
 ) -> Result<Vec<AuditRecord>, DriverError> {
-    if !exists(conn, t).await? {
-        return Ok(vec![]);
-    }
     let rows: Vec<Row> = conn
         .exec(
             format!(
                 "SELECT id, operation, COALESCE(record_id, ''), old_values, new_values, changed_by, \
                  DATE_FORMAT(changed_at, {TS}), ip_address, user_agent FROM {} ORDER BY id DESC LIMIT ?",
-                t.audit
+                t.audit.sql
             ),
             (limit as u64,),
         )
@@ -343,12 +285,9 @@ pub(super) async fn metadata(
     conn: &mut Conn,
     t: &Tables,
 ) -> Result<Vec<(String, String)>, DriverError> {
-    if !exists(conn, t).await? {
-        return Ok(vec![]);
-    }
     conn.query(format!(
         "SELECT `key`, COALESCE(value, '') FROM {} ORDER BY `key`",
-        t.metadata
+        t.metadata.sql
     ))
     .await
     .map_err(|e| db_error(&e))

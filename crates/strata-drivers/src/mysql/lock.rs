@@ -104,7 +104,7 @@ async fn ensure_lease_table(conn: &mut Conn, t: &Tables) -> Result<(), DriverErr
         "CREATE TABLE IF NOT EXISTS {} (name VARCHAR(64) PRIMARY KEY, holder VARCHAR(255) NOT NULL, \
          acquired_at TIMESTAMP(6) NOT NULL, heartbeat_at TIMESTAMP(6) NOT NULL, expires_at TIMESTAMP(6) NOT NULL) \
          ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
-        t.lease
+        t.lease.sql
     ))
     .await
     .map_err(|e| db_error(&e))
@@ -115,11 +115,12 @@ pub(super) async fn acquire_lease(
     conn: &mut Conn,
     opts: &Opts,
     t: &Tables,
+    holder: &str,
     lease: Duration,
     timeout: Duration,
 ) -> Result<Lease, DriverError> {
     ensure_lease_table(conn, t).await?;
-    let holder = crate::lease_holder();
+    let holder = holder.to_string();
     let micros = lease.as_micros() as i64;
     // Assignments apply left to right: `holder` changes only when the row is expired or
     // ours, and the later columns follow whoever holds it after that.
@@ -131,9 +132,9 @@ pub(super) async fn acquire_lease(
            acquired_at = IF(holder = VALUES(holder), NOW(6), acquired_at), \
            heartbeat_at = IF(holder = VALUES(holder), NOW(6), heartbeat_at), \
            expires_at = IF(holder = VALUES(holder), VALUES(expires_at), expires_at)",
-        l = t.lease
+        l = t.lease.sql
     );
-    let check = format!("SELECT holder FROM {} WHERE name = 'migrate'", t.lease);
+    let check = format!("SELECT holder FROM {} WHERE name = 'migrate'", t.lease.sql);
     let deadline = tokio::time::Instant::now() + timeout;
     let mut logged = false;
     loop {
@@ -160,7 +161,7 @@ pub(super) async fn acquire_lease(
     let renew = format!(
         "UPDATE {} SET heartbeat_at = NOW(6), expires_at = NOW(6) + INTERVAL ? MICROSECOND \
          WHERE name = 'migrate' AND holder = ?",
-        t.lease
+        t.lease.sql
     );
     let heartbeat = tokio::spawn(heartbeat(opts.clone(), renew, holder.clone(), lease));
     Ok(Lease { holder, heartbeat })
@@ -209,7 +210,7 @@ pub(super) async fn release_lease(
     conn.exec_drop(
         format!(
             "DELETE FROM {} WHERE name = 'migrate' AND holder = ?",
-            t.lease
+            t.lease.sql
         ),
         (&holder,),
     )
@@ -223,7 +224,7 @@ pub(super) async fn lease_owner(conn: &mut Conn, t: &Tables) -> Option<String> {
         .query_first(format!(
             "SELECT holder, TIMESTAMPDIFF(MICROSECOND, NOW(6), expires_at) / 1e6 FROM {} \
              WHERE name = 'migrate' AND expires_at > NOW(6)",
-            t.lease
+            t.lease.sql
         ))
         .await
         .ok()??;

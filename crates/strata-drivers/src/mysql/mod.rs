@@ -24,6 +24,7 @@ use strata_core::{
     DriverErrorKind, LockMode, LockOptions,
 };
 
+use crate::layout::{Bookkeeping, Dialect};
 use crate::HistoryNames;
 
 /// A connection to MySQL or MariaDB.
@@ -31,9 +32,12 @@ pub struct MySqlDriver {
     conn: Conn,
     /// Kept to reconnect, to cancel a runaway query, for the lease heartbeat and dumps.
     opts: Opts,
-    tables: history::Tables,
+    /// strata's tables ([`crate::layout`]).
+    book: Bookkeeping,
     lock_name: String,
     lease: Option<lock::Lease>,
+    /// This driver's name as a lease holder, the same across reconnects.
+    holder: String,
     /// MariaDB names its statement timeout differently from MySQL.
     mariadb: bool,
 }
@@ -57,19 +61,24 @@ impl MySqlDriver {
             .await
             .map_err(|e| exec::db_error(&e))?
             .unwrap_or_default();
-        // The history lives in the configured `schema` (a database, in MySQL's words).
-        let schema = names.schema.clone().unwrap_or(database);
-        let tables = history::Tables::new(&schema, &names.table);
+        let book = Bookkeeping::new(Dialect::MySql, names, Some(&database), false);
+        // Named after the history's place in the earlier layout, so runs of strata
+        // versions before and after the move still exclude each other.
         let lock_name = format!(
             "strata:{:016x}",
-            crate::fnv1a(&format!("{schema}.{}", names.table))
+            crate::fnv1a(&format!(
+                "{}.{}",
+                book.legacy.schema.as_deref().unwrap_or(&database),
+                book.legacy.history.name
+            ))
         );
         Ok(MySqlDriver {
             conn,
             opts,
-            tables,
+            book,
             lock_name,
             lease: None,
+            holder: crate::lease_holder(),
             mariadb: version.to_ascii_lowercase().contains("mariadb"),
         })
     }
@@ -163,7 +172,8 @@ impl Driver for MySqlDriver {
                 let lease = lock::acquire_lease(
                     &mut self.conn,
                     &self.opts,
-                    &self.tables,
+                    &self.book.current,
+                    &self.holder,
                     opts.lease,
                     opts.timeout,
                 )
@@ -176,7 +186,7 @@ impl Driver for MySqlDriver {
 
     async fn unlock(&mut self) -> Result<(), DriverError> {
         match self.lease.take() {
-            Some(lease) => lock::release_lease(&mut self.conn, &self.tables, lease).await,
+            Some(lease) => lock::release_lease(&mut self.conn, &self.book.current, lease).await,
             None => lock::release(&mut self.conn, &self.lock_name).await,
         }
     }
@@ -185,7 +195,7 @@ impl Driver for MySqlDriver {
         if let Some(h) = lock::holder(&mut self.conn, &self.lock_name).await {
             return Ok(Some(h));
         }
-        Ok(lock::lease_owner(&mut self.conn, &self.tables).await)
+        Ok(lock::lease_owner(&mut self.conn, &self.book.current).await)
     }
 
     async fn reconnect(&mut self) -> Result<(), DriverError> {
@@ -200,15 +210,19 @@ impl Driver for MySqlDriver {
     }
 
     async fn ensure_history(&mut self) -> Result<(), DriverError> {
-        history::ensure(&mut self.conn, &self.tables).await
+        history::ensure(&mut self.conn, &mut self.book).await
     }
 
     async fn has_history(&mut self) -> Result<bool, DriverError> {
-        history::exists(&mut self.conn, &self.tables).await
+        history::probe(&mut self.conn, &mut self.book).await?;
+        self.book.has_history()
     }
 
     async fn applied(&mut self) -> Result<Vec<AppliedMigration>, DriverError> {
-        history::applied(&mut self.conn, &self.tables).await
+        if !self.has_history().await? {
+            return Ok(vec![]);
+        }
+        history::applied(&mut self.conn, self.book.active()).await
     }
 
     async fn execute(&mut self, change: &Change<'_>) -> Result<Duration, DriverError> {
@@ -216,19 +230,28 @@ impl Driver for MySqlDriver {
             opts: &self.opts,
             mariadb: self.mariadb,
         };
-        exec::execute(&mut self.conn, &self.tables, &session, change).await
+        exec::execute(&mut self.conn, self.book.active(), &session, change).await
     }
 
     async fn audit(&mut self, entry: &AuditEntry) -> Result<(), DriverError> {
-        history::audit(&mut self.conn, &self.tables, entry).await
+        if !self.has_history().await? {
+            return Ok(());
+        }
+        history::insert_audit(&mut self.conn, self.book.active(), entry).await
     }
 
     async fn audit_log(&mut self, limit: usize) -> Result<Vec<AuditRecord>, DriverError> {
-        history::audit_log(&mut self.conn, &self.tables, limit).await
+        if !self.has_history().await? {
+            return Ok(vec![]);
+        }
+        history::audit_log(&mut self.conn, self.book.active(), limit).await
     }
 
     async fn metadata(&mut self) -> Result<Vec<(String, String)>, DriverError> {
-        history::metadata(&mut self.conn, &self.tables).await
+        if !self.has_history().await? {
+            return Ok(vec![]);
+        }
+        history::metadata(&mut self.conn, self.book.active()).await
     }
 
     fn backup_extension(&self) -> &'static str {

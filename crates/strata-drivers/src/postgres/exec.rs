@@ -4,8 +4,8 @@
 //! one round trip), the history/audit/metadata statement, `COMMIT`. On failure the
 //! transaction is rolled back, and the error is mapped to a statement and file line
 //! from the server's error position; when the server gives none (a runtime error), the
-//! script is replayed statement by statement inside a transaction that is rolled back,
-//! to find which statement fails.
+//! failing statement is the one after those the server reported complete: nothing is
+//! ever run twice to find it.
 //!
 //! Non-transactional (`CREATE INDEX CONCURRENTLY` and friends): a `success=false` row
 //! first, then each statement on its own with `statements_done` updated after each, and
@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use strata_core::sql::{split, statement_at, Statement};
+use strata_core::sql::{split, statement_at};
 use strata_core::{Change, DriverError, DriverErrorKind, Record, Script, StatementRef};
 use tokio_postgres::error::ErrorPosition;
 use tokio_postgres::types::ToSql;
@@ -111,11 +111,16 @@ async fn transactional(
             if change.echo {
                 tracing::info!(path = %script.path.display(), "{}", change.sql);
             }
-            if let Err(e) =
-                with_deadline(client, change.timeout, client.batch_execute(change.sql)).await
+            let mut completed = 0;
+            if let Err(e) = with_deadline(
+                client,
+                change.timeout,
+                simple_script(client, change.sql, &mut completed),
+            )
+            .await
             {
                 let _ = client.batch_execute("ROLLBACK").await;
-                let err = locate(client, script, e, change).await;
+                let err = locate(script, e, completed, change);
                 return Err(explain_lock_wait(client, err, change.lock_wait).await);
             }
         }
@@ -162,11 +167,31 @@ enum PgFailure {
     Deadline(Duration),
 }
 
-/// Maps a script failure to the statement and line it happened at.
-async fn locate(
+/// Runs a script as one simple query (the server parses it, one round trip), counting
+/// the statements the server reports complete: when one fails, that count is its
+/// index, found without running anything again.
+async fn simple_script(
     client: &Client,
+    sql: &str,
+    completed: &mut usize,
+) -> Result<(), tokio_postgres::Error> {
+    use futures_util::TryStreamExt;
+    let stream = client.simple_query_raw(sql).await?;
+    let mut stream = std::pin::pin!(stream);
+    while let Some(message) = stream.try_next().await? {
+        if let tokio_postgres::SimpleQueryMessage::CommandComplete(_) = message {
+            *completed += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Maps a script failure to the statement and line it happened at: the server's error
+/// position when it gives one, else the statement after the `completed` ones.
+fn locate(
     script: &Script,
     failure: PgFailure,
+    completed: usize,
     change: &Change<'_>,
 ) -> DriverError {
     let e = match failure {
@@ -195,7 +220,10 @@ async fn locate(
                 .unwrap_or(change.sql.len());
             (statement_at(&stmts, byte), Some(byte))
         }
-        None => (replay(client, change.sql, &stmts, change).await, None),
+        None => (
+            Some(completed.min(stmts.len().saturating_sub(1))).filter(|_| !stmts.is_empty()),
+            None,
+        ),
     };
     if let Some(i) = index {
         let s = &stmts[i];
@@ -208,36 +236,6 @@ async fn locate(
         ));
     }
     err
-}
-
-/// Runs the statements one by one in a transaction that is always rolled back, and
-/// returns the index of the first that fails.
-async fn replay(
-    client: &Client,
-    sql: &str,
-    stmts: &[Statement],
-    change: &Change<'_>,
-) -> Option<usize> {
-    if stmts.len() < 2 {
-        return stmts.first().map(|_| 0);
-    }
-    client
-        .batch_execute(&format!(
-            "BEGIN; SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}",
-            change.timeout.as_millis(),
-            change.lock_wait.as_millis().max(1)
-        ))
-        .await
-        .ok()?;
-    let mut failed = None;
-    for (i, s) in stmts.iter().enumerate() {
-        if client.batch_execute(s.text(sql)).await.is_err() {
-            failed = Some(i);
-            break;
-        }
-    }
-    let _ = client.batch_execute("ROLLBACK").await;
-    failed
 }
 
 /// Writes the history change, audit row and metadata in one statement.
@@ -257,7 +255,7 @@ async fn record_and_commit(
     let (recorded, committed) =
         tokio::join!(client.query(&stmt, &refs), client.batch_execute("COMMIT"));
     if let Err(e) = recorded {
-        let mut err = db_error(&e);
+        let mut err = record_error(&e, change);
         if err.code.as_deref() == Some("26000") {
             // A migration deallocated our statement: prepare again on the retry.
             t.prepared.lock().unwrap_or_else(|p| p.into_inner()).clear();
@@ -285,10 +283,22 @@ async fn record(
             client.query(&stmt, &refs).await.map_err(|e| db_error(&e))?;
         }
         other => {
-            other.map_err(|e| db_error(&e))?;
+            other.map_err(|e| record_error(&e, change))?;
         }
     }
     Ok(())
+}
+
+/// A failed history write: a version another run recorded first (23505 on the unique
+/// version) or a row to rewrite that is gone (22012 from `record_replace_sql`) say so.
+fn record_error(e: &tokio_postgres::Error, change: &Change<'_>) -> DriverError {
+    match e.code().map(|c| c.code()) {
+        Some("23505") if matches!(change.record, Record::Apply(_)) => {
+            crate::layout::already_recorded(change.record.version())
+        }
+        Some("22012") => crate::layout::row_vanished(change.record.version()),
+        _ => db_error(e),
+    }
 }
 
 type Params = Vec<Box<dyn ToSql + Sync + Send>>;
@@ -310,7 +320,11 @@ fn record_params(t: &Tables, change: &Change<'_>, elapsed: Duration) -> (String,
     };
     let (sql, mut params): (String, Params) = match &change.record {
         Record::Apply(row) => (
-            t.record_apply_sql(),
+            if change.replaces {
+                t.record_replace_sql()
+            } else {
+                t.record_apply_sql()
+            },
             vec![
                 Box::new(row.version.clone()),
                 Box::new(row.name.clone()),
@@ -337,7 +351,7 @@ fn record_params(t: &Tables, change: &Change<'_>, elapsed: Duration) -> (String,
             ],
         ),
     };
-    params.extend(audit_params(&audit));
+    params.extend(audit_params(&t.names.history.name, &audit));
     params.push(Box::new(meta("schema_version")));
     params.push(Box::new(meta("strata_version")));
     (sql, params)
@@ -400,7 +414,7 @@ async fn non_transactional(
     let started = Instant::now();
     let update = format!(
         "UPDATE {} SET statements_done = $2 WHERE version = $1",
-        t.history
+        t.names.history.sql
     );
     let version = change.record.version().to_string();
     for (i, s) in stmts.iter().enumerate().skip(change.resume_from) {
@@ -435,6 +449,8 @@ async fn non_transactional(
         .map_err(|e| db_error(&e))?;
     let elapsed = started.elapsed();
     let mut done = change.clone();
+    // The `success=false` row written (or resumed) above.
+    done.replaces = true;
     if let Record::Apply(row) = &mut done.record {
         row.success = true;
         row.statements_done = stmts.len() as i64;

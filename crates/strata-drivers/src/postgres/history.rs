@@ -7,52 +7,33 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 use super::exec::db_error;
+use crate::layout::{Bookkeeping, Found, Names};
 
-/// Quoted, schema-qualified table names and the statements that use them.
+/// strata's tables on this connection ([`crate::layout`]) and the statements that
+/// use them.
 pub(super) struct Tables {
-    pub schema: String,
-    pub history: String,
-    pub metadata: String,
-    pub audit: String,
-    /// The lease table (`lock = "lease"`): `<history>_lock`.
-    pub lease: String,
-    history_plain: String,
+    pub names: Names,
     /// The record statements, prepared once per connection (a round trip saved on
     /// every migration); emptied on reconnect.
     pub prepared: std::sync::Mutex<std::collections::HashMap<String, tokio_postgres::Statement>>,
 }
 
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
 impl Tables {
-    pub fn new(schema: &str, table: &str) -> Self {
-        let q = |t: &str| format!("{}.{}", quote(schema), quote(t));
+    pub fn new(names: &Names) -> Self {
         Tables {
-            schema: quote(schema),
-            history: q(table),
-            metadata: q("application_metadata"),
-            audit: q("audit_log"),
-            lease: q(&format!("{table}_lock")),
-            history_plain: format!("{schema}.{table}"),
+            names: names.clone(),
             prepared: Default::default(),
         }
     }
 
-    /// strata's own tables, unqualified: left out of schema introspection.
-    pub fn own_names(&self) -> Vec<String> {
-        let table = self
-            .history_plain
-            .rsplit_once('.')
-            .map(|(_, t)| t)
-            .unwrap_or(&self.history_plain);
-        vec![
-            table.to_string(),
-            "application_metadata".into(),
-            "audit_log".into(),
-            format!("{table}_lock"),
-        ]
+    /// strata's own tables as (schema, table): left out of schema introspection.
+    pub fn own_names(&self) -> Vec<(String, String)> {
+        let schema = self.names.schema.clone().unwrap_or_default();
+        self.names
+            .own_names()
+            .into_iter()
+            .map(|t| (schema.clone(), t))
+            .collect()
     }
 
     /// History row, audit row and metadata in one statement: one round trip, and atomic
@@ -60,12 +41,22 @@ impl Tables {
     pub fn record_apply_sql(&self) -> String {
         format!(
             "WITH h AS (INSERT INTO {h} (version, name, description, checksum, execution_time_ms, rollback_sql, success, statements_done, applied_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description, checksum = EXCLUDED.checksum, \
-             execution_time_ms = EXCLUDED.execution_time_ms, rollback_sql = EXCLUDED.rollback_sql, success = EXCLUDED.success, \
-             statements_done = EXCLUDED.statements_done, applied_by = EXCLUDED.applied_by, applied_at = now() RETURNING 1), \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING 1), \
              {audit}, {meta} SELECT 1",
-            h = self.history,
+            h = self.names.history.sql,
+            audit = self.audit_cte(10),
+            meta = self.meta_cte(18),
+        )
+    }
+
+    /// [`Tables::record_apply_sql`] rewriting the version's existing row instead; when
+    /// no row matches, the final division by zero (22012) aborts the transaction.
+    pub fn record_replace_sql(&self) -> String {
+        format!(
+            "WITH h AS (UPDATE {h} SET name = $2, description = $3, checksum = $4, execution_time_ms = $5, rollback_sql = $6, \
+             success = $7, statements_done = $8, applied_by = $9, applied_at = now() WHERE version = $1 RETURNING 1), \
+             {audit}, {meta} SELECT 1 / (SELECT count(*)::int FROM h)",
+            h = self.names.history.sql,
             audit = self.audit_cte(10),
             meta = self.meta_cte(18),
         )
@@ -74,7 +65,7 @@ impl Tables {
     pub fn record_repair_sql(&self) -> String {
         format!(
             "WITH h AS (UPDATE {h} SET checksum = $2, rollback_sql = $3 WHERE version = $1 RETURNING 1), {audit}, {meta} SELECT 1",
-            h = self.history,
+            h = self.names.history.sql,
             audit = self.audit_cte(4),
             meta = self.meta_cte(12)
         )
@@ -83,7 +74,7 @@ impl Tables {
     pub fn record_remove_sql(&self) -> String {
         format!(
             "WITH h AS (DELETE FROM {h} WHERE version = $1 RETURNING 1), {audit}, {meta} SELECT 1",
-            h = self.history,
+            h = self.names.history.sql,
             audit = self.audit_cte(2),
             meta = self.meta_cte(10)
         )
@@ -94,7 +85,7 @@ impl Tables {
         format!(
             "a AS (INSERT INTO {} (table_name, record_id, operation, old_values, new_values, changed_by, ip_address, user_agent) \
              VALUES (${}, ${}, ${}, (${}::text)::jsonb, (${}::text)::jsonb, ${}, ${}, ${}))",
-            self.audit,
+            self.names.audit.sql,
             n,
             n + 1,
             n + 2,
@@ -113,73 +104,51 @@ impl Tables {
              ('strata_version', ${}, 'strata version that last changed the schema') \
              ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now() \
              WHERE {m}.value IS DISTINCT FROM EXCLUDED.value)",
-            self.metadata,
+            self.names.metadata.sql,
             n,
             n + 1,
-            m = self.metadata
+            m = self.names.metadata.sql
         )
     }
 }
 
-pub(super) async fn ensure(client: &Client, t: &Tables) -> Result<(), DriverError> {
-    if exists(client, t).await? {
-        return Ok(());
-    }
-    let ddl = format!(
-        "CREATE SCHEMA IF NOT EXISTS {schema};
-        CREATE TABLE IF NOT EXISTS {h} (
-            id BIGSERIAL PRIMARY KEY,
-            version VARCHAR(255) NOT NULL UNIQUE,
-            name TEXT NOT NULL,
-            description TEXT,
-            applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-            checksum CHAR(64) NOT NULL,
-            execution_time_ms BIGINT NOT NULL DEFAULT 0,
-            rollback_sql TEXT,
-            success BOOLEAN NOT NULL DEFAULT TRUE,
-            statements_done INTEGER NOT NULL DEFAULT 0,
-            applied_by TEXT
-        );
-        CREATE TABLE IF NOT EXISTS {m} (
-            id BIGSERIAL PRIMARY KEY,
-            key VARCHAR(255) NOT NULL UNIQUE,
-            value TEXT,
-            description TEXT,
-            created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-            updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
-        );
-        CREATE TABLE IF NOT EXISTS {a} (
-            id BIGSERIAL PRIMARY KEY,
-            table_name VARCHAR(255) NOT NULL,
-            record_id VARCHAR(255),
-            operation VARCHAR(32) NOT NULL,
-            old_values JSONB,
-            new_values JSONB,
-            changed_by TEXT,
-            changed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-            ip_address TEXT,
-            user_agent TEXT
-        );",
-        schema = t.schema,
-        h = t.history,
-        m = t.metadata,
-        a = t.audit
-    );
-    // Notices about existing objects are noise; the advisory lock prevents races.
-    client
-        .batch_execute(&format!(
-            "SET client_min_messages = warning; {ddl} RESET client_min_messages"
-        ))
-        .await
-        .map_err(|e| db_error(&e))
-}
-
-pub(super) async fn exists(client: &Client, t: &Tables) -> Result<bool, DriverError> {
-    let row = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&t.history_plain])
+/// What the database holds of strata's tables, remembered in `b`.
+pub(super) async fn probe(client: &Client, b: &mut Bookkeeping) -> Result<Found, DriverError> {
+    let rows = client
+        .query(&b.probe_sql(), &[])
         .await
         .map_err(|e| db_error(&e))?;
-    Ok(row.get(0))
+    let rows: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    b.classify(&rows)
+}
+
+/// Creates strata's tables, or moves an earlier layout's into place, with an audit
+/// row for the move, in one transaction; called under the migration lock.
+pub(super) async fn ensure(client: &Client, b: &mut Bookkeeping) -> Result<(), DriverError> {
+    let found = probe(client, b).await?;
+    let sql = b.ensure_sql(found)?;
+    if sql.is_empty() {
+        return Ok(());
+    }
+    // Notices about existing objects are noise; the migration lock prevents races.
+    let script = format!(
+        "SET client_min_messages = warning; BEGIN; {}; COMMIT; RESET client_min_messages",
+        sql.join(";\n")
+    );
+    if let Err(e) = client.batch_execute(&script).await {
+        let _ = client
+            .batch_execute("ROLLBACK; RESET client_min_messages")
+            .await;
+        return Err(db_error(&e));
+    }
+    b.created();
+    if let Some(entry) = b.upgrade_audit(found, whoami::username()) {
+        audit(client, &Tables::new(&b.current), &entry).await?;
+    }
+    Ok(())
 }
 
 pub(super) async fn applied(
@@ -188,7 +157,7 @@ pub(super) async fn applied(
 ) -> Result<Vec<AppliedMigration>, DriverError> {
     let sql = format!(
         "SELECT version, name, description, applied_at, checksum, execution_time_ms, rollback_sql, success, statements_done, applied_by FROM {} ORDER BY id",
-        t.history
+        t.names.history.sql
     );
     let rows = match client.query(&sql, &[]).await {
         Ok(r) => r,
@@ -218,10 +187,11 @@ fn json_text(v: &Option<serde_json::Value>) -> Option<String> {
 
 /// Parameters of `audit_cte`, in order.
 pub(super) fn audit_params(
+    table: &str,
     e: &AuditEntry,
 ) -> [Box<dyn tokio_postgres::types::ToSql + Sync + Send>; 8] {
     [
-        Box::new("schema_migrations".to_string()),
+        Box::new(table.to_string()),
         Box::new(e.record_id.clone()),
         Box::new(e.operation.clone()),
         Box::new(json_text(&e.old_values)),
@@ -233,11 +203,8 @@ pub(super) fn audit_params(
 }
 
 pub(super) async fn audit(client: &Client, t: &Tables, e: &AuditEntry) -> Result<(), DriverError> {
-    if !exists(client, t).await? {
-        return Ok(());
-    }
     let sql = format!("WITH {} SELECT 1", t.audit_cte(1));
-    let params = audit_params(e);
+    let params = audit_params(&t.names.history.name, e);
     let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
         params.iter().map(|p| p.as_ref() as _).collect();
     client
@@ -254,7 +221,7 @@ pub(super) async fn audit_log(
 ) -> Result<Vec<AuditRecord>, DriverError> {
     let sql = format!(
         "SELECT id, operation, coalesce(record_id, ''), old_values::text, new_values::text, changed_by, changed_at, ip_address, user_agent FROM {} ORDER BY id DESC LIMIT $1",
-        t.audit
+        t.names.audit.sql
     );
     let rows = client
         .query(&sql, &[&(limit as i64)])
@@ -284,14 +251,11 @@ pub(super) async fn metadata(
     client: &Client,
     t: &Tables,
 ) -> Result<Vec<(String, String)>, DriverError> {
-    if !exists(client, t).await? {
-        return Ok(vec![]);
-    }
     let rows = client
         .query(
             &format!(
                 "SELECT key, coalesce(value, '') FROM {} ORDER BY key",
-                t.metadata
+                t.names.metadata.sql
             ),
             &[],
         )

@@ -117,7 +117,8 @@ async fn ensure_lease_table(client: &Client, t: &Tables) -> Result<(), DriverErr
          CREATE TABLE IF NOT EXISTS {} (name TEXT PRIMARY KEY, holder TEXT NOT NULL, \
          acquired_at TIMESTAMPTZ NOT NULL, heartbeat_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL); \
          RESET client_min_messages",
-        t.schema, t.lease
+        crate::layout::Dialect::Postgres.quote(t.names.schema.as_deref().unwrap_or("public")),
+        t.names.lease.sql
     );
     // Two processes creating it at once: one loses the catalog race; the table exists.
     for _ in 0..3 {
@@ -143,11 +144,12 @@ pub(super) async fn acquire_lease(
     client: &Client,
     config: &Config,
     t: &Tables,
+    holder: &str,
     lease: Duration,
     timeout: Duration,
 ) -> Result<Lease, DriverError> {
     ensure_lease_table(client, t).await?;
-    let holder = crate::lease_holder();
+    let holder = holder.to_string();
     let ms = lease.as_millis() as f64;
     let take = format!(
         "INSERT INTO {l} AS l (name, holder, acquired_at, heartbeat_at, expires_at) \
@@ -156,7 +158,7 @@ pub(super) async fn acquire_lease(
            heartbeat_at = now(), expires_at = EXCLUDED.expires_at \
          WHERE l.expires_at < now() OR l.holder = EXCLUDED.holder \
          RETURNING holder",
-        l = t.lease
+        l = t.names.lease.sql
     );
     let deadline = tokio::time::Instant::now() + timeout;
     let mut logged = false;
@@ -186,7 +188,7 @@ pub(super) async fn acquire_lease(
         format!(
             "UPDATE {} SET heartbeat_at = now(), expires_at = now() + $2::float8 * interval '1 millisecond' \
              WHERE name = 'migrate' AND holder = $1",
-            t.lease
+            t.names.lease.sql
         ),
         holder.clone(),
         lease,
@@ -241,7 +243,7 @@ pub(super) async fn release_lease(
         .execute(
             &format!(
                 "DELETE FROM {} WHERE name = 'migrate' AND holder = $1",
-                t.lease
+                t.names.lease.sql
             ),
             &[&holder],
         )
@@ -257,7 +259,7 @@ pub(super) async fn lease_owner(client: &Client, t: &Tables) -> Option<String> {
             &format!(
                 "SELECT holder, extract(epoch FROM expires_at - now())::float8 FROM {} \
                  WHERE name = 'migrate' AND expires_at > now()",
-                t.lease
+                t.names.lease.sql
             ),
             &[],
         )

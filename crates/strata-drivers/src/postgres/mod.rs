@@ -20,6 +20,7 @@ use strata_core::{
 use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, NoTls};
 
+use crate::layout::{Bookkeeping, Dialect};
 use crate::HistoryNames;
 
 /// A connection to PostgreSQL.
@@ -27,11 +28,15 @@ pub struct PgDriver {
     client: Client,
     /// Kept to reconnect after a transient failure and for the lease heartbeat.
     config: Config,
-    /// Quoted, schema-qualified names of strata's tables.
+    /// strata's tables ([`crate::layout`]).
+    book: Bookkeeping,
+    /// The tables in use now (`book.active()`) and their prepared statements.
     tables: history::Tables,
     lock_key: i64,
     /// Held in lease mode.
     lease: Option<lock::Lease>,
+    /// This driver's name as a lease holder, the same across reconnects.
+    holder: String,
 }
 
 impl PgDriver {
@@ -81,7 +86,8 @@ impl PgDriver {
             .as_deref()
             .and_then(|p| p.split(',').next())
             .map(|s| s.trim().trim_matches('"').to_string());
-        let schema = match names.schema.clone().or(first_in_path) {
+        let tenant = first_in_path.is_some();
+        let home = match names.schema.clone().or(first_in_path) {
             Some(s) => s,
             None => {
                 let row = client
@@ -92,15 +98,33 @@ impl PgDriver {
                     .unwrap_or_else(|| "public".into())
             }
         };
-        let tables = history::Tables::new(&schema, &names.table);
-        let lock_key = crate::fnv1a(&format!("strata:{schema}.{}", names.table));
+        let book = Bookkeeping::new(Dialect::Postgres, names, Some(&home), tenant);
+        // Named after the history's place in the earlier layout, so runs of strata
+        // versions before and after the move still exclude each other.
+        let lock_key = crate::fnv1a(&format!(
+            "strata:{}.{}",
+            book.legacy.schema.as_deref().unwrap_or(&home),
+            book.legacy.history.name
+        ));
         Ok(PgDriver {
             client,
             config,
-            tables,
+            tables: history::Tables::new(book.active()),
+            book,
             lock_key,
             lease: None,
+            holder: crate::lease_holder(),
         })
+    }
+}
+
+impl PgDriver {
+    /// Points `tables` at the layout the last probe found (an earlier layout's tables
+    /// until they are moved).
+    fn follow_layout(&mut self) {
+        if self.tables.names != *self.book.active() {
+            self.tables = history::Tables::new(self.book.active());
+        }
     }
 }
 
@@ -194,7 +218,10 @@ impl Driver for PgDriver {
     }
 
     async fn schema(&mut self) -> Result<Schema, DriverError> {
-        schema::introspect(&self.client, &self.tables.own_names()).await
+        let own_schema = (self.book.current.schema != self.book.legacy.schema)
+            .then_some(self.book.current.schema.as_deref())
+            .flatten();
+        schema::introspect(&self.client, &self.tables.own_names(), own_schema).await
     }
 
     async fn run_script(&mut self, script: &Script) -> Result<(), DriverError> {
@@ -222,7 +249,8 @@ impl Driver for PgDriver {
                 let lease = lock::acquire_lease(
                     &self.client,
                     &self.config,
-                    &self.tables,
+                    &history::Tables::new(&self.book.current),
+                    &self.holder,
                     opts.lease,
                     opts.timeout,
                 )
@@ -235,7 +263,14 @@ impl Driver for PgDriver {
 
     async fn unlock(&mut self) -> Result<(), DriverError> {
         match self.lease.take() {
-            Some(lease) => lock::release_lease(&self.client, &self.tables, lease).await,
+            Some(lease) => {
+                lock::release_lease(
+                    &self.client,
+                    &history::Tables::new(&self.book.current),
+                    lease,
+                )
+                .await
+            }
             None => lock::release(&self.client, self.lock_key).await,
         }
     }
@@ -244,7 +279,7 @@ impl Driver for PgDriver {
         if let Some(h) = lock::holder(&self.client, self.lock_key).await {
             return Ok(Some(h));
         }
-        Ok(lock::lease_owner(&self.client, &self.tables).await)
+        Ok(lock::lease_owner(&self.client, &history::Tables::new(&self.book.current)).await)
     }
 
     async fn reconnect(&mut self) -> Result<(), DriverError> {
@@ -266,14 +301,21 @@ impl Driver for PgDriver {
     }
 
     async fn ensure_history(&mut self) -> Result<(), DriverError> {
-        history::ensure(&self.client, &self.tables).await
+        let ensured = history::ensure(&self.client, &mut self.book).await;
+        self.follow_layout();
+        ensured
     }
 
     async fn has_history(&mut self) -> Result<bool, DriverError> {
-        history::exists(&self.client, &self.tables).await
+        history::probe(&self.client, &mut self.book).await?;
+        self.follow_layout();
+        self.book.has_history()
     }
 
     async fn applied(&mut self) -> Result<Vec<AppliedMigration>, DriverError> {
+        if !self.has_history().await? {
+            return Ok(vec![]);
+        }
         history::applied(&self.client, &self.tables).await
     }
 
@@ -282,14 +324,23 @@ impl Driver for PgDriver {
     }
 
     async fn audit(&mut self, entry: &AuditEntry) -> Result<(), DriverError> {
+        if !self.has_history().await? {
+            return Ok(());
+        }
         history::audit(&self.client, &self.tables, entry).await
     }
 
     async fn audit_log(&mut self, limit: usize) -> Result<Vec<AuditRecord>, DriverError> {
+        if !self.has_history().await? {
+            return Ok(vec![]);
+        }
         history::audit_log(&self.client, &self.tables, limit).await
     }
 
     async fn metadata(&mut self) -> Result<Vec<(String, String)>, DriverError> {
+        if !self.has_history().await? {
+            return Ok(vec![]);
+        }
         history::metadata(&self.client, &self.tables).await
     }
 

@@ -30,10 +30,16 @@ fn qualify(ns: &str, name: &str) -> String {
     }
 }
 
-pub(super) async fn introspect(c: &Client, own: &[String]) -> Result<Schema, DriverError> {
+/// The schema without strata's own tables (`own`, as (schema, table)) and, when strata
+/// has a schema of its own (`own_schema`), without that schema.
+pub(super) async fn introspect(
+    c: &Client,
+    own: &[(String, String)],
+    own_schema: Option<&str>,
+) -> Result<Schema, DriverError> {
     let q = |sql: String| async move { c.query(&sql, &[]).await.map_err(|e| db_error(&e)) };
     let mut s = Schema::default();
-    let is_own = |name: &str| own.iter().any(|o| o == name);
+    let is_own = |ns: &str, name: &str| own.iter().any(|(os, o)| os == ns && o == name);
 
     for r in q(format!(
         "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -43,7 +49,7 @@ pub(super) async fn introspect(c: &Client, own: &[String]) -> Result<Schema, Dri
     .await?
     {
         let (ns, name): (String, String) = (r.get(0), r.get(1));
-        if !is_own(&name) {
+        if !is_own(&ns, &name) {
             s.tables.insert(qualify(&ns, &name), Table::default());
         }
     }
@@ -169,7 +175,11 @@ pub(super) async fn introspect(c: &Client, own: &[String]) -> Result<Schema, Dri
         for r in q(sql).await? {
             let name: String = r.get(0);
             // strata's own tables bring their id sequences.
-            if own.iter().any(|o| name.ends_with(&format!(".{o}_id_seq"))) {
+            if own
+                .iter()
+                .any(|(ns, o)| name.ends_with(&format!(" {ns}.{o}_id_seq")))
+                || own_schema.is_some_and(|o| name == format!("schema {o}"))
+            {
                 continue;
             }
             s.other.insert(name);

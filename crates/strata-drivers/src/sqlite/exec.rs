@@ -105,7 +105,7 @@ fn record(
 ) -> Result<(), DriverError> {
     let ms = elapsed.as_millis() as i64;
     match &change.record {
-        Record::Apply(row) => history::upsert(conn, t, row, ms)?,
+        Record::Apply(row) => history::write(conn, t, row, ms, change.replaces)?,
         Record::Remove { version } => history::remove(conn, t, version)?,
         Record::Repair {
             version,
@@ -118,7 +118,7 @@ fn record(
         v["execution_time_ms"] = serde_json::json!(ms);
     }
     history::audit(conn, t, &audit)?;
-    history::set_metadata(conn, &change.metadata)
+    history::set_metadata(conn, t, &change.metadata)
 }
 
 fn non_transactional(
@@ -139,7 +139,7 @@ fn non_transactional(
         let mut r = row.clone();
         r.success = false;
         r.statements_done = 0;
-        history::upsert(conn, t, &r, 0)?;
+        history::write(conn, t, &r, 0, change.replaces)?;
     }
     // Commit what came before and the `success=false` row: the statements must run
     // outside any transaction, and a crash must leave the row behind.
@@ -165,6 +165,8 @@ fn non_transactional(
     }
     ran?;
     let mut done = change.clone();
+    // The `success=false` row written (or resumed) above.
+    done.replaces = true;
     if let Record::Apply(row) = &mut done.record {
         row.success = true;
         row.statements_done = split(change.sql).len() as i64;

@@ -2,86 +2,58 @@
 //! Timestamps are RFC 3339 text in UTC; JSON columns are text.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use strata_core::{AppliedMigration, AuditEntry, AuditRecord, Checksum, DriverError};
 
 use super::sqlite_error;
+use crate::layout::{Bookkeeping, Found};
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
-pub(super) struct Tables {
-    pub history: String,
-    history_plain: String,
+/// strata's tables on this connection ([`crate::layout`]).
+pub(super) type Tables = crate::layout::Names;
+
+/// What the database holds of strata's tables, remembered in `b`.
+pub(super) fn probe(conn: &Connection, b: &mut Bookkeeping) -> Result<Found, DriverError> {
+    let mut stmt = conn.prepare(&b.probe_sql()).map_err(|e| sqlite_error(&e))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                String::new(),
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+            ))
+        })
+        .map_err(|e| sqlite_error(&e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| sqlite_error(&e))?;
+    b.classify(&rows)
 }
 
-impl Tables {
-    pub fn new(table: &str) -> Self {
-        Tables {
-            history: format!("\"{}\"", table.replace('"', "\"\"")),
-            history_plain: table.to_string(),
-        }
+/// Creates strata's tables, or moves an earlier layout's into place, with an audit
+/// row for the move; called under the migration lock.
+pub(super) fn ensure(conn: &Connection, b: &mut Bookkeeping) -> Result<(), DriverError> {
+    let found = probe(conn, b)?;
+    let sql = b.ensure_sql(found)?;
+    if sql.is_empty() {
+        return Ok(());
     }
-
-    /// strata's own tables: left out of schema introspection.
-    pub fn own_names(&self) -> Vec<String> {
-        vec![
-            self.history_plain.clone(),
-            "application_metadata".into(),
-            "audit_log".into(),
-            format!("{}_lock", self.history_plain),
-        ]
+    conn.execute_batch("SAVEPOINT strata_layout")
+        .map_err(|e| sqlite_error(&e))?;
+    let done = sql
+        .iter()
+        .try_for_each(|s| conn.execute_batch(s))
+        .map_err(|e| sqlite_error(&e));
+    if done.is_err() {
+        let _ = conn.execute_batch("ROLLBACK TO strata_layout; RELEASE strata_layout");
+        return done;
     }
-}
-
-pub(super) fn ensure(conn: &Connection, t: &Tables) -> Result<(), DriverError> {
-    let ddl = format!(
-        "CREATE TABLE IF NOT EXISTS {h} (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            version VARCHAR(255) NOT NULL UNIQUE,
-            name TEXT NOT NULL,
-            description TEXT,
-            applied_at TEXT NOT NULL DEFAULT ({NOW}),
-            checksum CHAR(64) NOT NULL,
-            execution_time_ms INTEGER NOT NULL DEFAULT 0,
-            rollback_sql TEXT,
-            success BOOLEAN NOT NULL DEFAULT 1,
-            statements_done INTEGER NOT NULL DEFAULT 0,
-            applied_by TEXT
-        );
-        CREATE TABLE IF NOT EXISTS application_metadata (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            key VARCHAR(255) NOT NULL UNIQUE,
-            value TEXT,
-            description TEXT,
-            created_at TEXT NOT NULL DEFAULT ({NOW}),
-            updated_at TEXT NOT NULL DEFAULT ({NOW})
-        );
-        CREATE TABLE IF NOT EXISTS audit_log (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            table_name VARCHAR(255) NOT NULL,
-            record_id VARCHAR(255),
-            operation VARCHAR(32) NOT NULL,
-            old_values TEXT,
-            new_values TEXT,
-            changed_by TEXT,
-            changed_at TEXT NOT NULL DEFAULT ({NOW}),
-            ip_address TEXT,
-            user_agent TEXT
-        );",
-        h = t.history
-    );
-    conn.execute_batch(&ddl).map_err(|e| sqlite_error(&e))
-}
-
-pub(super) fn exists(conn: &Connection, t: &Tables) -> Result<bool, DriverError> {
-    conn.query_row(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-        [&t.history_plain],
-        |_| Ok(()),
-    )
-    .optional()
-    .map(|r| r.is_some())
-    .map_err(|e| sqlite_error(&e))
+    b.created();
+    if let Some(entry) = b.upgrade_audit(found, whoami::username()) {
+        audit(conn, &b.current, &entry)?;
+    }
+    conn.execute_batch("RELEASE strata_layout")
+        .map_err(|e| sqlite_error(&e))
 }
 
 fn parse_time(s: &str) -> DateTime<Utc> {
@@ -94,12 +66,9 @@ fn parse_time(s: &str) -> DateTime<Utc> {
 }
 
 pub(super) fn applied(conn: &Connection, t: &Tables) -> Result<Vec<AppliedMigration>, DriverError> {
-    if !exists(conn, t)? {
-        return Ok(vec![]);
-    }
     let sql = format!(
         "SELECT version, name, description, applied_at, checksum, execution_time_ms, rollback_sql, success, statements_done, applied_by FROM {} ORDER BY id",
-        t.history
+        t.history.sql
     );
     let mut stmt = conn.prepare(&sql).map_err(|e| sqlite_error(&e))?;
     let rows = stmt
@@ -122,41 +91,61 @@ pub(super) fn applied(conn: &Connection, t: &Tables) -> Result<Vec<AppliedMigrat
         .map_err(|e| sqlite_error(&e))
 }
 
-pub(super) fn upsert(
+/// Writes an applied migration's row: a plain insert, so a version another run
+/// recorded first fails on the unique key, or with `replaces`, an update of exactly
+/// that version's row.
+pub(super) fn write(
     conn: &Connection,
     t: &Tables,
     row: &AppliedMigration,
     ms: i64,
+    replaces: bool,
 ) -> Result<(), DriverError> {
-    let sql = format!(
-        "INSERT INTO {} (version, name, description, checksum, execution_time_ms, rollback_sql, success, statements_done, applied_by) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-         ON CONFLICT (version) DO UPDATE SET name = excluded.name, description = excluded.description, checksum = excluded.checksum, \
-         execution_time_ms = excluded.execution_time_ms, rollback_sql = excluded.rollback_sql, success = excluded.success, \
-         statements_done = excluded.statements_done, applied_by = excluded.applied_by, applied_at = {NOW}",
-        t.history
-    );
-    conn.execute(
-        &sql,
-        params![
-            row.version,
-            row.name,
-            row.description,
-            row.checksum.as_str(),
-            ms,
-            row.rollback_sql,
-            row.success,
-            row.statements_done,
-            row.applied_by
-        ],
-    )
-    .map_err(|e| sqlite_error(&e))?;
+    let sql = if replaces {
+        format!(
+            "UPDATE {} SET name = ?2, description = ?3, checksum = ?4, execution_time_ms = ?5, rollback_sql = ?6, \
+             success = ?7, statements_done = ?8, applied_by = ?9, applied_at = {NOW} WHERE version = ?1",
+            t.history.sql
+        )
+    } else {
+        format!(
+            "INSERT INTO {} (version, name, description, checksum, execution_time_ms, rollback_sql, success, statements_done, applied_by) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            t.history.sql
+        )
+    };
+    let n = conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.execute(params![
+                row.version,
+                row.name,
+                row.description,
+                row.checksum.as_str(),
+                ms,
+                row.rollback_sql,
+                row.success,
+                row.statements_done,
+                row.applied_by
+            ])
+        })
+        .map_err(|e| match &e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+            {
+                crate::layout::already_recorded(&row.version)
+            }
+            _ => sqlite_error(&e),
+        })?;
+    if n != 1 {
+        return Err(crate::layout::row_vanished(&row.version));
+    }
     Ok(())
 }
 
 pub(super) fn remove(conn: &Connection, t: &Tables, version: &str) -> Result<(), DriverError> {
     conn.execute(
-        &format!("DELETE FROM {} WHERE version = ?1", t.history),
+        &format!("DELETE FROM {} WHERE version = ?1", t.history.sql),
         [version],
     )
     .map_err(|e| sqlite_error(&e))?;
@@ -174,7 +163,7 @@ pub(super) fn rechecksum(
     conn.execute(
         &format!(
             "UPDATE {} SET checksum = ?2, rollback_sql = ?3 WHERE version = ?1",
-            t.history
+            t.history.sql
         ),
         rusqlite::params![version, checksum, rollback_sql],
     )
@@ -191,7 +180,7 @@ pub(super) fn set_progress(
     conn.execute(
         &format!(
             "UPDATE {} SET statements_done = ?2 WHERE version = ?1",
-            t.history
+            t.history.sql
         ),
         params![version, done as i64],
     )
@@ -201,11 +190,13 @@ pub(super) fn set_progress(
 
 pub(super) fn set_metadata(
     conn: &Connection,
+    t: &Tables,
     pairs: &[(&'static str, String)],
 ) -> Result<(), DriverError> {
     let mut stmt = conn
         .prepare_cached(&format!(
-            "INSERT INTO application_metadata (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = {NOW}"
+            "INSERT INTO {} (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = {NOW}",
+            t.metadata.sql
         ))
         .map_err(|e| sqlite_error(&e))?;
     for (k, v) in pairs {
@@ -215,12 +206,11 @@ pub(super) fn set_metadata(
 }
 
 pub(super) fn audit(conn: &Connection, t: &Tables, e: &AuditEntry) -> Result<(), DriverError> {
-    if !exists(conn, t)? {
-        return Ok(());
-    }
-    conn.prepare_cached(
-        "INSERT INTO audit_log (table_name, record_id, operation, old_values, new_values, changed_by, ip_address, user_agent) VALUES ('schema_migrations', ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
+    conn.prepare_cached(&format!(
+        "INSERT INTO {} (table_name, record_id, operation, old_values, new_values, changed_by, ip_address, user_agent) VALUES ({}, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        t.audit.sql,
+        t.dialect.literal(&t.history.name)
+    ))
     .and_then(|mut s| {
         s.execute(params![
             e.record_id,
@@ -241,11 +231,8 @@ pub(super) fn audit_log(
     t: &Tables,
     limit: usize,
 ) -> Result<Vec<AuditRecord>, DriverError> {
-    if !exists(conn, t)? {
-        return Ok(vec![]);
-    }
     let mut stmt = conn
-        .prepare("SELECT id, operation, coalesce(record_id, ''), old_values, new_values, changed_by, changed_at, ip_address, user_agent FROM audit_log ORDER BY id DESC LIMIT ?1")
+        .prepare(&format!("SELECT id, operation, coalesce(record_id, ''), old_values, new_values, changed_by, changed_at, ip_address, user_agent FROM {} ORDER BY id DESC LIMIT ?1", t.audit.sql))
         .map_err(|e| sqlite_error(&e))?;
     let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
     let rows = stmt
@@ -271,11 +258,11 @@ pub(super) fn metadata(
     conn: &Connection,
     t: &Tables,
 ) -> Result<Vec<(String, String)>, DriverError> {
-    if !exists(conn, t)? {
-        return Ok(vec![]);
-    }
     let mut stmt = conn
-        .prepare("SELECT key, coalesce(value, '') FROM application_metadata ORDER BY key")
+        .prepare(&format!(
+            "SELECT key, coalesce(value, '') FROM {} ORDER BY key",
+            t.metadata.sql
+        ))
         .map_err(|e| sqlite_error(&e))?;
     let rows = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))

@@ -1,10 +1,11 @@
 //! SQLite, the embedded default (`sqlite://strata.db`).
 //!
 //! The migration lock is SQLite's own write lock: `lock` opens a `BEGIN IMMEDIATE`
-//! transaction that the whole command runs in, and each migration runs in a savepoint
-//! inside it, with its history row. A failed migration rolls back to its savepoint and
-//! the migrations before it commit at `unlock`; a killed process leaves the file as it
-//! was before the command. Non-transactional migrations commit what came before, run in
+//! transaction, and each migration runs in a savepoint inside it, with its history
+//! row. Between two migrations the transaction commits and the lock is taken again
+//! (`checkpoint`): a killed process keeps every migration that finished, and the
+//! migrator re-reads the history after each gap, so a run that slipped in is never
+//! repeated. A failed migration rolls back to its savepoint. Non-transactional migrations commit what came before, run in
 //! autocommit mode with a `success=false` row tracking progress, and take the lock again.
 
 mod exec;
@@ -23,6 +24,7 @@ use strata_core::{
     DriverErrorKind, LockOptions, Script,
 };
 
+use crate::layout::{Bookkeeping, Dialect};
 use crate::HistoryNames;
 
 /// A connection to a SQLite database file.
@@ -30,9 +32,12 @@ pub struct SqliteDriver {
     /// Opened on first use; read-only commands on a missing file never create it.
     conn: Option<Connection>,
     path: PathBuf,
-    tables: history::Tables,
+    /// strata's tables ([`crate::layout`]).
+    book: Bookkeeping,
     /// Inside the command's `BEGIN IMMEDIATE`.
     locked: bool,
+    /// This driver created the file: a run that wrote nothing removes it again.
+    created: bool,
     lock_timeout: Duration,
 }
 
@@ -49,8 +54,9 @@ impl SqliteDriver {
         let mut d = SqliteDriver {
             conn: None,
             path,
-            tables: history::Tables::new(&names.table),
+            book: Bookkeeping::new(Dialect::Sqlite, names, None, false),
             locked: false,
+            created: false,
             lock_timeout: Duration::from_secs(60),
         };
         if d.path.as_os_str() == ":memory:" || d.path.exists() {
@@ -63,6 +69,7 @@ impl SqliteDriver {
     fn conn(&mut self) -> Result<&Connection, DriverError> {
         if self.conn.is_none() {
             let path = &self.path;
+            self.created = path.as_os_str() != ":memory:" && !path.exists();
             let conn = if path.as_os_str() == ":memory:" {
                 Connection::open_in_memory()
             } else {
@@ -79,9 +86,14 @@ impl SqliteDriver {
         Ok(self.conn.as_ref().expect("set just above"))
     }
 
-    /// The connection if the database exists; None for a file not created yet.
-    fn existing(&self) -> Option<&Connection> {
-        self.conn.as_ref()
+    /// The connection and strata's tables, when the database has them (probed anew:
+    /// another process may have created or moved them).
+    fn history(&mut self) -> Result<Option<(&Connection, &history::Tables)>, DriverError> {
+        let Some(conn) = self.conn.as_ref() else {
+            return Ok(None);
+        };
+        history::probe(conn, &mut self.book)?;
+        Ok(self.book.has_history()?.then(|| (conn, self.book.active())))
     }
 }
 
@@ -118,7 +130,7 @@ impl Driver for SqliteDriver {
     }
 
     async fn schema(&mut self) -> Result<Schema, DriverError> {
-        let own = self.tables.own_names();
+        let own = self.book.active().own_names();
         schema::introspect(self.conn()?, &own)
     }
 
@@ -141,12 +153,47 @@ impl Driver for SqliteDriver {
         Ok(())
     }
 
+    /// Each migration commits on its own: a killed run keeps what finished, and the
+    /// application's writers are not locked out for the whole run.
+    async fn checkpoint(&mut self) -> Result<bool, DriverError> {
+        if !self.locked {
+            return Ok(false);
+        }
+        let timeout = self.lock_timeout;
+        let conn = self.conn()?;
+        // `data_version` moves only when another connection commits: the history is
+        // re-read only when someone did write in the gap.
+        let version = |c: &Connection| {
+            c.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+                .map_err(|e| sqlite_error(&e))
+        };
+        // Read while still holding the lock: nobody else can have committed since.
+        let before = version(conn)?;
+        lock::release(conn)?;
+        lock::acquire(conn, timeout)?;
+        Ok(version(conn)? != before)
+    }
+
     async fn unlock(&mut self) -> Result<(), DriverError> {
         if !self.locked {
             return Ok(());
         }
         self.locked = false;
-        lock::release(self.conn()?)
+        lock::release(self.conn()?)?;
+        // A refused run on a new database leaves no file behind (committing an empty
+        // transaction still writes SQLite's header page).
+        let empty = |c: &Connection| {
+            c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .is_ok_and(|n| n == 0)
+        };
+        if self.created && self.conn.as_ref().is_some_and(empty) {
+            self.conn = None;
+            self.created = false;
+            let _ = std::fs::remove_file(&self.path);
+        }
+        Ok(())
     }
 
     /// The native client, for code migrations.
@@ -158,24 +205,23 @@ impl Driver for SqliteDriver {
 
     async fn ensure_history(&mut self) -> Result<(), DriverError> {
         self.conn()?;
-        history::ensure(self.conn.as_ref().expect("opened above"), &self.tables)
+        history::ensure(self.conn.as_ref().expect("opened above"), &mut self.book)
     }
 
     async fn has_history(&mut self) -> Result<bool, DriverError> {
-        self.existing()
-            .map_or(Ok(false), |c| history::exists(c, &self.tables))
+        Ok(self.history()?.is_some())
     }
 
     async fn applied(&mut self) -> Result<Vec<AppliedMigration>, DriverError> {
-        self.existing()
-            .map_or(Ok(vec![]), |c| history::applied(c, &self.tables))
+        self.history()?
+            .map_or(Ok(vec![]), |(c, t)| history::applied(c, t))
     }
 
     async fn execute(&mut self, change: &Change<'_>) -> Result<Duration, DriverError> {
         self.conn()?;
         exec::execute(
             self.conn.as_ref().expect("opened above"),
-            &self.tables,
+            self.book.active(),
             change,
             self.locked,
             self.lock_timeout,
@@ -183,18 +229,18 @@ impl Driver for SqliteDriver {
     }
 
     async fn audit(&mut self, entry: &AuditEntry) -> Result<(), DriverError> {
-        self.existing()
-            .map_or(Ok(()), |c| history::audit(c, &self.tables, entry))
+        self.history()?
+            .map_or(Ok(()), |(c, t)| history::audit(c, t, entry))
     }
 
     async fn audit_log(&mut self, limit: usize) -> Result<Vec<AuditRecord>, DriverError> {
-        self.existing()
-            .map_or(Ok(vec![]), |c| history::audit_log(c, &self.tables, limit))
+        self.history()?
+            .map_or(Ok(vec![]), |(c, t)| history::audit_log(c, t, limit))
     }
 
     async fn metadata(&mut self) -> Result<Vec<(String, String)>, DriverError> {
-        self.existing()
-            .map_or(Ok(vec![]), |c| history::metadata(c, &self.tables))
+        self.history()?
+            .map_or(Ok(vec![]), |(c, t)| history::metadata(c, t))
     }
 
     /// Probes the write lock from a second connection without waiting.
