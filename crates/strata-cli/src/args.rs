@@ -290,6 +290,8 @@ pub struct UpArgs {
     #[arg(long)]
     pub resume: bool,
     #[command(flatten)]
+    pub in_doubt: InDoubtArg,
+    #[command(flatten)]
     pub fleet: FleetArgs,
     /// Fleets: migrate this many targets first and stop if any fails
     #[arg(long)]
@@ -325,6 +327,35 @@ pub struct DownArgs {
     /// Print the rollback plan and its SQL; change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Continue a rollback that stopped midway from its first incomplete statement
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub in_doubt: InDoubtArg,
+}
+
+/// `--in-doubt=done|rerun`: what the statement a crash left in doubt did.
+#[derive(Args, Debug, Clone)]
+pub struct InDoubtArg {
+    /// With --resume: the statement a crash left in doubt took effect (done) or did not
+    /// (rerun); check the database first
+    #[arg(long = "in-doubt", value_name = "done|rerun", requires = "resume")]
+    pub in_doubt: Option<InDoubtChoice>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum InDoubtChoice {
+    Done,
+    Rerun,
+}
+
+impl InDoubtArg {
+    pub fn get(&self) -> Option<strata_core::InDoubt> {
+        self.in_doubt.map(|c| match c {
+            InDoubtChoice::Done => strata_core::InDoubt::Done,
+            InDoubtChoice::Rerun => strata_core::InDoubt::Rerun,
+        })
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -338,6 +369,11 @@ pub struct RollbackArgs {
     /// Print the rollback plan and its SQL; change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Continue a rollback that stopped midway from its first incomplete statement
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub in_doubt: InDoubtArg,
 }
 
 #[derive(Args, Debug, Clone)]

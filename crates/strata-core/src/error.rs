@@ -89,6 +89,10 @@ pub enum PlanError {
     Failed { version: String, done: i64 },
     #[error("migration {version} is already applied")]
     AlreadyApplied { version: String },
+    #[error("statement {statement} of migration {version} was running when its run stopped, so whether it took effect is unknown; check the database, then `--resume --in-doubt=done` (it did) or `--resume --in-doubt=rerun` (it did not)")]
+    InDoubt { version: String, statement: i64 },
+    #[error("the rollback of migration {version} stopped midway ({done} statements done); finish it with `strata rollback --resume` (or by hand, then `strata repair`)")]
+    RollbackStopped { version: String, done: i64 },
 }
 
 impl PlanError {
@@ -281,7 +285,9 @@ impl Error {
                 | PlanError::OutOfOrder { .. }
                 | PlanError::Modified { .. }
                 | PlanError::Missing { .. }
-                | PlanError::Failed { .. } => 3,
+                | PlanError::Failed { .. }
+                | PlanError::InDoubt { .. }
+                | PlanError::RollbackStopped { .. } => 3,
             },
             Error::Driver(d)
                 if matches!(
@@ -326,6 +332,8 @@ impl Error {
                 PlanError::Missing { .. } => "missing",
                 PlanError::Failed { .. } => "failed_state",
                 PlanError::AlreadyApplied { .. } => "already_applied",
+                PlanError::InDoubt { .. } => "in_doubt",
+                PlanError::RollbackStopped { .. } => "rollback_stopped",
             },
             Error::Migration { .. } => "migration_failed",
             Error::Driver(d) => match d.kind {

@@ -43,7 +43,7 @@ pub use event::{Event, Reporter, Silent};
 pub use info::info;
 pub use migration::{
     AppliedMigration, Checksum, Dependency, Format, Migration, MigrationKind, MigrationState,
-    Script,
+    Progress, Script,
 };
 pub use migrator::{
     Actor, BackupPolicy, Finding, HealthReport, HealthStatus, Mark, Migrator, RepairAction,
@@ -51,7 +51,7 @@ pub use migrator::{
 };
 pub use plan::{
     check_history, order, plan_down, plan_mark, plan_rollback, plan_up, states, Catalog, Direction,
-    Plan, StatusRow, Step, Target, UpOptions,
+    InDoubt, Plan, StatusRow, Step, Target, UpOptions,
 };
 pub use project::{Member, MemberReport, Project};
 pub use source::{read_dir, Manifest, Source};

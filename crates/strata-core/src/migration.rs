@@ -332,6 +332,23 @@ pub struct AppliedMigration {
     pub success: bool,
     pub statements_done: i64,
     pub applied_by: Option<String>,
+    /// How far a run tracked statement by statement got, beyond the count.
+    pub progress: Progress,
+}
+
+/// The exact state of a migration run statement by statement (a non-transactional
+/// migration, any MySQL DDL migration, a rollback of one), kept in its history row so a
+/// crash at any instant leaves a history that says what happened.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    /// [`crate::sql::statement_hash`] of each completed statement, in order: `--resume`
+    /// refuses when the file's statements no longer match them.
+    pub statement_hashes: Vec<String>,
+    /// The 1-based statement started and not known to have finished: after a crash its
+    /// outcome is unknown ("in doubt") until the user says (`--in-doubt=done|rerun`).
+    pub in_flight: Option<i64>,
+    /// The run was a rollback (the row stays until it finishes; `rollback --resume`).
+    pub rolling_back: bool,
 }
 
 /// The state `status` reports for a migration.

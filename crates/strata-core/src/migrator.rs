@@ -791,14 +791,24 @@ impl Migrator {
             allow_out_of_order: opts.up.allow_out_of_order || self.settings.out_of_order(),
             ..opts.up
         };
-        Ok(match req {
+        let mut plan = match req {
             Request::Up(t) => plan::plan_up(ms, applied, t, up_opts)?,
             Request::Rollback(t) => plan::plan_rollback(ms, applied, t)?,
             Request::Down { version, cascade } => plan::plan_down(ms, applied, version, *cascade)?,
             Request::Mark { version, mark } => {
                 plan::plan_mark(ms, applied, version, *mark == Mark::Baseline)?
             }
-        })
+        };
+        for step in &mut plan.steps {
+            let Some(row) = applied
+                .iter()
+                .find(|a| a.version == step.version && !a.success)
+            else {
+                continue;
+            };
+            step.resume_from = resume_point(step, row, &opts.up)?;
+        }
+        Ok(plan)
     }
 
     /// Refuses targets that cannot mean anything before the database is touched.
@@ -1121,6 +1131,12 @@ impl Migrator {
             }
             // Read now, checked against the hash taken when the directory was read.
             let sql = step.script.text()?;
+            if let Some(row) = applied
+                .iter()
+                .find(|a| a.version == step.version && !a.success)
+            {
+                check_resumable(step, &sql, row, d.kind())?;
+            }
             let (record, op, schema_version) = match step.direction {
                 Direction::Up => {
                     let m = m.expect("up plans only hold migrations on disk");
@@ -1312,6 +1328,7 @@ impl Migrator {
             success: true,
             statements_done,
             applied_by: Some(self.actor.name.clone()),
+            progress: Default::default(),
         })
     }
 
@@ -1353,6 +1370,79 @@ impl Migrator {
     }
 }
 
+/// Where a step whose history row says a tracked run stopped (`success=false`) goes on:
+/// after the statements that completed, once the user has said what a statement left
+/// in doubt did. A stopped rollback continues only as a rollback, with `--resume`.
+fn resume_point(step: &Step, row: &AppliedMigration, opts: &UpOptions) -> Result<usize> {
+    let p = &row.progress;
+    let down = step.direction == Direction::Down;
+    if p.rolling_back != down {
+        if p.rolling_back {
+            return Err(crate::PlanError::RollbackStopped {
+                version: row.version.clone(),
+                done: row.statements_done,
+            }
+            .into());
+        }
+        // An apply that stopped midway, rolled back with its whole rollback script.
+        return Ok(0);
+    }
+    if down && !opts.resume {
+        return Err(crate::PlanError::RollbackStopped {
+            version: row.version.clone(),
+            done: row.statements_done,
+        }
+        .into());
+    }
+    let done = row.statements_done.max(0) as usize;
+    match (p.in_flight, opts.in_doubt) {
+        (None, _) => Ok(done),
+        (Some(k), None) => Err(crate::PlanError::InDoubt {
+            version: row.version.clone(),
+            statement: k,
+        }
+        .into()),
+        (Some(k), Some(crate::InDoubt::Done)) => Ok(k.max(0) as usize),
+        (Some(_), Some(crate::InDoubt::Rerun)) => Ok(done),
+    }
+}
+
+/// Refuses to resume a step whose file no longer starts with the statements that
+/// completed: skipping "the first N statements" of a different script would record
+/// statements as applied that never ran.
+fn check_resumable(step: &Step, text: &str, row: &AppliedMigration, kind: &str) -> Result<()> {
+    let stored = &row.progress.statement_hashes;
+    if step.resume_from == 0 || stored.is_empty() {
+        return Ok(());
+    }
+    let stmts = crate::sql::split_dialect(text, dialect_of(kind));
+    for (i, want) in stored.iter().enumerate().take(step.resume_from) {
+        let now = stmts
+            .get(i)
+            .map(|s| crate::sql::statement_hash(s.text(text)));
+        if now.as_deref() != Some(want.as_str()) {
+            let at = stmts
+                .get(i)
+                .map(|s| crate::error::StatementRef::new(&step.script, text, s, i, s.range.start));
+            return Err(Error::Refused(format!(
+                "statement {} of migration {} changed since it ran{}: `--resume` skips the statements that completed, so it would record ones that never ran; undo the completed statements by hand and `strata repair`, or restore the file",
+                i + 1,
+                step.id,
+                at.map(|a| format!(" ({}:{})", a.path.display(), a.line)).unwrap_or_default()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn dialect_of(kind: &str) -> crate::sql::Dialect {
+    if kind == "mysql" {
+        crate::sql::Dialect::MySql
+    } else {
+        crate::sql::Dialect::Standard
+    }
+}
+
 /// Refuses, before anything runs, a script the plan would run wrongly: one that leaves
 /// a string, quoted identifier, block comment or dollar quote open (everything after it
 /// would reach the server as one token, or vanish into a comment), and a transactional
@@ -1360,11 +1450,7 @@ impl Migrator {
 /// own transaction with the history row, and a `COMMIT` in it would make part of the
 /// migration permanent without any record).
 fn check_scripts(plan: &Plan, kind: &str) -> Result<()> {
-    let dialect = if kind == "mysql" {
-        crate::sql::Dialect::MySql
-    } else {
-        crate::sql::Dialect::Standard
-    };
+    let dialect = dialect_of(kind);
     for step in &plan.steps {
         if step.script.is_code_marker() || step.script.path.extension().is_some_and(|e| e == "json")
         {

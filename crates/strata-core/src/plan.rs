@@ -237,6 +237,17 @@ pub struct UpOptions {
     pub allow_out_of_order: bool,
     /// Continue a failed non-transactional migration from its first incomplete statement.
     pub resume: bool,
+    /// What the statement a crash left in doubt did, when the user knows.
+    pub in_doubt: Option<InDoubt>,
+}
+
+/// The user's word on a statement whose outcome a crash left unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InDoubt {
+    /// It took effect: resume after it.
+    Done,
+    /// It did not: run it again.
+    Rerun,
 }
 
 /// The catalog of migrations on disk in plan order, with lookups.
@@ -744,6 +755,7 @@ mod tests {
             success: true,
             statements_done: 0,
             applied_by: None,
+            progress: Default::default(),
         }
     }
 

@@ -57,6 +57,25 @@ pub fn split_dialect(sql: &str, dialect: Dialect) -> Vec<Statement> {
     s.run()
 }
 
+/// A statement's identity for `--resume`: 16 hex digits of the SHA-256 of its text
+/// with surrounding white space trimmed and CRLF read as LF. Fixed forever: stored
+/// hashes are compared with it.
+pub fn statement_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let norm = text.trim().replace("\r\n", "\n");
+    hex::encode(&Sha256::digest(norm.as_bytes())[..8])
+}
+
+/// True for a statement that can share a transaction with its progress record, so a
+/// crash leaves it and the record both done or both undone, never in doubt: data
+/// changes and queries. DDL, `CREATE INDEX CONCURRENTLY`, `VACUUM` and the like cannot.
+pub fn commits_with_progress(text: &str) -> bool {
+    matches!(
+        leading_words(text, 1).first().map(String::as_str),
+        Some("INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "MERGE" | "SELECT" | "WITH" | "VALUES")
+    )
+}
+
 /// The first `n` words of a statement, upper-cased, after its leading comments.
 pub fn leading_words(text: &str, n: usize) -> Vec<String> {
     let mut rest = text;

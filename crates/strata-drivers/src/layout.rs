@@ -66,6 +66,9 @@ pub(crate) struct Names {
     pub audit: Table,
     /// The lease table (`lock = "lease"`).
     pub lease: Table,
+    /// The history has the columns of statement-level progress (`statement_hashes`,
+    /// `in_flight`, `direction`); an earlier layout gains them when it is moved.
+    pub progress_columns: bool,
 }
 
 impl Names {
@@ -84,6 +87,7 @@ impl Names {
             metadata: table(&format!("{prefix}application_metadata")),
             audit: table(&format!("{prefix}audit_log")),
             lease: table(&format!("{history}_lock")),
+            progress_columns: true,
         }
     }
 
@@ -118,7 +122,98 @@ impl Names {
             _ => None,
         };
         let history = config.table.as_deref().unwrap_or("schema_migrations");
-        Names::new(dialect, schema, history, "")
+        Names {
+            progress_columns: false,
+            ..Names::new(dialect, schema, history, "")
+        }
+    }
+
+    /// The history columns after `applied_by`, in the order the readers take them
+    /// (`NULL`s where the table predates them).
+    pub fn progress_select(&self) -> &'static str {
+        match (self.progress_columns, self.dialect) {
+            (true, _) => "statement_hashes, in_flight, direction",
+            // Typed, so the readers decode them as the real columns.
+            (false, Dialect::Postgres | Dialect::DuckDb) => {
+                "CAST(NULL AS TEXT), CAST(NULL AS INTEGER), CAST(NULL AS TEXT)"
+            }
+            (false, _) => "NULL, NULL, NULL",
+        }
+    }
+
+    /// `UPDATE` of a tracked run's progress, parameters (statements_done,
+    /// statement_hashes, in_flight, version); `start_down` also marks the row as a
+    /// rollback in progress (`success` false), before its first statement runs.
+    pub fn progress_sql(&self, start_down: bool) -> String {
+        let p = |n: usize| match self.dialect {
+            Dialect::Postgres => format!("${n}"),
+            _ => "?".to_string(),
+        };
+        self.progress_with(start_down, [p(1), p(2), p(3), p(4)])
+    }
+
+    /// [`Names::progress_sql`] with the values inlined as literals (no prepare round
+    /// trip per statement where the client would prepare).
+    pub fn progress_literal_sql(
+        &self,
+        start_down: bool,
+        row: &crate::tracked::Row,
+        version: &str,
+    ) -> String {
+        let d = self.dialect;
+        self.progress_with(
+            start_down,
+            [
+                row.done.to_string(),
+                d.literal(&row.hashes),
+                row.in_flight.map_or("NULL".into(), |n| n.to_string()),
+                d.literal(version),
+            ],
+        )
+    }
+
+    fn progress_with(
+        &self,
+        start_down: bool,
+        [done, hashes, in_flight, version]: [String; 4],
+    ) -> String {
+        let down = if start_down {
+            "success = FALSE, direction = 'down', "
+        } else {
+            ""
+        };
+        format!(
+            "UPDATE {} SET {down}statements_done = {done}, statement_hashes = {hashes}, in_flight = {in_flight} WHERE version = {version}",
+            self.history.sql
+        )
+    }
+
+    /// A rollback that failed cleanly before any statement took effect: the row says
+    /// applied again (parameter: version).
+    pub fn rollback_undone_sql(&self) -> String {
+        let p = if self.dialect == Dialect::Postgres {
+            "$1"
+        } else {
+            "?"
+        };
+        format!(
+            "UPDATE {} SET success = TRUE, direction = NULL, in_flight = NULL WHERE version = {p}",
+            self.history.sql
+        )
+    }
+
+    /// Clears the in-flight mark after a statement the server refused (it did not take
+    /// effect, so nothing is in doubt) (parameter: version).
+    pub fn clear_in_flight_sql(&self) -> String {
+        let p = if self.dialect == Dialect::Postgres {
+            "$1"
+        } else {
+            "?"
+        };
+        format!(
+            "UPDATE {} SET in_flight = NULL WHERE version = {p}",
+            self.history.sql
+        )
     }
 
     pub fn own_names(&self) -> Vec<String> {
@@ -209,7 +304,10 @@ impl Names {
                 rollback_sql {long},
                 success {boolean} NOT NULL DEFAULT TRUE,
                 statements_done INTEGER NOT NULL DEFAULT 0,
-                applied_by {text_col}
+                applied_by {text_col},
+                statement_hashes {long},
+                in_flight INTEGER,
+                direction VARCHAR(8)
             ){engine}",
             h = self.history.sql,
             hid = id_of(&hseq),
@@ -342,7 +440,12 @@ impl Names {
                         .is_some_and(|c| shaped(&c, METADATA_COLUMNS));
                     let audit =
                         cols(legacy, &legacy.audit).is_some_and(|c| shaped(&c, AUDIT_COLUMNS));
-                    return Ok(Found::Legacy { metadata, audit });
+                    let progress = shaped(&have, &["statement_hashes", "in_flight", "direction"]);
+                    return Ok(Found::Legacy {
+                        metadata,
+                        audit,
+                        progress,
+                    });
                 }
             }
         }
@@ -351,7 +454,13 @@ impl Names {
 
     /// The statements moving the earlier layout's tables (those `found` names) to
     /// these names, for [`Found::Legacy`].
-    pub fn upgrade_sql(&self, legacy: &Names, metadata: bool, audit: bool) -> Vec<String> {
+    pub fn upgrade_sql(
+        &self,
+        legacy: &Names,
+        metadata: bool,
+        audit: bool,
+        progress: bool,
+    ) -> Vec<String> {
         let d = self.dialect;
         let mut pairs = vec![
             (&legacy.history, &self.history),
@@ -363,6 +472,25 @@ impl Names {
         if audit {
             pairs.push((&legacy.audit, &self.audit));
         }
+        let long = if d == Dialect::MySql {
+            "LONGTEXT"
+        } else {
+            "TEXT"
+        };
+        let add_columns = [
+            format!(
+                "ALTER TABLE {} ADD COLUMN statement_hashes {long}",
+                self.history.sql
+            ),
+            format!(
+                "ALTER TABLE {} ADD COLUMN in_flight INTEGER",
+                self.history.sql
+            ),
+            format!(
+                "ALTER TABLE {} ADD COLUMN direction VARCHAR(8)",
+                self.history.sql
+            ),
+        ];
         let mut out = Vec::new();
         match d {
             Dialect::MySql => {
@@ -409,6 +537,9 @@ impl Names {
                     ));
                 }
             }
+        }
+        if !progress {
+            out.extend(add_columns);
         }
         out
     }
@@ -469,8 +600,14 @@ impl Bookkeeping {
             Found::Current => vec![],
             Found::Nothing => self.current.create_sql(),
             Found::HistoryGone => return Err(history_gone(&self.current)),
-            Found::Legacy { metadata, audit } => {
-                let mut sql = self.current.upgrade_sql(&self.legacy, metadata, audit);
+            Found::Legacy {
+                metadata,
+                audit,
+                progress,
+            } => {
+                let mut sql = self
+                    .current
+                    .upgrade_sql(&self.legacy, metadata, audit, progress);
                 // Whatever did not move (an application's own `audit_log`) is created.
                 sql.extend(self.current.create_sql());
                 sql
@@ -489,7 +626,10 @@ impl Bookkeeping {
         found: Found,
         changed_by: String,
     ) -> Option<strata_core::AuditEntry> {
-        let Found::Legacy { metadata, audit } = found else {
+        let Found::Legacy {
+            metadata, audit, ..
+        } = found
+        else {
             return None;
         };
         let mut moved = vec![(&self.legacy.history, &self.current.history)];
@@ -524,7 +664,12 @@ pub(crate) enum Found {
     Current,
     /// The earlier layout's history (with its metadata and audit tables when they are
     /// strata's): read there, moved on the next change.
-    Legacy { metadata: bool, audit: bool },
+    Legacy {
+        metadata: bool,
+        audit: bool,
+        /// It has the progress columns already.
+        progress: bool,
+    },
     /// Nothing yet: a fresh database.
     Nothing,
     /// The metadata table without its history: something dropped the history.
@@ -673,10 +818,11 @@ mod tests {
             n.classify(&legacy, &cols).unwrap(),
             Found::Legacy {
                 metadata: false,
-                audit: false
+                audit: false,
+                progress: false
             }
         );
-        let sql = n.upgrade_sql(&legacy, false, false);
+        let sql = n.upgrade_sql(&legacy, false, false, false);
         assert!(
             sql.iter()
                 .any(|s| s == "ALTER TABLE \"public\".\"schema_migrations\" SET SCHEMA \"strata\""),

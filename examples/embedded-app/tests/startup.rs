@@ -57,7 +57,7 @@ fn migrates_a_fresh_database_on_start_up_only_when_asked() {
     // The checksums recorded are the files' own, computed when the binary was built.
     let recorded = query(
         &db,
-        "SELECT version, checksum FROM {history} WHERE version < '003' ORDER BY version",
+        "SELECT version, checksum FROM strata_schema_migrations WHERE version < '003' ORDER BY version",
     );
     let dir_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
     let expected: Vec<String> = ["001_create_notes.sql", "002_add_slug.sql"]

@@ -12,7 +12,9 @@ pub async fn down(ctx: &Context, a: DownArgs) -> Result<i32, Error> {
         ctx.confirm(&format!("roll back {}", a.target_version))?;
     }
     let mut db = ctx.connect_for_change().await?;
-    let opts = ctx.run_options(a.dry_run, true);
+    let mut opts = ctx.run_options(a.dry_run, true);
+    opts.up.resume = a.resume;
+    opts.up.in_doubt = a.in_doubt.get();
     let report = migrator
         .down(
             db.as_mut(),
@@ -35,7 +37,9 @@ pub async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<i32, Error> {
         ctx.confirm(&format!("roll back to {target}"))?;
     }
     let mut db = ctx.connect_for_change().await?;
-    let opts = ctx.run_options(a.dry_run, true);
+    let mut opts = ctx.run_options(a.dry_run, true);
+    opts.up.resume = a.resume;
+    opts.up.in_doubt = a.in_doubt.get();
     let report = migrator
         .rollback(
             db.as_mut(),

@@ -15,6 +15,7 @@ pub async fn run(ctx: &Context, a: UpArgs) -> Result<i32, Error> {
         up: UpOptions {
             allow_out_of_order: a.allow_out_of_order,
             resume: a.resume,
+            in_doubt: a.in_doubt.get(),
         },
         ..ctx.run_options(a.dry_run, false)
     };

@@ -193,7 +193,7 @@ fn an_expired_lease_is_taken_over_and_a_live_one_is_named() {
     // A holder that died without releasing: its lease runs 3 more seconds.
     ok(&p.strata(&db, &["status"]));
     db.query(
-        "CREATE TABLE {lease} (name TEXT PRIMARY KEY, holder TEXT NOT NULL, acquired_at TIMESTAMPTZ NOT NULL, heartbeat_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL); \
+        "CREATE SCHEMA IF NOT EXISTS strata; CREATE TABLE {lease} (name TEXT PRIMARY KEY, holder TEXT NOT NULL, acquired_at TIMESTAMPTZ NOT NULL, heartbeat_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL); \
          INSERT INTO {lease} VALUES ('migrate', 'ghost@elsewhere pid 1', now(), now(), now() + interval '3 seconds')",
     );
     let o = p.strata(&db, &["up"]);

@@ -258,9 +258,9 @@ impl TestDb {
             TestDb::Postgres { .. } => {
                 let mut out = self
                     .query(
-                        "SELECT c.relname, c.relkind, coalesce(string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull, ', ' ORDER BY a.attnum), '') \
+                        "SELECT CASE n.nspname WHEN 'public' THEN '' ELSE n.nspname || '.' END || c.relname, c.relkind, coalesce(string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull, ', ' ORDER BY a.attnum), '') \
                          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-                         WHERE n.nspname NOT IN ('pg_catalog','information_schema','pg_toast') GROUP BY c.relname, c.relkind ORDER BY 1",
+                         WHERE n.nspname NOT IN ('pg_catalog','information_schema','pg_toast') GROUP BY n.nspname, c.relname, c.relkind ORDER BY 1",
                     )
                     .join("\n");
                 out.push('\n');

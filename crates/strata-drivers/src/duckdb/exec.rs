@@ -11,6 +11,7 @@ use strata_core::{Change, DriverError, Record, Script, StatementRef};
 
 use super::duck_error;
 use super::history::{self, Tables};
+use crate::tracked::Tracker;
 
 pub(super) fn execute(
     conn: &Connection,
@@ -139,28 +140,29 @@ fn non_transactional(
     let script = change
         .script
         .expect("non-transactional changes carry a script");
-    let version = match &change.record {
-        Record::Apply(r) => Some(r.version.clone()),
-        Record::Remove { .. } | Record::Repair { .. } => None,
-    };
-    if let (Record::Apply(row), 0) = (&change.record, change.resume_from) {
-        let mut r = row.clone();
-        r.success = false;
-        r.statements_done = 0;
-        history::write(conn, t, &r, 0, change.replaces)?;
+    let version = change.record.version().to_string();
+    let stmts = split(change.sql);
+    let mut tracker = Tracker::new(change.sql, &stmts, change.resume_from);
+    let start = tracker.before(change.resume_from);
+    match &change.record {
+        Record::Apply(row) => {
+            if change.resume_from == 0 {
+                let mut r = row.clone();
+                r.success = false;
+                r.statements_done = 0;
+                history::write(conn, t, &r, 0, change.replaces)?;
+            }
+            history::set_progress(conn, t, &version, &start, false)?;
+        }
+        Record::Remove { .. } => history::set_progress(conn, t, &version, &start, true)?,
+        Record::Repair { .. } => {}
     }
     let started = Instant::now();
     run_init(conn, change)?;
-    run_statements(
-        conn,
-        script,
-        change.resume_from,
-        change,
-        |n| match &version {
-            Some(v) => history::set_progress(conn, t, v, n),
-            None => Ok(()),
-        },
-    )?;
+    run_statements(conn, script, change.resume_from, change, |n| {
+        let row = tracker.completed(n - 1);
+        history::set_progress(conn, t, &version, &row, false)
+    })?;
     let elapsed = started.elapsed();
     let mut done = change.clone();
     // The `success=false` row written (or resumed) above.

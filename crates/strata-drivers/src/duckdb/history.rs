@@ -65,7 +65,8 @@ pub(super) fn ensure(conn: &Connection, b: &mut Bookkeeping) -> Result<(), Drive
 pub(super) fn applied(conn: &Connection, t: &Tables) -> Result<Vec<AppliedMigration>, DriverError> {
     let mut stmt = conn
         .prepare(&format!(
-            "SELECT version, name, description, applied_at, checksum, execution_time_ms, rollback_sql, success, statements_done, applied_by FROM {} ORDER BY id",
+            "SELECT version, name, description, applied_at, checksum, execution_time_ms, rollback_sql, success, statements_done, applied_by, {} FROM {} ORDER BY id",
+            t.progress_select(),
             t.history.sql
         ))
         .map_err(|e| duck_error(&e))?;
@@ -82,6 +83,11 @@ pub(super) fn applied(conn: &Connection, t: &Tables) -> Result<Vec<AppliedMigrat
                 success: r.get(7)?,
                 statements_done: r.get::<_, i32>(8)? as i64,
                 applied_by: r.get(9)?,
+                progress: crate::tracked::progress(
+                    r.get(10)?,
+                    r.get::<_, Option<i32>>(11)?.map(i64::from),
+                    r.get(12)?,
+                ),
             })
         })
         .map_err(|e| duck_error(&e))?;
@@ -167,18 +173,23 @@ pub(super) fn rechecksum(
     .map_err(|e| duck_error(&e))
 }
 
+/// A tracked run's progress (see [`crate::tracked`]); `start_down` marks the row as a
+/// rollback in progress.
 pub(super) fn set_progress(
     conn: &Connection,
     t: &Tables,
     version: &str,
-    done: usize,
+    row: &crate::tracked::Row,
+    start_down: bool,
 ) -> Result<(), DriverError> {
     conn.execute(
-        &format!(
-            "UPDATE {} SET statements_done = ? WHERE version = ?",
-            t.history.sql
-        ),
-        params![done as i32, version],
+        &t.progress_sql(start_down),
+        params![
+            row.done as i32,
+            row.hashes,
+            row.in_flight.map(|n| n as i32),
+            version
+        ],
     )
     .map(|_| ())
     .map_err(|e| duck_error(&e))

@@ -29,6 +29,8 @@ pub struct DuckDbDriver {
     path: PathBuf,
     /// strata's tables ([`crate::layout`]).
     book: Bookkeeping,
+    /// This driver created the file: a run that wrote nothing removes it again.
+    created: bool,
 }
 
 /// The file a `duckdb:` URL names (`duckdb:///abs.db`, `duckdb://rel.db`, `duckdb::memory:`).
@@ -50,6 +52,7 @@ impl DuckDbDriver {
             conn: None,
             path,
             book: Bookkeeping::new(Dialect::DuckDb, names, None, false),
+            created: false,
         };
         if d.path.as_os_str() == ":memory:" || d.path.exists() {
             d.reopen(Duration::from_secs(60))?;
@@ -60,6 +63,7 @@ impl DuckDbDriver {
     /// Opens the file, waiting up to `wait` for another process to let go of it.
     fn reopen(&mut self, wait: Duration) -> Result<(), DriverError> {
         self.conn = None;
+        self.created |= self.path.as_os_str() != ":memory:" && !self.path.exists();
         self.conn = Some(lock::open(&self.path, wait)?);
         Ok(())
     }
@@ -115,12 +119,29 @@ impl Driver for DuckDbDriver {
         }
     }
 
+    /// DuckDB admits one read-write process per file: holding the file open is the
+    /// lock, so it is opened (created if need be) here, and the history is read after.
     async fn lock(&mut self, _opts: &LockOptions) -> Result<(), DriverError> {
-        // Held since `open`: DuckDB admits one read-write process per file.
+        self.conn()?;
         Ok(())
     }
 
     async fn unlock(&mut self) -> Result<(), DriverError> {
+        // A refused run on a new database leaves no file behind.
+        let empty = self.conn.as_ref().is_some_and(|c| {
+            c.query_row("SELECT count(*) FROM information_schema.tables", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .is_ok_and(|n| n == 0)
+        });
+        if self.created && empty {
+            self.conn = None;
+            self.created = false;
+            let _ = std::fs::remove_file(&self.path);
+            let mut wal = self.path.clone().into_os_string();
+            wal.push(".wal");
+            let _ = std::fs::remove_file(wal);
+        }
         Ok(())
     }
 

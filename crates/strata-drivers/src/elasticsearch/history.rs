@@ -197,6 +197,7 @@ pub(super) async fn applied(c: &Client, n: &Names) -> Result<Vec<AppliedMigratio
             success: d.get("success").and_then(Value::as_bool).unwrap_or(false),
             statements_done: int(d, "statements_done"),
             applied_by: text(d, "applied_by"),
+            progress: Default::default(),
         })
         .collect())
 }

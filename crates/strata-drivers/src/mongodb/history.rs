@@ -153,6 +153,7 @@ pub(super) async fn applied(
             success: d.get_bool("success").unwrap_or(false),
             statements_done: int(d, "statements_done"),
             applied_by: text(d, "applied_by"),
+            progress: Default::default(),
         })
         .collect())
 }

@@ -14,6 +14,7 @@ use strata_core::sql::{split_dialect, Dialect, Statement};
 use strata_core::{Change, DriverError, DriverErrorKind, Record, Script, StatementRef};
 
 use super::history::{self, take, Tables};
+use crate::tracked::Tracker;
 
 /// What `execute` needs of the connection besides the connection itself.
 pub(super) struct Session<'a> {
@@ -120,33 +121,53 @@ async fn tracked(
     stmts: &[Statement],
 ) -> Result<Duration, DriverError> {
     let script = change.script.expect("tracked changes carry a script");
-    let version = match &change.record {
+    let version = change.record.version().to_string();
+    let mut tracker = Tracker::new(change.sql, stmts, change.resume_from);
+    let start = tracker.before(change.resume_from);
+    // Visible before anything runs: a crash leaves a `failed` row (or a rollback in
+    // progress), never silence.
+    match &change.record {
         Record::Apply(row) => {
             if change.resume_from == 0 {
-                // Visible before anything runs: a crash leaves a `failed` row, never silence.
                 let mut r = row.clone();
                 r.success = false;
                 r.statements_done = 0;
                 history::write(conn, t, &r, 0, change.replaces).await?;
             }
-            Some(row.version.clone())
+            history::set_progress(conn, t, &version, &start, false).await?;
         }
-        Record::Remove { .. } | Record::Repair { .. } => None,
-    };
+        Record::Remove { .. } => history::set_progress(conn, t, &version, &start, true).await?,
+        Record::Repair { .. } => {}
+    }
     run_init(conn, change).await?;
     set_timeouts(conn, s, change).await?;
     let started = Instant::now();
     let ran = async {
         for (i, st) in stmts.iter().enumerate().skip(change.resume_from) {
+            // A data change commits with its progress record: never in doubt.
+            let atomic = tracker.atomic(i);
+            if atomic {
+                conn.query_drop("START TRANSACTION")
+                    .await
+                    .map_err(|e| db_error(&e))?;
+            }
             if let Err(mut err) = run_one(conn, s, script, st, i, change).await {
-                if let (Record::Remove { version }, true) = (&change.record, i > 0) {
-                    // Half a rollback committed: the row must not claim "applied".
-                    history::set_failed(conn, t, version).await?;
+                if atomic {
+                    let _ = conn.query_drop("ROLLBACK").await;
+                }
+                // The server refused it, so it did not take effect: nothing is in doubt.
+                // (A lost connection leaves the mark: then nobody knows.)
+                if err.code.is_some() {
+                    let undone = matches!(change.record, Record::Remove { .. }) && tracker.done() == 0;
+                    let sql = if undone { t.rollback_undone_sql() } else { t.clear_in_flight_sql() };
+                    let _ = conn.exec_drop(sql, (&version,)).await;
+                }
+                if let (Record::Remove { .. }, true) = (&change.record, tracker.done() > 0) {
                     let note = format!(
                         "MySQL commits DDL as it goes: statements 1-{i} of this rollback took effect, so \
-                         {version} is now recorded as failed. Finish the rollback by hand and run \
-                         `strata repair` (it is then not applied), or undo those statements and run \
-                         `strata up --resume`"
+                         {version} is now recorded as a rollback stopped midway. Fix the cause and run \
+                         `strata rollback --resume`, or finish it by hand and run `strata repair` (it is \
+                         then not applied)"
                     );
                     err.detail = Some(match err.detail.take() {
                         Some(d) => format!("{note}\n{d}"),
@@ -155,8 +176,10 @@ async fn tracked(
                 }
                 return Err(err);
             }
-            if let Some(v) = &version {
-                history::set_progress(conn, t, v, i + 1).await?;
+            let row = tracker.completed(i);
+            history::set_progress(conn, t, &version, &row, false).await?;
+            if atomic {
+                conn.query_drop("COMMIT").await.map_err(|e| db_error(&e))?;
             }
         }
         Ok(())

@@ -54,7 +54,8 @@ pub(super) async fn applied(
 ) -> Result<Vec<AppliedMigration>, DriverError> {
     let sql = format!(
         "SELECT version, name, description, DATE_FORMAT(applied_at, {TS}), checksum, execution_time_ms, \
-         rollback_sql, success, statements_done, applied_by FROM {} ORDER BY id",
+         rollback_sql, success, statements_done, applied_by, {} FROM {} ORDER BY id",
+        t.progress_select(),
         t.history.sql
     );
     let rows: Vec<Row> = conn.query(sql).await.map_err(|e| db_error(&e))?;
@@ -71,6 +72,11 @@ pub(super) async fn applied(
             success: take::<i64>(&mut r, 7).unwrap_or(1) != 0,
             statements_done: take(&mut r, 8).unwrap_or(0),
             applied_by: take(&mut r, 9),
+            progress: crate::tracked::progress(
+                take(&mut r, 10),
+                take(&mut r, 11),
+                take(&mut r, 12),
+            ),
         })
         .collect())
 }
@@ -158,38 +164,18 @@ pub(super) async fn rechecksum(
     .map_err(|e| db_error(&e))
 }
 
+/// A tracked run's progress (see [`crate::tracked`]); `start_down` marks the row as a
+/// rollback in progress. Sent as text: no prepare round trip per statement.
 pub(super) async fn set_progress(
     conn: &mut Conn,
     t: &Tables,
     version: &str,
-    done: usize,
+    row: &crate::tracked::Row,
+    start_down: bool,
 ) -> Result<(), DriverError> {
-    conn.exec_drop(
-        format!(
-            "UPDATE {} SET statements_done = ? WHERE version = ?",
-            t.history.sql
-        ),
-        (done as i64, version),
-    )
-    .await
-    .map_err(|e| db_error(&e))
-}
-
-/// Marks a row failed (a rollback that stopped midway).
-pub(super) async fn set_failed(
-    conn: &mut Conn,
-    t: &Tables,
-    version: &str,
-) -> Result<(), DriverError> {
-    conn.exec_drop(
-        format!(
-            "UPDATE {} SET success = FALSE WHERE version = ?",
-            t.history.sql
-        ),
-        (version,),
-    )
-    .await
-    .map_err(|e| db_error(&e))
+    conn.query_drop(t.progress_literal_sql(start_down, row, version))
+        .await
+        .map_err(|e| db_error(&e))
 }
 
 pub(super) async fn set_metadata(

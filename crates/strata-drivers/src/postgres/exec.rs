@@ -20,6 +20,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls};
 
 use super::history::{audit_params, Tables};
+use crate::tracked::Tracker;
 
 /// SQLSTATEs worth retrying: serialization failure, deadlock, lock not available
 /// (`lock_timeout`), shutdown/crash/startup, too many connections, and every connection
@@ -389,18 +390,26 @@ async fn non_transactional(
         .script
         .expect("non-transactional changes carry a script");
     let stmts = split(change.sql);
-    let tracked = matches!(change.record, Record::Apply(_));
-    if let Record::Apply(row) = &change.record {
-        if change.resume_from == 0 {
-            // Visible before anything runs: a crash leaves a `failed` row, never silence.
-            let mut pending = change.clone();
-            let mut r = row.clone();
-            r.success = false;
-            r.statements_done = 0;
-            pending.record = Record::Apply(r);
-            pending.audit.operation = "start".into();
-            record(client, t, &pending, Duration::ZERO).await?;
+    let version = change.record.version().to_string();
+    let mut tracker = Tracker::new(change.sql, &stmts, change.resume_from);
+    let start = tracker.before(change.resume_from);
+    // Visible before anything runs: a crash leaves a `failed` row (or a rollback in
+    // progress), never silence.
+    match &change.record {
+        Record::Apply(row) => {
+            if change.resume_from == 0 {
+                let mut pending = change.clone();
+                let mut r = row.clone();
+                r.success = false;
+                r.statements_done = 0;
+                pending.record = Record::Apply(r);
+                pending.audit.operation = "start".into();
+                record(client, t, &pending, Duration::ZERO).await?;
+            }
+            set_progress(client, t, &version, &start, false).await?;
         }
+        Record::Remove { .. } => set_progress(client, t, &version, &start, true).await?,
+        Record::Repair { .. } => {}
     }
     run_init(client, change).await?;
     client
@@ -412,17 +421,24 @@ async fn non_transactional(
         .await
         .map_err(|e| db_error(&e))?;
     let started = Instant::now();
-    let update = format!(
-        "UPDATE {} SET statements_done = $2 WHERE version = $1",
-        t.names.history.sql
-    );
-    let version = change.record.version().to_string();
     for (i, s) in stmts.iter().enumerate().skip(change.resume_from) {
         let text = s.text(change.sql);
         if change.echo {
             tracing::info!(statement = i + 1, "{text}");
         }
-        if let Err(e) = with_deadline(client, change.timeout, client.batch_execute(text)).await {
+        // A data change commits with its progress record: never in doubt.
+        let atomic = tracker.atomic(i);
+        let ran = async {
+            if atomic {
+                client.batch_execute("BEGIN").await.map_err(PgFailure::Db)?;
+            }
+            with_deadline(client, change.timeout, client.batch_execute(text)).await
+        }
+        .await;
+        if let Err(e) = ran {
+            if atomic {
+                let _ = client.batch_execute("ROLLBACK").await;
+            }
             let _ = client
                 .batch_execute("RESET statement_timeout; RESET lock_timeout")
                 .await;
@@ -433,12 +449,25 @@ async fn non_transactional(
                     d.as_secs()
                 )),
             };
+            // The server refused it, so it did not take effect: nothing is in doubt.
+            // (A lost connection leaves the mark: then nobody knows.)
+            if !err.transient || err.code.is_some() {
+                let undone = matches!(change.record, Record::Remove { .. }) && tracker.done() == 0;
+                let sql = if undone {
+                    t.names.rollback_undone_sql()
+                } else {
+                    t.names.clear_in_flight_sql()
+                };
+                let _ = client.execute(&sql, &[&version]).await;
+            }
             err.statement = Some(StatementRef::new(script, change.sql, s, i, s.range.start));
             return Err(explain_lock_wait(client, err, change.lock_wait).await);
         }
-        if tracked {
+        let row = tracker.completed(i);
+        set_progress(client, t, &version, &row, false).await?;
+        if atomic {
             client
-                .execute(&update, &[&version, &((i + 1) as i32)])
+                .batch_execute("COMMIT")
                 .await
                 .map_err(|e| db_error(&e))?;
         }
@@ -465,6 +494,26 @@ async fn non_transactional(
         .await
         .map_err(|e| db_error(&e))?;
     r.map(|_| elapsed)
+}
+
+/// Writes a tracked run's progress (see [`crate::tracked`]).
+async fn set_progress(
+    client: &Client,
+    t: &Tables,
+    version: &str,
+    row: &crate::tracked::Row,
+    start_down: bool,
+) -> Result<(), DriverError> {
+    let stmt = prepared(client, t, &t.names.progress_sql(start_down)).await?;
+    let in_flight = row.in_flight.map(|n| n as i32);
+    client
+        .execute(
+            &stmt,
+            &[&(row.done as i32), &row.hashes, &in_flight, &version],
+        )
+        .await
+        .map_err(|e| db_error(&e))?;
+    Ok(())
 }
 
 /// After a `lock_timeout` (55P03), names the sessions that most likely held the table

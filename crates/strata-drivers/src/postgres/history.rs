@@ -156,7 +156,8 @@ pub(super) async fn applied(
     t: &Tables,
 ) -> Result<Vec<AppliedMigration>, DriverError> {
     let sql = format!(
-        "SELECT version, name, description, applied_at, checksum, execution_time_ms, rollback_sql, success, statements_done, applied_by FROM {} ORDER BY id",
+        "SELECT version, name, description, applied_at, checksum, execution_time_ms, rollback_sql, success, statements_done, applied_by, {} FROM {} ORDER BY id",
+        t.names.progress_select(),
         t.names.history.sql
     );
     let rows = match client.query(&sql, &[]).await {
@@ -177,6 +178,11 @@ pub(super) async fn applied(
             success: r.get(7),
             statements_done: r.get::<_, i32>(8) as i64,
             applied_by: r.get(9),
+            progress: crate::tracked::progress(
+                r.get(10),
+                r.get::<_, Option<i32>>(11).map(i64::from),
+                r.get(12),
+            ),
         })
         .collect())
 }

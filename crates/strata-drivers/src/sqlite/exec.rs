@@ -10,6 +10,7 @@ use strata_core::{Change, DriverError, Record, Script, StatementRef};
 
 use super::history::{self, Tables};
 use super::sqlite_error;
+use crate::tracked::Tracker;
 
 pub(super) fn execute(
     conn: &Connection,
@@ -36,7 +37,8 @@ fn transactional(
         run_init(conn, change)?;
         let started = Instant::now();
         if let Some(script) = change.script {
-            run_statements(conn, script, 0, change, |_| Ok(()))?;
+            let stmts = split(change.sql);
+            run_statements(conn, script, &stmts, 0, change, |_| Ok(()), |_| Ok(()))?;
         }
         let elapsed = started.elapsed();
         record(conn, t, change, elapsed)?;
@@ -61,22 +63,26 @@ fn run_init(conn: &Connection, change: &Change<'_>) -> Result<(), DriverError> {
     Ok(())
 }
 
-/// Runs the script's statements from `skip` on, calling `after(n)` when n are done.
+/// Runs statements `range` of the script, calling `before(i)` ahead of statement i and
+/// `after(i)` once it is done; a failure names its statement and line.
 fn run_statements(
     conn: &Connection,
     script: &Script,
+    stmts: &[strata_core::sql::Statement],
     skip: usize,
     change: &Change<'_>,
+    mut before: impl FnMut(usize) -> Result<(), DriverError>,
     mut after: impl FnMut(usize) -> Result<(), DriverError>,
 ) -> Result<(), DriverError> {
     let deadline = Instant::now() + change.timeout;
     conn.progress_handler(10_000, Some(move || Instant::now() > deadline));
     let result = (|| {
-        for (i, s) in split(change.sql).iter().enumerate().skip(skip) {
+        for (i, s) in stmts.iter().enumerate().skip(skip) {
             let text = s.text(change.sql);
             if change.echo {
                 tracing::info!(statement = i + 1, "{text}");
             }
+            before(i)?;
             if let Err(e) = conn.execute_batch(text) {
                 let mut err = sqlite_error(&e);
                 if matches!(&e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::OperationInterrupted)
@@ -89,7 +95,7 @@ fn run_statements(
                 err.statement = Some(StatementRef::new(script, change.sql, s, i, s.range.start));
                 return Err(err);
             }
-            after(i + 1)?;
+            after(i)?;
         }
         Ok(())
     })();
@@ -131,34 +137,71 @@ fn non_transactional(
     let script = change
         .script
         .expect("non-transactional changes carry a script");
-    let version = match &change.record {
-        Record::Apply(r) => Some(r.version.clone()),
-        Record::Remove { .. } | Record::Repair { .. } => None,
-    };
-    if let (Record::Apply(row), 0) = (&change.record, change.resume_from) {
-        let mut r = row.clone();
-        r.success = false;
-        r.statements_done = 0;
-        history::write(conn, t, &r, 0, change.replaces)?;
+    let stmts = split(change.sql);
+    let version = change.record.version().to_string();
+    let tracker = std::cell::RefCell::new(Tracker::new(change.sql, &stmts, change.resume_from));
+    let start = tracker.borrow().before(change.resume_from);
+    // Visible before anything runs: a crash leaves a `failed` row (or a rollback in
+    // progress), never silence.
+    match &change.record {
+        Record::Apply(row) => {
+            if change.resume_from == 0 {
+                let mut r = row.clone();
+                r.success = false;
+                r.statements_done = 0;
+                history::write(conn, t, &r, 0, change.replaces)?;
+            }
+            history::set_progress(conn, t, &version, &start, false)?;
+        }
+        Record::Remove { .. } => history::set_progress(conn, t, &version, &start, true)?,
+        Record::Repair { .. } => {}
     }
-    // Commit what came before and the `success=false` row: the statements must run
-    // outside any transaction, and a crash must leave the row behind.
+    // Commit what came before and the row: the statements must run outside any
+    // transaction, and a crash must leave the row behind.
     if locked {
         conn.execute_batch("COMMIT").map_err(|e| sqlite_error(&e))?;
     }
     let started = Instant::now();
+    // Inside a transaction strata began for a data change (not the script's own).
+    let began = std::cell::Cell::new(false);
     let ran = run_init(conn, change).and_then(|_| {
         run_statements(
             conn,
             script,
+            &stmts,
             change.resume_from,
             change,
-            |n| match &version {
-                Some(v) => history::set_progress(conn, t, v, n),
-                None => Ok(()),
+            // A data change commits with its progress record: never in doubt.
+            |i| {
+                if tracker.borrow().atomic(i) && conn.is_autocommit() {
+                    conn.execute_batch("BEGIN").map_err(|e| sqlite_error(&e))?;
+                    began.set(true);
+                }
+                Ok(())
+            },
+            |i| {
+                let row = tracker.borrow_mut().completed(i);
+                history::set_progress(conn, t, &version, &row, false)?;
+                if began.take() {
+                    conn.execute_batch("COMMIT").map_err(|e| sqlite_error(&e))?;
+                }
+                Ok(())
             },
         )
     });
+    if ran.is_err() {
+        // The statement the server refused did not take effect: nothing is in doubt.
+        if began.take() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        let undone = matches!(change.record, Record::Remove { .. }) && tracker.borrow().done() == 0;
+        let sql = if undone {
+            t.rollback_undone_sql()
+        } else {
+            t.clear_in_flight_sql()
+        };
+        let _ = conn.execute(&sql, [&version]);
+    }
     let elapsed = started.elapsed();
     if locked {
         super::lock::acquire(conn, lock_timeout)?;

@@ -67,7 +67,8 @@ fn parse_time(s: &str) -> DateTime<Utc> {
 
 pub(super) fn applied(conn: &Connection, t: &Tables) -> Result<Vec<AppliedMigration>, DriverError> {
     let sql = format!(
-        "SELECT version, name, description, applied_at, checksum, execution_time_ms, rollback_sql, success, statements_done, applied_by FROM {} ORDER BY id",
+        "SELECT version, name, description, applied_at, checksum, execution_time_ms, rollback_sql, success, statements_done, applied_by, {} FROM {} ORDER BY id",
+        t.progress_select(),
         t.history.sql
     );
     let mut stmt = conn.prepare(&sql).map_err(|e| sqlite_error(&e))?;
@@ -84,6 +85,7 @@ pub(super) fn applied(conn: &Connection, t: &Tables) -> Result<Vec<AppliedMigrat
                 success: r.get(7)?,
                 statements_done: r.get(8)?,
                 applied_by: r.get(9)?,
+                progress: crate::tracked::progress(r.get(10)?, r.get(11)?, r.get(12)?),
             })
         })
         .map_err(|e| sqlite_error(&e))?;
@@ -171,20 +173,18 @@ pub(super) fn rechecksum(
     Ok(())
 }
 
+/// A tracked run's progress (see [`crate::tracked`]); `start_down` marks the row as a
+/// rollback in progress.
 pub(super) fn set_progress(
     conn: &Connection,
     t: &Tables,
     version: &str,
-    done: usize,
+    row: &crate::tracked::Row,
+    start_down: bool,
 ) -> Result<(), DriverError> {
-    conn.execute(
-        &format!(
-            "UPDATE {} SET statements_done = ?2 WHERE version = ?1",
-            t.history.sql
-        ),
-        params![version, done as i64],
-    )
-    .map_err(|e| sqlite_error(&e))?;
+    conn.prepare_cached(&t.progress_sql(start_down))
+        .and_then(|mut s| s.execute(params![row.done, row.hashes, row.in_flight, version]))
+        .map_err(|e| sqlite_error(&e))?;
     Ok(())
 }
 

@@ -1,0 +1,90 @@
+//! The bookkeeping of a migration run statement by statement, the same on every SQL
+//! engine (the engines only execute it): which statement is in flight, how many
+//! completed, and a hash of each completed one.
+//!
+//! The history row is written before the first statement and after each one. A
+//! statement that can share a transaction with that write (a data change) commits with
+//! it, so a crash leaves both or neither; any other statement (DDL, `CREATE INDEX
+//! CONCURRENTLY`) is marked in flight before it runs, so a crash while it runs leaves
+//! it *in doubt* instead of silently counted one way or the other.
+
+use strata_core::sql::{commits_with_progress, statement_hash, Statement};
+
+/// The progress of one tracked run.
+pub(crate) struct Tracker<'a> {
+    sql: &'a str,
+    stmts: &'a [Statement],
+    hashes: Vec<String>,
+    /// The script manages transactions itself (allowed without one of strata's): its
+    /// statements are never wrapped in another.
+    own_transactions: bool,
+}
+
+/// What the history row says at one point of the run.
+pub(crate) struct Row {
+    pub done: i64,
+    pub hashes: String,
+    pub in_flight: Option<i64>,
+}
+
+impl<'a> Tracker<'a> {
+    /// A run of `stmts` starting after the first `from` (a resume: those completed).
+    pub fn new(sql: &'a str, stmts: &'a [Statement], from: usize) -> Self {
+        let hashes = stmts
+            .iter()
+            .take(from)
+            .map(|s| statement_hash(s.text(sql)))
+            .collect();
+        let own_transactions = stmts
+            .iter()
+            .any(|s| strata_core::sql::is_transaction_control(s.text(sql)));
+        Tracker {
+            sql,
+            stmts,
+            hashes,
+            own_transactions,
+        }
+    }
+
+    /// How many statements completed.
+    pub fn done(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// Statement `i` runs in one transaction with the record of its completion.
+    pub fn atomic(&self, i: usize) -> bool {
+        !self.own_transactions && commits_with_progress(self.stmts[i].text(self.sql))
+    }
+
+    /// The row while statement `i` (0-based) is the next to run.
+    pub fn before(&self, i: usize) -> Row {
+        Row {
+            done: self.hashes.len() as i64,
+            hashes: self.hashes.join(","),
+            in_flight: (i < self.stmts.len() && !self.atomic(i)).then_some(i as i64 + 1),
+        }
+    }
+
+    /// Statement `i` completed: the row to write (it names the next one in flight).
+    pub fn completed(&mut self, i: usize) -> Row {
+        self.hashes
+            .push(statement_hash(self.stmts[i].text(self.sql)));
+        self.before(i + 1)
+    }
+}
+
+/// The [`strata_core::Progress`] of a history row from its three columns.
+pub(crate) fn progress(
+    hashes: Option<String>,
+    in_flight: Option<i64>,
+    direction: Option<String>,
+) -> strata_core::Progress {
+    strata_core::Progress {
+        statement_hashes: hashes
+            .filter(|h| !h.is_empty())
+            .map(|h| h.split(',').map(str::to_string).collect())
+            .unwrap_or_default(),
+        in_flight,
+        rolling_back: direction.as_deref() == Some("down"),
+    }
+}
