@@ -13,6 +13,7 @@ mod crash;
 mod docstores;
 mod docsupport;
 mod failures;
+mod faults;
 mod fleet;
 mod lint;
 mod projects;

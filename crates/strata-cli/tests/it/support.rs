@@ -215,7 +215,7 @@ impl TestDb {
     /// Whether a statement succeeds (a constraint holding, a column existing).
     pub fn succeeds(&self, sql: &str) -> bool {
         match self {
-            TestDb::MySql { url, .. } => mysql_exec(url, sql).is_ok(),
+            TestDb::MySql { url, .. } => mysql_exec(url, &strata_tables(sql, false)).is_ok(),
             _ => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.query(sql))).is_ok(),
         }
     }
