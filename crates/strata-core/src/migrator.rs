@@ -873,9 +873,11 @@ impl Migrator {
         let mut done = Vec::new();
         let mut attempt = 0;
         let mut resume = opts.up.resume;
+        let mut in_doubt = opts.up.in_doubt;
         loop {
             let mut this = opts.clone();
             this.up.resume = resume;
+            this.up.in_doubt = in_doubt;
             match self.attempt(d, &req, &this, rep, &mut done).await {
                 Ok(plan) => {
                     return Ok(RunReport {
@@ -886,10 +888,15 @@ impl Migrator {
                 }
                 Err(e) if e.is_transient() && attempt < attempts => {
                     attempt += 1;
-                    // A non-transactional statement the server refused did not run, so
-                    // its recorded progress is exact and the next attempt may resume it.
+                    // A non-transactional statement the server refused (the server
+                    // said so, with a code) did not take effect, so its recorded progress
+                    // is exact and the next attempt resumes it, running it again; the
+                    // in-flight mark it may have left is that very statement.
                     if let Error::Migration { source, .. } = &e {
-                        resume |= source.code.is_some() && source.statement.is_some();
+                        if source.code.is_some() && source.statement.is_some() {
+                            resume = true;
+                            in_doubt = in_doubt.or(Some(crate::InDoubt::Rerun));
+                        }
                     }
                     let delay = self.settings.retry_delay() * attempt;
                     rep.report(Event::Retrying {

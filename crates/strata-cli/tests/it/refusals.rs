@@ -351,3 +351,183 @@ fn sqlite_keeps_finished_migrations_when_killed_mid_run() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(db.tables(), ["a", "b", "slow"]);
 }
+
+/// A killed rollback is visible (failed, rolling back), `health` says so, a plain
+/// `rollback` refuses, and `rollback --resume` finishes it exactly.
+#[test]
+fn killed_rollback_leaves_a_visible_stopped_rollback_that_resumes() {
+    let Some(db) = TestDb::mysql("killed_rollback") else {
+        return;
+    };
+    let p = Project::new();
+    p.file("001_t1.sql", "CREATE TABLE t1 (a INTEGER);\n-- strata:down\nDROP TABLE t1;\n")
+        .file(
+            "002_t2.sql",
+            "CREATE TABLE t2 (a INTEGER);\n-- strata:down\nDROP TABLE t2;\nDO SLEEP(3);\nDROP TABLE t1;\n",
+        );
+    ok(&p.strata(&db, &["up"]));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
+        .current_dir(p.root())
+        .args([
+            "--database-url",
+            &db.url(),
+            "--dir",
+            "migrations",
+            "down",
+            "002",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(db.tables(), ["t1"], "t2 dropped, t1 not yet");
+    assert_eq!(
+        db.query("SELECT success, statements_done, in_flight, direction FROM {history} WHERE version = '002'"),
+        ["0|1|2|down"]
+    );
+    let s = json(&p.strata(&db, &["status", "--json"]));
+    assert_eq!(s["migrations"][1]["state"], "failed");
+    assert_eq!(code(&p.strata(&db, &["health"])), 2);
+    let o = p.strata(&db, &["down", "002"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(stderr(&o).contains("rollback --resume"), "{}", stderr(&o));
+    let o = p.strata(&db, &["down", "002", "--resume"]);
+    assert_eq!(code(&o), 3, "the sleep is in doubt: {}", stderr(&o));
+    assert!(stderr(&o).contains("--in-doubt"), "{}", stderr(&o));
+    ok(&p.strata(&db, &["down", "002", "--resume", "--in-doubt", "rerun"]));
+    assert!(db.tables().is_empty());
+    assert_eq!(db.query("SELECT version FROM {history}"), ["001"]);
+}
+
+/// `up --resume` skips the statements that completed; when the file's first statements
+/// changed since, it refuses, naming the first changed one, instead of recording
+/// statements that never ran.
+#[test]
+fn resume_refuses_when_completed_statements_changed() {
+    let Some(db) = TestDb::mysql("resume_changed") else {
+        return;
+    };
+    let p = Project::new();
+    p.file(
+        "001_a.sql",
+        "CREATE TABLE a1 (x INTEGER);\nCREATE TABLE a2 (x INTEGER);\nCRATE TABLE a3 (x INTEGER);\nCREATE TABLE a4 (x INTEGER);\n",
+    );
+    assert_eq!(code(&p.strata(&db, &["up"])), 1);
+    assert_eq!(
+        db.query("SELECT success, statements_done, in_flight FROM {history}"),
+        ["0|2|NULL"],
+        "a refused statement is not in doubt"
+    );
+    p.file(
+        "001_a.sql",
+        "CREATE TABLE b1 (x INTEGER);\nCREATE TABLE a2 (x INTEGER);\nCREATE TABLE a3 (x INTEGER);\nCREATE TABLE a4 (x INTEGER);\n",
+    );
+    let o = p.strata(&db, &["up", "--resume"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("statement 1 of migration 001_a changed"),
+        "{}",
+        stderr(&o)
+    );
+    let v = p.strata(&db, &["validate"]);
+    assert_ne!(code(&v), 0, "validate must not call this consistent");
+    // Only the statement that failed was fixed: the resume runs it and the rest.
+    p.file(
+        "001_a.sql",
+        "CREATE TABLE a1 (x INTEGER);\nCREATE TABLE a2 (x INTEGER);\nCREATE TABLE a3 (x INTEGER);\nCREATE TABLE a4 (x INTEGER);\n",
+    );
+    ok(&p.strata(&db, &["up", "--resume"]));
+    assert_eq!(db.tables(), ["a1", "a2", "a3", "a4"]);
+}
+
+/// The protected-environment gate reads the history without the lock: a live run's
+/// in-progress row is not a failure, so a second run waits and then finds nothing to do.
+#[test]
+fn waiting_run_does_not_mistake_a_live_run_for_a_failed_one() {
+    let Some(db) = TestDb::postgres("waiting_run") else {
+        return;
+    };
+    let p = Project::new();
+    p.file(
+        "001_slow.sql",
+        "-- strata:no-transaction\nCREATE TABLE s (a INTEGER);\nSELECT pg_sleep(2);\n",
+    );
+    let first = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
+        .current_dir(p.root())
+        .args(["--database-url", &db.url(), "--dir", "migrations", "up"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    // The first run's row says `success=false` now.
+    assert_eq!(
+        db.query("SELECT count(*) FROM {history} WHERE NOT success"),
+        ["1"]
+    );
+    let second = p.strata(&db, &["--env", "prod", "up", "--yes"]);
+    let first = first.wait_with_output().unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(code(&second), 0, "{}", stderr(&second));
+    assert_eq!(db.query("SELECT count(*) FROM {history}"), ["1"]);
+}
+
+/// A dropped connection (the backend terminated mid-run) is retried: every migration,
+/// transactional or not, is applied exactly once.
+#[test]
+fn terminated_backend_mid_run_is_retried_and_applies_each_migration_once() {
+    let Some(db) = TestDb::postgres("terminated_backend") else {
+        return;
+    };
+    db.exec("CREATE TABLE ledger (k TEXT)");
+    let p = Project::new();
+    for k in 1..=8 {
+        let header = if k % 2 == 0 {
+            "-- strata:no-transaction\n"
+        } else {
+            ""
+        };
+        p.file(
+            &format!("{k:03}_m{k}.sql"),
+            &format!("{header}CREATE TABLE m{k} (a INTEGER);\nINSERT INTO ledger VALUES ('{k}');\nSELECT pg_sleep(0.15);\n"),
+        );
+    }
+    std::fs::write(
+        p.root().join("strata.toml"),
+        "[settings]\nretry_attempts = 5\nretry_delay_seconds = 1\n",
+    )
+    .unwrap();
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
+        .current_dir(p.root())
+        .args(["--database-url", &db.url(), "--dir", "migrations", "up"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut terminated = 0;
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(400));
+        let n = db.query("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()) t");
+        terminated += n[0].parse::<usize>().unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(terminated > 0, "no backend was terminated");
+    assert_eq!(
+        db.query("SELECT count(*) FROM {history} WHERE success"),
+        ["8"]
+    );
+    assert_eq!(
+        db.query("SELECT count(*), count(DISTINCT k) FROM ledger"),
+        ["8|8"]
+    );
+    eprintln!("terminated {terminated} backend(s); the run finished with each migration once");
+}
