@@ -15,11 +15,16 @@ the medians, their ratio, and strata's peak RSS (from /usr/bin/time):
                                                 floor: psql running S1's floor script on
                                                 every database, at the same concurrency
   S6  S1 on SQLite                              floor: one sqlite3 session
+  S7  up of a DDL-heavy tree on MariaDB (N/10 migrations of CREATE TABLE, ALTER
+      TABLE ADD COLUMN, CREATE INDEX, INSERT: MySQL commits DDL as it goes, so strata
+      tracks each statement)                  floor: one mariadb session running the
+                                                same files, a history INSERT after each
   S0  CPU time of `strata --help` and `status` on an empty project (goal: < 10 ms)
 
-Usage: bench/run.py [--n 1000] [--repeat 5] [--quick]
-Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust), psql, sqlite3 and
-/usr/bin/time. Writes bench/results.md.
+Usage: bench/run.py [--n 1000] [--repeat 5] [--quick] [--only S7]
+Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust), MariaDB on 127.0.0.1:3306
+(root, no password), psql, mariadb, sqlite3 and /usr/bin/time. Writes
+bench/results.md (bench/results-S7.md with --only S7).
 """
 
 import argparse
@@ -107,6 +112,45 @@ def floor_script(n, down=False):
     return "\n".join(out) + "\n"
 
 
+MARIADB = ["mariadb", "-h", "127.0.0.1", "-P", "3306", "-uroot"]
+
+
+def my(sql):
+    sh(MARIADB + ["-e", sql])
+
+
+def ddl_sql(i):
+    return (
+        f"CREATE TABLE d{i} (id INT PRIMARY KEY, v VARCHAR(40));\n"
+        f"ALTER TABLE d{i} ADD COLUMN w INT NOT NULL DEFAULT 0;\n"
+        f"CREATE INDEX d{i}_v ON d{i} (v);\n"
+        f"INSERT INTO d{i} (id, v) VALUES (1, 'a'), (2, 'b');\n"
+    )
+
+
+def s7(strata, work, n, repeat, env, table):
+    """S7: a DDL-heavy tree on MariaDB, strata against the mariadb client."""
+    mig = work / "ddl"
+    mig.mkdir()
+    floor = ["CREATE TABLE floor_history (version VARCHAR(20) PRIMARY KEY, checksum CHAR(64), applied_at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6));"]
+    for i in range(1, n + 1):
+        (mig / f"{i:04d}_d{i}.sql").write_text(ddl_sql(i))
+        floor.append(ddl_sql(i) + f"INSERT INTO floor_history (version, checksum) VALUES ('{i:04d}', '{'0' * 64}');")
+    floor_file = work / "ddl_floor.sql"
+    floor_file.write_text("\n".join(floor) + "\n")
+    st, ft, rss = [], [], []
+    try:
+        for _ in range(repeat):
+            my("DROP DATABASE IF EXISTS bench_strata; CREATE DATABASE bench_strata; DROP DATABASE IF EXISTS bench_floor; CREATE DATABASE bench_floor")
+            t, m = timed([strata, "--database-url", "mysql://root@127.0.0.1:3306/bench_strata", "--dir", str(mig), "up"], env=env)
+            st.append(t)
+            rss.append(m)
+            ft.append(timed(["sh", "-c", f"{' '.join(MARIADB)} bench_floor < {floor_file}"])[0])
+    finally:
+        my("DROP DATABASE IF EXISTS bench_strata; DROP DATABASE IF EXISTS bench_floor")
+    table.add(f"S7 up, {n} DDL migrations (MariaDB)", median(st), median(ft), max(rss))
+
+
 def median(xs):
     return statistics.median(xs)
 
@@ -132,6 +176,7 @@ def main():
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="N=200, 3 repeats, a 20-database fleet")
+    ap.add_argument("--only", choices=["S7"], help="run one scenario")
     a = ap.parse_args()
     if a.quick:
         a.n, a.repeat = 200, 3
@@ -141,6 +186,13 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="strata-bench-"))
     env = dict(os.environ, NO_COLOR="1")
     table = Table()
+    if a.only == "S7":
+        s7(strata, work, a.n // 10, a.repeat, env, table)
+        shutil.rmtree(work, ignore_errors=True)
+        text = f"strata bench S7: median of {a.repeat}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}\n\n" + table.markdown() + "\n"
+        (ROOT / "bench/results-S7.md").write_text(text)
+        print("\n" + text)
+        return
     try:
         empty = work / "empty"
         empty.mkdir()
@@ -258,6 +310,7 @@ def main():
             rss6.append(rss)
             f6.append(timed(["sh", "-c", f"sqlite3 {work}/f6.db < {lite_floor}"])[0])
         table.add(f"S6 up, {a.n} migrations (SQLite)", median(s6), median(f6), max(rss6))
+        s7(strata, work, a.n // 10, a.repeat, env, table)
     finally:
         for db in ("bench_strata", "bench_floor"):
             pg(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")

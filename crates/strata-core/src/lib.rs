@@ -47,11 +47,11 @@ pub use migration::{
 };
 pub use migrator::{
     Actor, BackupPolicy, Finding, HealthReport, HealthStatus, Mark, Migrator, RepairAction,
-    RepairReport, RunOptions, RunReport, StatusReport, StepResult,
+    RepairReport, RunOptions, RunReport, StatusReport, StepResult, StoppedRun,
 };
 pub use plan::{
     check_history, order, plan_down, plan_mark, plan_rollback, plan_up, states, Catalog, Direction,
-    InDoubt, Plan, StatusRow, Step, Target, UpOptions,
+    InDoubt, Plan, StatusRow, Step, Stopped, Target, UpOptions,
 };
 pub use project::{Member, MemberReport, Project};
 pub use source::{read_dir, Manifest, Source};

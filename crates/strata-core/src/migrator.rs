@@ -166,9 +166,19 @@ pub struct HealthReport {
     /// Edited or missing migrations, and a stale `strata.sum`.
     pub drift: Vec<String>,
     pub failed: Vec<String>,
+    /// How far each failed migration's run got (a rollback, a statement in doubt).
+    pub stopped: Vec<StoppedRun>,
     pub lock_holder: Option<String>,
     /// Why the status is not healthy, one line each.
     pub problems: Vec<String>,
+}
+
+/// A failed migration in [`HealthReport::stopped`].
+#[derive(Debug, Clone, Serialize)]
+pub struct StoppedRun {
+    pub version: String,
+    #[serde(flatten)]
+    pub stopped: crate::plan::Stopped,
 }
 
 /// Which history change a mark command makes.
@@ -635,6 +645,7 @@ impl Migrator {
             pending: 0,
             drift: vec![],
             failed: vec![],
+            stopped: vec![],
             lock_holder: None,
             problems: vec![],
         };
@@ -693,7 +704,15 @@ impl Migrator {
                         MigrationState::Modified | MigrationState::Missing => {
                             h.drift.push(row.version.clone())
                         }
-                        MigrationState::Failed => h.failed.push(row.version.clone()),
+                        MigrationState::Failed => {
+                            h.failed.push(row.version.clone());
+                            if let Some(stopped) = row.stopped.clone() {
+                                h.stopped.push(StoppedRun {
+                                    version: row.version.clone(),
+                                    stopped,
+                                });
+                            }
+                        }
                         _ => {}
                     }
                 }
@@ -709,6 +728,20 @@ impl Migrator {
                 "failed migrations: {}; `strata up --resume` or `strata repair`",
                 h.failed.join(", ")
             );
+            worst(&mut h, HealthStatus::Unhealthy, p);
+        }
+        for row in h.stopped.clone() {
+            let p = match (row.stopped.direction, row.stopped.in_doubt) {
+                (_, Some(k)) => format!(
+                    "statement {k} of migration {} is in doubt: its run stopped while it ran; check the database, then `--resume --in-doubt=done|rerun`",
+                    row.version
+                ),
+                (Direction::Down, None) => format!(
+                    "the rollback of migration {} stopped after {} statement(s); `strata rollback --resume`",
+                    row.version, row.stopped.statements_done
+                ),
+                (Direction::Up, None) => continue,
+            };
             worst(&mut h, HealthStatus::Unhealthy, p);
         }
         let drifted: Vec<_> = h

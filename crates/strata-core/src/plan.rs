@@ -336,6 +336,34 @@ pub struct StatusRow {
     pub applied_at: Option<chrono::DateTime<chrono::Utc>>,
     pub execution_time_ms: Option<i64>,
     pub depends_on: Vec<String>,
+    /// For a `failed` row: how far its run got.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<Stopped>,
+}
+
+/// Where a run that went statement by statement stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stopped {
+    /// `up`, or `down` for a rollback that stopped midway.
+    pub direction: Direction,
+    pub statements_done: i64,
+    /// The statement that was running when the run died: whether it took effect is
+    /// unknown (`--resume --in-doubt=done|rerun`).
+    pub in_doubt: Option<i64>,
+}
+
+impl Stopped {
+    fn of(a: &AppliedMigration) -> Option<Stopped> {
+        (!a.success).then(|| Stopped {
+            direction: if a.progress.rolling_back {
+                Direction::Down
+            } else {
+                Direction::Up
+            },
+            statements_done: a.statements_done,
+            in_doubt: a.progress.in_flight,
+        })
+    }
 }
 
 /// Every migration's state: the catalog in plan order, then history rows whose file is gone.
@@ -382,6 +410,7 @@ pub fn states_iter<'a>(
             applied_at: a.map(|a| a.applied_at),
             execution_time_ms: a.map(|a| a.execution_time_ms),
             depends_on: m.dependencies.iter().map(|d| d.target.clone()).collect(),
+            stopped: a.and_then(|a| Stopped::of(a)),
         }
     });
     on_disk.chain(missing.into_iter().map(|a| StatusRow {
@@ -396,6 +425,7 @@ pub fn states_iter<'a>(
         applied_at: Some(a.applied_at),
         execution_time_ms: Some(a.execution_time_ms),
         depends_on: vec![],
+        stopped: Stopped::of(a),
     }))
 }
 

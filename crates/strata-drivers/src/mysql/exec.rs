@@ -109,7 +109,7 @@ async fn transactional(
     if result.is_err() {
         let _ = conn.query_drop("ROLLBACK").await;
     }
-    reset_timeouts(conn).await;
+    reset_timeouts(conn, s).await;
     result
 }
 
@@ -185,7 +185,7 @@ async fn tracked(
         Ok(())
     }
     .await;
-    reset_timeouts(conn).await;
+    reset_timeouts(conn, s).await;
     ran?;
     let elapsed = started.elapsed();
     let mut done = change.clone();
@@ -237,16 +237,17 @@ async fn set_timeouts(
     .map_err(|e| db_error(&e))
 }
 
-async fn reset_timeouts(conn: &mut Conn) {
+async fn reset_timeouts(conn: &mut Conn, s: &Session<'_>) {
+    // The statement timeout is named differently by MariaDB and MySQL.
+    let statement = if s.mariadb {
+        "max_statement_time"
+    } else {
+        "max_execution_time"
+    };
     let _ = conn
-        .query_drop("SET SESSION lock_wait_timeout = DEFAULT, innodb_lock_wait_timeout = DEFAULT")
-        .await;
-    // One of the two exists, depending on the server.
-    let _ = conn
-        .query_drop("SET SESSION max_statement_time = DEFAULT")
-        .await;
-    let _ = conn
-        .query_drop("SET SESSION max_execution_time = DEFAULT")
+        .query_drop(format!(
+            "SET SESSION lock_wait_timeout = DEFAULT, innodb_lock_wait_timeout = DEFAULT, {statement} = DEFAULT"
+        ))
         .await;
 }
 

@@ -96,11 +96,13 @@ fn parse_url(url: &str) -> Result<Opts, DriverError> {
             format!("invalid MySQL URL {}: {e}", strata_core::redact(url)),
         )
     })?;
-    // Sessions in UTC, so `applied_at` reads back as what was written; no statement
-    // cache (every statement strata prepares is different).
+    // Sessions in UTC, so `applied_at` reads back as what was written. A small
+    // statement cache: the history, audit and metadata statements are the same for
+    // every migration, so each is prepared once per connection (migrations' own
+    // statements go as text and never enter it).
     let builder = OptsBuilder::from_opts(opts)
         .init(vec!["SET time_zone = '+00:00'"])
-        .stmt_cache_size(0)
+        .stmt_cache_size(16)
         .prefer_socket(false);
     Ok(builder.into())
 }
