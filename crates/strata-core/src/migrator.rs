@@ -1242,6 +1242,7 @@ impl Migrator {
     /// Runs a code migration between two history writes: a `success=false` row (with a
     /// `start` audit row) before the code, the finished row after it. A failure leaves
     /// the `failed` row, as a non-transactional SQL migration that broke does.
+    #[allow(clippy::too_many_arguments)]
     async fn run_code(
         &self,
         d: &mut dyn Driver,

@@ -354,7 +354,7 @@ pub struct Stopped {
 
 impl Stopped {
     fn of(a: &AppliedMigration) -> Option<Stopped> {
-        (!a.success).then(|| Stopped {
+        (!a.success).then_some(Stopped {
             direction: if a.progress.rolling_back {
                 Direction::Down
             } else {

@@ -63,14 +63,12 @@ pub(crate) fn parse(path: &Arc<Path>, text: &str) -> Result<SqlFile, SourceError
         let lower = body.to_ascii_lowercase();
         if lower.starts_with("+goose statementbegin") {
             goose_open = Some(lineno);
-        } else if lower.starts_with("+goose statementend") {
-            if goose_open.take().is_none() {
-                return Err(SourceError::new(
-                    path,
-                    Some(lineno),
-                    "`-- +goose StatementEnd` without a `StatementBegin` before it",
-                ));
-            }
+        } else if lower.starts_with("+goose statementend") && goose_open.take().is_none() {
+            return Err(SourceError::new(
+                path,
+                Some(lineno),
+                "`-- +goose StatementEnd` without a `StatementBegin` before it",
+            ));
         }
 
         // Section markers, accepted anywhere.

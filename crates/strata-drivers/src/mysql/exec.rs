@@ -124,6 +124,13 @@ async fn tracked(
     let version = change.record.version().to_string();
     let mut tracker = Tracker::new(change.sql, stmts, change.resume_from);
     let start = tracker.before(change.resume_from);
+    // A progress record written in an open transaction, not yet committed. MySQL
+    // commits an open transaction before every DDL statement, so a record made just
+    // before one rides on that commit instead of paying a commit (an fsync) of its own;
+    // if the process dies in the gap, the statement it records is merely in doubt.
+    conn.query_drop("START TRANSACTION")
+        .await
+        .map_err(|e| db_error(&e))?;
     // Visible before anything runs: a crash leaves a `failed` row (or a rollback in
     // progress), never silence.
     match &change.record {
@@ -134,26 +141,53 @@ async fn tracked(
                 r.statements_done = 0;
                 history::write(conn, t, &r, 0, change.replaces).await?;
             }
-            history::set_progress(conn, t, &version, &start, false).await?;
         }
-        Record::Remove { .. } => history::set_progress(conn, t, &version, &start, true).await?,
-        Record::Repair { .. } => {}
+        Record::Remove { .. } | Record::Repair { .. } => {}
     }
+    // The start record, the commit (unless the first statement carries it) and the
+    // session's timeouts: one round trip.
+    let mut batch = match &change.record {
+        Record::Apply(_) => format!("{}; ", t.progress_literal_sql(false, &start, &version)),
+        Record::Remove { .. } => format!("{}; ", t.progress_literal_sql(true, &start, &version)),
+        Record::Repair { .. } => String::new(),
+    };
+    let mut pending = true;
+    // The next statement commits the record, or joins its transaction.
+    let carries = |tracker: &Tracker, i: usize| {
+        stmts
+            .get(i)
+            .is_none_or(|st| commits_first(st.text(change.sql)) || tracker.atomic(i))
+    };
+    if !carries(&tracker, change.resume_from) {
+        batch.push_str("COMMIT; ");
+        pending = false;
+    }
+    batch.push_str(&timeouts_sql(s, change));
+    conn.query_drop(batch).await.map_err(|e| db_error(&e))?;
     run_init(conn, change).await?;
-    set_timeouts(conn, s, change).await?;
     let started = Instant::now();
+    // A savepoint set ahead of the next (data) statement with the last record.
+    let mut saved = false;
     let ran = async {
         for (i, st) in stmts.iter().enumerate().skip(change.resume_from) {
             // A data change commits with its progress record: never in doubt.
             let atomic = tracker.atomic(i);
             if atomic {
-                conn.query_drop("START TRANSACTION")
-                    .await
-                    .map_err(|e| db_error(&e))?;
+                if !saved {
+                    let open = if pending { "" } else { "START TRANSACTION; " };
+                    conn.query_drop(format!("{open}SAVEPOINT strata_statement"))
+                        .await
+                        .map_err(|e| db_error(&e))?;
+                }
+                pending = true;
+                saved = false;
+            } else if commits_first(st.text(change.sql)) {
+                // Its implicit commit makes the pending record durable.
+                pending = false;
             }
             if let Err(mut err) = run_one(conn, s, script, st, i, change).await {
                 if atomic {
-                    let _ = conn.query_drop("ROLLBACK").await;
+                    let _ = conn.query_drop("ROLLBACK TO SAVEPOINT strata_statement").await;
                 }
                 // The server refused it, so it did not take effect: nothing is in doubt.
                 // (A lost connection leaves the mark: then nobody knows.)
@@ -162,6 +196,9 @@ async fn tracked(
                     let sql = if undone { t.rollback_undone_sql() } else { t.clear_in_flight_sql() };
                     let _ = conn.exec_drop(sql, (&version,)).await;
                 }
+                // What is recorded so far is true: keep it (a DDL refused before its
+                // implicit commit leaves the pending record open).
+                let _ = conn.query_drop("COMMIT").await;
                 if let (Record::Remove { .. }, true) = (&change.record, tracker.done() > 0) {
                     let note = format!(
                         "MySQL commits DDL as it goes: statements 1-{i} of this rollback took effect, so \
@@ -177,15 +214,28 @@ async fn tracked(
                 return Err(err);
             }
             let row = tracker.completed(i);
-            history::set_progress(conn, t, &version, &row, false).await?;
-            if atomic {
-                conn.query_drop("COMMIT").await.map_err(|e| db_error(&e))?;
+            // Before a DDL statement, a data change or the final record, the record
+            // waits for their commit; otherwise it commits now. One round trip.
+            let next_commits = carries(&tracker, i + 1);
+            let record = t.progress_literal_sql(false, &row, &version);
+            let mut batch = match (pending, next_commits) {
+                (false, true) => format!("START TRANSACTION; {record}"),
+                (true, false) => format!("{record}; COMMIT"),
+                _ => record,
+            };
+            if next_commits && i + 1 < stmts.len() && tracker.atomic(i + 1) {
+                batch.push_str("; SAVEPOINT strata_statement");
+                saved = true;
             }
+            conn.query_drop(batch).await.map_err(|e| db_error(&e))?;
+            pending = next_commits;
         }
         Ok(())
     }
     .await;
-    reset_timeouts(conn, s).await;
+    if ran.is_err() {
+        reset_timeouts(conn, s).await;
+    }
     ran?;
     let elapsed = started.elapsed();
     let mut done = change.clone();
@@ -195,14 +245,28 @@ async fn tracked(
         row.success = true;
         row.statements_done = stmts.len() as i64;
     }
-    conn.query_drop("START TRANSACTION")
-        .await
-        .map_err(|e| db_error(&e))?;
+    if !pending {
+        conn.query_drop("START TRANSACTION")
+            .await
+            .map_err(|e| db_error(&e))?;
+    }
     let r = record(conn, t, &done, elapsed).await;
-    conn.query_drop(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })
+    let end = if r.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    conn.query_drop(format!("{end}; {}", reset_timeouts_sql(s)))
         .await
         .map_err(|e| db_error(&e))?;
     r.map(|_| elapsed)
+}
+
+/// Statements before which MySQL commits the open transaction (DDL): a progress record
+/// left open ahead of one is made durable by it.
+fn commits_first(text: &str) -> bool {
+    matches!(
+        strata_core::sql::leading_words(text, 1)
+            .first()
+            .map(String::as_str),
+        Some("CREATE" | "ALTER" | "DROP" | "RENAME" | "TRUNCATE")
+    )
 }
 
 async fn run_init(conn: &mut Conn, change: &Change<'_>) -> Result<(), DriverError> {
@@ -224,31 +288,37 @@ async fn set_timeouts(
     s: &Session<'_>,
     change: &Change<'_>,
 ) -> Result<(), DriverError> {
+    conn.query_drop(timeouts_sql(s, change))
+        .await
+        .map_err(|e| db_error(&e))
+}
+
+fn timeouts_sql(s: &Session<'_>, change: &Change<'_>) -> String {
     let wait_s = change.lock_wait.as_secs_f64().ceil().max(1.0) as u64;
     let statement = if s.mariadb {
         format!("max_statement_time = {:.3}", change.timeout.as_secs_f64())
     } else {
         format!("max_execution_time = {}", change.timeout.as_millis())
     };
-    conn.query_drop(format!(
+    format!(
         "SET SESSION {statement}, lock_wait_timeout = {wait_s}, innodb_lock_wait_timeout = {wait_s}"
-    ))
-    .await
-    .map_err(|e| db_error(&e))
+    )
 }
 
 async fn reset_timeouts(conn: &mut Conn, s: &Session<'_>) {
+    let _ = conn.query_drop(reset_timeouts_sql(s)).await;
+}
+
+fn reset_timeouts_sql(s: &Session<'_>) -> String {
     // The statement timeout is named differently by MariaDB and MySQL.
     let statement = if s.mariadb {
         "max_statement_time"
     } else {
         "max_execution_time"
     };
-    let _ = conn
-        .query_drop(format!(
-            "SET SESSION lock_wait_timeout = DEFAULT, innodb_lock_wait_timeout = DEFAULT, {statement} = DEFAULT"
-        ))
-        .await;
+    format!(
+        "SET SESSION lock_wait_timeout = DEFAULT, innodb_lock_wait_timeout = DEFAULT, {statement} = DEFAULT"
+    )
 }
 
 /// Runs one statement with a client deadline past the server's timeout; past it the

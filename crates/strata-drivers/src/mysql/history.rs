@@ -164,43 +164,35 @@ pub(super) async fn rechecksum(
     .map_err(|e| db_error(&e))
 }
 
-/// A tracked run's progress (see [`crate::tracked`]); `start_down` marks the row as a
-/// rollback in progress. Sent as text: no prepare round trip per statement.
-pub(super) async fn set_progress(
-    conn: &mut Conn,
-    t: &Tables,
-    version: &str,
-    row: &crate::tracked::Row,
-    start_down: bool,
-) -> Result<(), DriverError> {
-    conn.query_drop(t.progress_literal_sql(start_down, row, version))
-        .await
-        .map_err(|e| db_error(&e))
-}
-
 pub(super) async fn set_metadata(
     conn: &mut Conn,
     t: &Tables,
     pairs: &[(&'static str, String)],
 ) -> Result<(), DriverError> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    // Every key in one statement: one round trip.
+    let rows = vec!["(?, ?, ?)"; pairs.len()].join(", ");
+    let mut params: Vec<Value> = Vec::with_capacity(pairs.len() * 3);
     for (key, value) in pairs {
         let description = match *key {
             "schema_version" => "version of the newest applied migration",
             "strata_version" => "strata version that last changed the schema",
             _ => "",
         };
-        conn.exec_drop(
-            format!(
-                "INSERT INTO {} (`key`, value, description) VALUES (?, ?, ?) \
-                 ON DUPLICATE KEY UPDATE value = VALUES(value), updated_at = CURRENT_TIMESTAMP(6)",
-                t.metadata.sql
-            ),
-            (key, value, description),
-        )
-        .await
-        .map_err(|e| db_error(&e))?;
+        params.extend([(*key).into(), value.clone().into(), description.into()]);
     }
-    Ok(())
+    conn.exec_drop(
+        format!(
+            "INSERT INTO {} (`key`, value, description) VALUES {rows} \
+             ON DUPLICATE KEY UPDATE value = VALUES(value), updated_at = CURRENT_TIMESTAMP(6)",
+            t.metadata.sql
+        ),
+        params,
+    )
+    .await
+    .map_err(|e| db_error(&e))
 }
 
 fn json_text(v: &Option<serde_json::Value>) -> Option<String> {
