@@ -166,6 +166,18 @@ fn lint_one(m: &Migration, engine: Engine) -> Vec<LintFinding> {
     for st in sql::split_dialect(&script, split) {
         let text = st.text(&script);
         cx.line = m.up.line_at(&script, st.range.start + code_start(text));
+        // strata runs a transactional migration in its own transaction: `up` refuses
+        // one that begins or commits a transaction itself, and lint says so first.
+        if m.transactional && sql::is_transaction_control(text) {
+            let word = sql::leading_words(text, 1).join("");
+            cx.push(
+                "transaction-control",
+                Severity::Error,
+                format!("`{word}` inside a transactional migration would commit part of it without its history row; `up` refuses it"),
+                "remove the BEGIN/COMMIT lines, or add `-- strata:no-transaction` to run the file statement by statement",
+            );
+            continue;
+        }
         match Parser::parse_sql(dialect.as_ref(), text) {
             Ok(statements) => {
                 for s in &statements {

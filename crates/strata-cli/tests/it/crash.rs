@@ -80,30 +80,10 @@ fn assert_consistent(db: &TestDb, trial: usize) -> usize {
     applied.len()
 }
 
-/// A small deterministic generator (xorshift), so a failing trial can be replayed.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// Each trial: a fresh database, `up` killed after a random delay within one full run,
 /// the database checked, then `up` finishing the job and the database checked again.
 fn kill_trials(fresh: &dyn Fn() -> Option<TestDb>, p: &Project, trials: usize, max_ms: u64) {
-    let seed = std::env::var("STRATA_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let seed = seed("STRATA_CRASH_SEED");
     eprintln!("crash trials with STRATA_CRASH_SEED={seed}, killing within {max_ms} ms");
     let mut rng = Rng(seed);
     let mut killed_midway = 0;

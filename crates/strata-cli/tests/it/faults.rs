@@ -190,17 +190,6 @@ fn run(p: &Project, db: &TestDb, args: &[&str]) {
     assert_eq!(code(&o), 0, "{all:?}: {}", stderr(&o));
 }
 
-/// A small deterministic generator (xorshift), so a failing trial can be replayed.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 fn killed(p: &Project, db: &TestDb, args: &[&str], after: Duration) {
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("strata"))
         .current_dir(p.root())
@@ -238,16 +227,7 @@ fn settle(db: &TestDb) {
 }
 
 fn trials(c: Combo) {
-    let seed = std::env::var("STRATA_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let seed = seed("STRATA_FAULT_SEED");
     let n: usize = std::env::var("STRATA_FAULT_TRIALS")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -531,3 +531,21 @@ fn terminated_backend_mid_run_is_retried_and_applies_each_migration_once() {
     );
     eprintln!("terminated {terminated} backend(s); the run finished with each migration once");
 }
+
+/// `lint` reports what `up` would refuse: transaction control inside a transactional
+/// migration, with its line.
+#[test]
+fn lint_reports_transaction_control_in_a_transactional_migration() {
+    let p = Project::new();
+    p.file(
+        "001_tx.sql",
+        "CREATE TABLE a (id INTEGER);\nBEGIN;\nINSERT INTO a VALUES (1);\nCOMMIT;\n",
+    );
+    let o = strata_in(p.root(), "sqlite://lint.db", &p.migrations(), &["lint"]);
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("transaction-control") && out.contains("001_tx.sql:2"),
+        "{out}"
+    );
+}

@@ -624,3 +624,30 @@ pub fn corpora(test: &str) -> Option<PathBuf> {
     eprintln!("skipped {test}: ../shared/corpora not found (set STRATA_CORPORA)");
     None
 }
+
+/// A small deterministic generator (xorshift), so a failing trial can be replayed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// A fault trial's seed: the variable `var` when set (to replay a failure), else the
+/// clock; the caller prints it.
+pub fn seed(var: &str) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        })
+}
