@@ -483,6 +483,17 @@ fn waiting_run_does_not_mistake_a_live_run_for_a_failed_one() {
 /// transactional or not, is applied exactly once.
 #[test]
 fn terminated_backend_mid_run_is_retried_and_applies_each_migration_once() {
+    terminated_backend_mid_run("");
+}
+
+/// With the lease lock the retry takes back its own lease at once (one holder name per
+/// driver, kept across reconnects) instead of waiting 30 s for it to expire.
+#[test]
+fn retry_after_a_dropped_connection_takes_back_its_own_lease() {
+    terminated_backend_mid_run("lock = \"lease\"\nlease_seconds = 30\nlock_timeout_seconds = 5\n");
+}
+
+fn terminated_backend_mid_run(settings: &str) {
     let Some(db) = TestDb::postgres("terminated_backend") else {
         return;
     };
@@ -501,7 +512,7 @@ fn terminated_backend_mid_run_is_retried_and_applies_each_migration_once() {
     }
     std::fs::write(
         p.root().join("strata.toml"),
-        "[settings]\nretry_attempts = 5\nretry_delay_seconds = 1\n",
+        format!("[settings]\nretry_attempts = 5\nretry_delay_seconds = 1\n{settings}"),
     )
     .unwrap();
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
