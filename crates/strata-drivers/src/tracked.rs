@@ -88,3 +88,27 @@ pub(crate) fn progress(
         rolling_back: direction.as_deref() == Some("down"),
     }
 }
+
+/// The `success=false` row a tracked apply writes before its first statement (none when
+/// it resumes: the row is there), so a crash at any point leaves a visible row.
+pub(crate) fn start_row(change: &strata_core::Change<'_>) -> Option<strata_core::AppliedMigration> {
+    match &change.record {
+        strata_core::Record::Apply(row) if change.resume_from == 0 => {
+            let mut r = row.clone();
+            r.success = false;
+            r.statements_done = 0;
+            Some(r)
+        }
+        _ => None,
+    }
+}
+
+/// Whether the run's first progress record also marks a rollback in progress (`None`
+/// for a change with nothing to track).
+pub(crate) fn starts_down(change: &strata_core::Change<'_>) -> Option<bool> {
+    match &change.record {
+        strata_core::Record::Apply(_) => Some(false),
+        strata_core::Record::Remove { .. } => Some(true),
+        strata_core::Record::Repair { .. } => None,
+    }
+}

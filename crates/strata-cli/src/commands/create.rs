@@ -95,14 +95,7 @@ pub fn write_sql(
             "`{description}` has no letters or digits to name a file with"
         )));
     }
-    // The directory of a new project: created here, the one command that makes files.
-    std::fs::create_dir_all(dir).map_err(|e| {
-        Error::Source(SourceError::new(
-            dir,
-            None,
-            format!("cannot create the migrations directory: {e}"),
-        ))
-    })?;
+    ensure_dir(dir)?;
     let version = next_version(&ctx.migrator()?);
     let file = format!("{version}_{name}.sql");
     let path = dir.join(&file);
@@ -153,14 +146,7 @@ pub fn run(ctx: &Context, a: CreateArgs) -> Result<i32, Error> {
             a.name
         )));
     }
-    // The directory of a new project: created here, the one command that makes files.
-    std::fs::create_dir_all(dir).map_err(|e| {
-        Error::Source(SourceError::new(
-            dir,
-            None,
-            format!("cannot create the migrations directory: {e}"),
-        ))
-    })?;
+    ensure_dir(dir)?;
     let version = next_version(&ctx.migrator()?);
     let path = dir.join(format!("{version}_{name}.rs"));
     let io = |e: std::io::Error| {
@@ -187,4 +173,16 @@ pub fn run(ctx: &Context, a: CreateArgs) -> Result<i32, Error> {
         );
     }
     Ok(0)
+}
+
+/// The directory of a new project: created here, by the one command that makes files
+/// (everywhere else a missing directory is an input error).
+fn ensure_dir(dir: &std::path::Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Error::Source(SourceError::new(
+            dir,
+            None,
+            format!("cannot create the migrations directory: {e}"),
+        ))
+    })
 }

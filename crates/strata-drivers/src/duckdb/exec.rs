@@ -144,18 +144,11 @@ fn non_transactional(
     let stmts = split(change.sql);
     let mut tracker = Tracker::new(change.sql, &stmts, change.resume_from);
     let start = tracker.before(change.resume_from);
-    match &change.record {
-        Record::Apply(row) => {
-            if change.resume_from == 0 {
-                let mut r = row.clone();
-                r.success = false;
-                r.statements_done = 0;
-                history::write(conn, t, &r, 0, change.replaces)?;
-            }
-            history::set_progress(conn, t, &version, &start, false)?;
-        }
-        Record::Remove { .. } => history::set_progress(conn, t, &version, &start, true)?,
-        Record::Repair { .. } => {}
+    if let Some(r) = crate::tracked::start_row(change) {
+        history::write(conn, t, &r, 0, change.replaces)?;
+    }
+    if let Some(down) = crate::tracked::starts_down(change) {
+        history::set_progress(conn, t, &version, &start, down)?;
     }
     let started = Instant::now();
     run_init(conn, change)?;

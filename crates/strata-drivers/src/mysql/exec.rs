@@ -133,24 +133,14 @@ async fn tracked(
         .map_err(|e| db_error(&e))?;
     // Visible before anything runs: a crash leaves a `failed` row (or a rollback in
     // progress), never silence.
-    match &change.record {
-        Record::Apply(row) => {
-            if change.resume_from == 0 {
-                let mut r = row.clone();
-                r.success = false;
-                r.statements_done = 0;
-                history::write(conn, t, &r, 0, change.replaces).await?;
-            }
-        }
-        Record::Remove { .. } | Record::Repair { .. } => {}
+    if let Some(r) = crate::tracked::start_row(change) {
+        history::write(conn, t, &r, 0, change.replaces).await?;
     }
     // The start record, the commit (unless the first statement carries it) and the
     // session's timeouts: one round trip.
-    let mut batch = match &change.record {
-        Record::Apply(_) => format!("{}; ", t.progress_literal_sql(false, &start, &version)),
-        Record::Remove { .. } => format!("{}; ", t.progress_literal_sql(true, &start, &version)),
-        Record::Repair { .. } => String::new(),
-    };
+    let mut batch = crate::tracked::starts_down(change)
+        .map(|down| format!("{}; ", t.progress_literal_sql(down, &start, &version)))
+        .unwrap_or_default();
     let mut pending = true;
     // The next statement commits the record, or joins its transaction.
     let carries = |tracker: &Tracker, i: usize| {

@@ -395,21 +395,14 @@ async fn non_transactional(
     let start = tracker.before(change.resume_from);
     // Visible before anything runs: a crash leaves a `failed` row (or a rollback in
     // progress), never silence.
-    match &change.record {
-        Record::Apply(row) => {
-            if change.resume_from == 0 {
-                let mut pending = change.clone();
-                let mut r = row.clone();
-                r.success = false;
-                r.statements_done = 0;
-                pending.record = Record::Apply(r);
-                pending.audit.operation = "start".into();
-                record(client, t, &pending, Duration::ZERO).await?;
-            }
-            set_progress(client, t, &version, &start, false).await?;
-        }
-        Record::Remove { .. } => set_progress(client, t, &version, &start, true).await?,
-        Record::Repair { .. } => {}
+    if let Some(r) = crate::tracked::start_row(change) {
+        let mut pending = change.clone();
+        pending.record = Record::Apply(r);
+        pending.audit.operation = "start".into();
+        record(client, t, &pending, Duration::ZERO).await?;
+    }
+    if let Some(down) = crate::tracked::starts_down(change) {
+        set_progress(client, t, &version, &start, down).await?;
     }
     run_init(client, change).await?;
     client

@@ -143,18 +143,11 @@ fn non_transactional(
     let start = tracker.borrow().before(change.resume_from);
     // Visible before anything runs: a crash leaves a `failed` row (or a rollback in
     // progress), never silence.
-    match &change.record {
-        Record::Apply(row) => {
-            if change.resume_from == 0 {
-                let mut r = row.clone();
-                r.success = false;
-                r.statements_done = 0;
-                history::write(conn, t, &r, 0, change.replaces)?;
-            }
-            history::set_progress(conn, t, &version, &start, false)?;
-        }
-        Record::Remove { .. } => history::set_progress(conn, t, &version, &start, true)?,
-        Record::Repair { .. } => {}
+    if let Some(r) = crate::tracked::start_row(change) {
+        history::write(conn, t, &r, 0, change.replaces)?;
+    }
+    if let Some(down) = crate::tracked::starts_down(change) {
+        history::set_progress(conn, t, &version, &start, down)?;
     }
     // Commit what came before and the row: the statements must run outside any
     // transaction, and a crash must leave the row behind.
