@@ -36,10 +36,19 @@ impl Dialect {
         }
     }
 
-    /// The SQL literal of `s`.
+    /// The SQL literal of `s`, exact whatever the server's settings: PostgreSQL's
+    /// escape string (`standard_conforming_strings` does not change it); on MySQL a
+    /// hex string when `s` holds a backslash (`NO_BACKSLASH_ESCAPES` changes what a
+    /// backslash in quotes means).
     pub fn literal(self, s: &str) -> String {
         match self {
-            Dialect::MySql => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''")),
+            Dialect::Postgres if s.contains('\\') => {
+                format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+            }
+            Dialect::MySql if s.contains('\\') => {
+                let hex: String = s.bytes().map(|b| format!("{b:02X}")).collect();
+                format!("_utf8mb4 X'{hex}'")
+            }
             _ => format!("'{}'", s.replace('\'', "''")),
         }
     }
@@ -139,81 +148,6 @@ impl Names {
             }
             (false, _) => "NULL, NULL, NULL",
         }
-    }
-
-    /// `UPDATE` of a tracked run's progress, parameters (statements_done,
-    /// statement_hashes, in_flight, version); `start_down` also marks the row as a
-    /// rollback in progress (`success` false), before its first statement runs.
-    pub fn progress_sql(&self, start_down: bool) -> String {
-        let p = |n: usize| match self.dialect {
-            Dialect::Postgres => format!("${n}"),
-            _ => "?".to_string(),
-        };
-        self.progress_with(start_down, [p(1), p(2), p(3), p(4)])
-    }
-
-    /// [`Names::progress_sql`] with the values inlined as literals (no prepare round
-    /// trip per statement where the client would prepare).
-    pub fn progress_literal_sql(
-        &self,
-        start_down: bool,
-        row: &crate::tracked::Row,
-        version: &str,
-    ) -> String {
-        let d = self.dialect;
-        self.progress_with(
-            start_down,
-            [
-                row.done.to_string(),
-                d.literal(&row.hashes),
-                row.in_flight.map_or("NULL".into(), |n| n.to_string()),
-                d.literal(version),
-            ],
-        )
-    }
-
-    fn progress_with(
-        &self,
-        start_down: bool,
-        [done, hashes, in_flight, version]: [String; 4],
-    ) -> String {
-        let down = if start_down {
-            "success = FALSE, direction = 'down', "
-        } else {
-            ""
-        };
-        format!(
-            "UPDATE {} SET {down}statements_done = {done}, statement_hashes = {hashes}, in_flight = {in_flight} WHERE version = {version}",
-            self.history.sql
-        )
-    }
-
-    /// A rollback that failed cleanly before any statement took effect: the row says
-    /// applied again (parameter: version).
-    pub fn rollback_undone_sql(&self) -> String {
-        let p = if self.dialect == Dialect::Postgres {
-            "$1"
-        } else {
-            "?"
-        };
-        format!(
-            "UPDATE {} SET success = TRUE, direction = NULL, in_flight = NULL WHERE version = {p}",
-            self.history.sql
-        )
-    }
-
-    /// Clears the in-flight mark after a statement the server refused (it did not take
-    /// effect, so nothing is in doubt) (parameter: version).
-    pub fn clear_in_flight_sql(&self) -> String {
-        let p = if self.dialect == Dialect::Postgres {
-            "$1"
-        } else {
-            "?"
-        };
-        format!(
-            "UPDATE {} SET in_flight = NULL WHERE version = {p}",
-            self.history.sql
-        )
     }
 
     pub fn own_names(&self) -> Vec<String> {

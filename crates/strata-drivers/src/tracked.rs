@@ -9,6 +9,10 @@
 //! it *in doubt* instead of silently counted one way or the other.
 
 use strata_core::sql::{commits_with_progress, statement_hash, Statement};
+use strata_core::{Change, Record};
+
+use crate::history::{self, Stmt};
+use crate::layout::Names;
 
 /// The progress of one tracked run.
 pub(crate) struct Tracker<'a> {
@@ -89,26 +93,31 @@ pub(crate) fn progress(
     }
 }
 
-/// The `success=false` row a tracked apply writes before its first statement (none when
-/// it resumes: the row is there), so a crash at any point leaves a visible row.
-pub(crate) fn start_row(change: &strata_core::Change<'_>) -> Option<strata_core::AppliedMigration> {
+/// What a tracked run writes before its first statement, `first` being the progress
+/// at that point: the `success=false` row of an apply (none when it resumes: the row is
+/// there), so a crash at any point leaves a visible row, and the progress record, which
+/// for a rollback also marks it in progress.
+pub(crate) fn start(n: &Names, change: &Change<'_>, first: &Row) -> Vec<Stmt> {
+    let version = change.record.version();
+    let mut out = Vec::new();
     match &change.record {
-        strata_core::Record::Apply(row) if change.resume_from == 0 => {
-            let mut r = row.clone();
-            r.success = false;
-            r.statements_done = 0;
-            Some(r)
+        Record::Apply(row) => {
+            if change.resume_from == 0 {
+                let mut r = row.clone();
+                r.success = false;
+                r.statements_done = 0;
+                out.push(history::write(n, &r, 0, change.replaces));
+            }
+            out.push(history::progress(n, version, first, false));
         }
-        _ => None,
+        Record::Remove { .. } => out.push(history::progress(n, version, first, true)),
+        Record::Repair { .. } => {}
     }
+    out
 }
 
-/// Whether the run's first progress record also marks a rollback in progress (`None`
-/// for a change with nothing to track).
-pub(crate) fn starts_down(change: &strata_core::Change<'_>) -> Option<bool> {
-    match &change.record {
-        strata_core::Record::Apply(_) => Some(false),
-        strata_core::Record::Remove { .. } => Some(true),
-        strata_core::Record::Repair { .. } => None,
-    }
+/// The record after statement the server refused (see [`history::refused`]).
+pub(crate) fn refused(n: &Names, change: &Change<'_>, t: &Tracker<'_>) -> Stmt {
+    let untouched = matches!(change.record, Record::Remove { .. }) && t.done() == 0;
+    history::refused(n, change.record.version(), untouched)
 }

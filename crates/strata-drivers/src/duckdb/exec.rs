@@ -114,22 +114,7 @@ fn record(
     change: &Change<'_>,
     elapsed: Duration,
 ) -> Result<(), DriverError> {
-    let ms = elapsed.as_millis() as i64;
-    match &change.record {
-        Record::Apply(row) => history::write(conn, t, row, ms, change.replaces)?,
-        Record::Remove { version } => history::remove(conn, t, version)?,
-        Record::Repair {
-            version,
-            checksum,
-            rollback_sql,
-        } => history::rechecksum(conn, t, version, checksum, rollback_sql.as_deref())?,
-    }
-    let mut audit = change.audit.clone();
-    if let Some(v) = audit.new_values.as_mut().or(audit.old_values.as_mut()) {
-        v["execution_time_ms"] = serde_json::json!(ms);
-    }
-    history::audit(conn, t, &audit)?;
-    history::set_metadata(conn, t, &change.metadata)
+    history::run(conn, &crate::history::record(t, change, elapsed.as_millis() as i64))
 }
 
 fn non_transactional(
@@ -144,17 +129,12 @@ fn non_transactional(
     let stmts = split(change.sql);
     let mut tracker = Tracker::new(change.sql, &stmts, change.resume_from);
     let start = tracker.before(change.resume_from);
-    if let Some(r) = crate::tracked::start_row(change) {
-        history::write(conn, t, &r, 0, change.replaces)?;
-    }
-    if let Some(down) = crate::tracked::starts_down(change) {
-        history::set_progress(conn, t, &version, &start, down)?;
-    }
+    history::run(conn, &crate::tracked::start(t, change, &start))?;
     let started = Instant::now();
     run_init(conn, change)?;
     run_statements(conn, script, change.resume_from, change, |n| {
         let row = tracker.completed(n - 1);
-        history::set_progress(conn, t, &version, &row, false)
+        history::run(conn, &[crate::history::progress(t, &version, &row, false)])
     })?;
     let elapsed = started.elapsed();
     let mut done = change.clone();

@@ -101,8 +101,8 @@ async fn transactional(
             }
         }
         let elapsed = started.elapsed();
-        record(conn, t, change, elapsed).await?;
-        conn.query_drop("COMMIT").await.map_err(|e| db_error(&e))?;
+        let record = crate::history::record(t, change, elapsed.as_millis() as i64);
+        history::run_with(conn, &[], &record, &["COMMIT"]).await?;
         Ok(elapsed)
     }
     .await;
@@ -128,36 +128,33 @@ async fn tracked(
     // commits an open transaction before every DDL statement, so a record made just
     // before one rides on that commit instead of paying a commit (an fsync) of its own;
     // if the process dies in the gap, the statement it records is merely in doubt.
-    conn.query_drop("START TRANSACTION")
-        .await
-        .map_err(|e| db_error(&e))?;
-    // Visible before anything runs: a crash leaves a `failed` row (or a rollback in
-    // progress), never silence.
-    if let Some(r) = crate::tracked::start_row(change) {
-        history::write(conn, t, &r, 0, change.replaces).await?;
-    }
-    // The start record, the commit (unless the first statement carries it) and the
-    // session's timeouts: one round trip.
-    let mut batch = crate::tracked::starts_down(change)
-        .map(|down| format!("{}; ", t.progress_literal_sql(down, &start, &version)))
-        .unwrap_or_default();
-    let mut pending = true;
     // The next statement commits the record, or joins its transaction.
     let carries = |tracker: &Tracker, i: usize| {
         stmts
             .get(i)
             .is_none_or(|st| commits_first(st.text(change.sql)) || tracker.atomic(i))
     };
-    if !carries(&tracker, change.resume_from) {
-        batch.push_str("COMMIT; ");
-        pending = false;
+    let mut pending = carries(&tracker, change.resume_from);
+    // Visible before anything runs: a crash leaves a `failed` row (or a rollback in
+    // progress), never silence. With the commit (unless the first statement carries it)
+    // and the session's timeouts: one round trip.
+    let timeouts = timeouts_sql(s, change);
+    let after: &[&str] = if pending {
+        &[&timeouts]
+    } else {
+        &["COMMIT", &timeouts]
+    };
+    let begin = crate::tracked::start(t, change, &start);
+    if let Err(e) = history::run_with(conn, &["START TRANSACTION"], &begin, after).await {
+        let _ = conn.query_drop("ROLLBACK").await;
+        return Err(e);
     }
-    batch.push_str(&timeouts_sql(s, change));
-    conn.query_drop(batch).await.map_err(|e| db_error(&e))?;
     run_init(conn, change).await?;
     let started = Instant::now();
     // A savepoint set ahead of the next (data) statement with the last record.
     let mut saved = false;
+    // The statements recording the last one's completion.
+    let mut progress: Vec<String> = Vec::new();
     let ran = async {
         for (i, st) in stmts.iter().enumerate().skip(change.resume_from) {
             // A data change commits with its progress record: never in doubt.
@@ -182,9 +179,7 @@ async fn tracked(
                 // The server refused it, so it did not take effect: nothing is in doubt.
                 // (A lost connection leaves the mark: then nobody knows.)
                 if err.code.is_some() {
-                    let undone = matches!(change.record, Record::Remove { .. }) && tracker.done() == 0;
-                    let sql = if undone { t.rollback_undone_sql() } else { t.clear_in_flight_sql() };
-                    let _ = conn.exec_drop(sql, (&version,)).await;
+                    let _ = history::run(conn, &[crate::tracked::refused(t, change, &tracker)]).await;
                 }
                 // What is recorded so far is true: keep it (a DDL refused before its
                 // implicit commit leaves the pending record open).
@@ -207,18 +202,25 @@ async fn tracked(
             // Before a DDL statement, a data change or the final record, the record
             // waits for their commit; otherwise it commits now. One round trip.
             let next_commits = carries(&tracker, i + 1);
-            let record = t.progress_literal_sql(false, &row, &version);
-            let mut batch = match (pending, next_commits) {
-                (false, true) => format!("START TRANSACTION; {record}"),
-                (true, false) => format!("{record}; COMMIT"),
-                _ => record,
-            };
+            if !pending && next_commits {
+                progress.push("START TRANSACTION".into());
+            }
+            progress.push(crate::history::progress(t, &version, &row, false).sql);
+            if pending && !next_commits {
+                progress.push("COMMIT".into());
+            }
             if next_commits && i + 1 < stmts.len() && tracker.atomic(i + 1) {
-                batch.push_str("; SAVEPOINT strata_statement");
+                progress.push("SAVEPOINT strata_statement".into());
                 saved = true;
             }
-            conn.query_drop(batch).await.map_err(|e| db_error(&e))?;
             pending = next_commits;
+            // After the last statement the record goes with the final one.
+            if i + 1 < stmts.len() {
+                let sql = progress.join(";\n");
+                let n = progress.len();
+                progress.clear();
+                history::batch(conn, &sql, n).await.map_err(|e| db_error(&e))?;
+            }
         }
         Ok(())
     }
@@ -236,15 +238,15 @@ async fn tracked(
         row.statements_done = stmts.len() as i64;
     }
     if !pending {
-        conn.query_drop("START TRANSACTION")
-            .await
-            .map_err(|e| db_error(&e))?;
+        progress.push("START TRANSACTION".into());
     }
-    let r = record(conn, t, &done, elapsed).await;
-    let end = if r.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    conn.query_drop(format!("{end}; {}", reset_timeouts_sql(s)))
-        .await
-        .map_err(|e| db_error(&e))?;
+    let before: Vec<&str> = progress.iter().map(String::as_str).collect();
+    let reset = reset_timeouts_sql(s);
+    let record = crate::history::record(t, &done, elapsed.as_millis() as i64);
+    let r = history::run_with(conn, &before, &record, &["COMMIT", &reset]).await;
+    if r.is_err() {
+        let _ = conn.query_drop(format!("ROLLBACK; {reset}")).await;
+    }
     r.map(|_| elapsed)
 }
 
@@ -419,31 +421,6 @@ async fn explain_lock_wait(conn: &mut Conn, mut err: DriverError, waited: Durati
         None => text,
     });
     err
-}
-
-/// The history change, audit row and metadata; the caller holds a transaction.
-async fn record(
-    conn: &mut Conn,
-    t: &Tables,
-    change: &Change<'_>,
-    elapsed: Duration,
-) -> Result<(), DriverError> {
-    let ms = elapsed.as_millis() as i64;
-    match &change.record {
-        Record::Apply(row) => history::write(conn, t, row, ms, change.replaces).await?,
-        Record::Remove { version } => history::remove(conn, t, version).await?,
-        Record::Repair {
-            version,
-            checksum,
-            rollback_sql,
-        } => history::rechecksum(conn, t, version, checksum, rollback_sql.as_deref()).await?,
-    }
-    let mut audit = change.audit.clone();
-    if let Some(v) = audit.new_values.as_mut().or(audit.old_values.as_mut()) {
-        v["execution_time_ms"] = serde_json::json!(ms);
-    }
-    history::insert_audit(conn, t, &audit).await?;
-    history::set_metadata(conn, t, &change.metadata).await
 }
 
 #[cfg(test)]

@@ -224,7 +224,8 @@ impl Driver for MySqlDriver {
         if !self.has_history().await? {
             return Ok(vec![]);
         }
-        history::applied(&mut self.conn, self.book.active()).await
+        let rows = history::rows(&mut self.conn, &crate::history::applied_sql(self.book.active())).await?;
+        Ok(rows.into_iter().map(crate::history::applied_row).collect())
     }
 
     async fn execute(&mut self, change: &Change<'_>) -> Result<Duration, DriverError> {
@@ -239,21 +240,24 @@ impl Driver for MySqlDriver {
         if !self.has_history().await? {
             return Ok(());
         }
-        history::insert_audit(&mut self.conn, self.book.active(), entry).await
+        history::run(&mut self.conn, &[crate::history::audit_row(self.book.active(), entry)]).await
     }
 
     async fn audit_log(&mut self, limit: usize) -> Result<Vec<AuditRecord>, DriverError> {
         if !self.has_history().await? {
             return Ok(vec![]);
         }
-        history::audit_log(&mut self.conn, self.book.active(), limit).await
+        let sql = crate::history::audit_log_sql(self.book.active(), limit);
+        let rows = history::rows(&mut self.conn, &sql).await?;
+        Ok(rows.into_iter().map(crate::history::audit_record).collect())
     }
 
     async fn metadata(&mut self) -> Result<Vec<(String, String)>, DriverError> {
         if !self.has_history().await? {
             return Ok(vec![]);
         }
-        history::metadata(&mut self.conn, self.book.active()).await
+        let rows = history::rows(&mut self.conn, &crate::history::metadata_sql(self.book.active())).await?;
+        Ok(rows.into_iter().map(crate::history::metadata_pair).collect())
     }
 
     fn backup_extension(&self) -> &'static str {

@@ -16,10 +16,9 @@ use std::time::{Duration, Instant};
 use strata_core::sql::{split, statement_at};
 use strata_core::{Change, DriverError, DriverErrorKind, Record, Script, StatementRef};
 use tokio_postgres::error::ErrorPosition;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls};
 
-use super::history::{audit_params, Tables};
+use super::history::{self, Tables};
 use crate::tracked::Tracker;
 
 /// SQLSTATEs worth retrying: serialization failure, deadlock, lock not available
@@ -239,146 +238,17 @@ fn locate(
     err
 }
 
-/// Writes the history change, audit row and metadata in one statement.
-/// The record statement and `COMMIT` sent together (one round trip instead of two).
-/// The connection runs them in order; if the record fails the transaction is aborted
-/// and the server answers `COMMIT` with a rollback, so nothing half-done commits.
+/// The history change, audit row and metadata sent with `COMMIT` as one simple query
+/// (one round trip). If the record fails the server skips the `COMMIT` and the caller
+/// rolls back, so nothing half-done commits.
 async fn record_and_commit(
     client: &Client,
     t: &Tables,
     change: &Change<'_>,
     elapsed: Duration,
 ) -> Result<(), DriverError> {
-    let (sql, params) = record_params(t, change, elapsed);
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
-    // Prepared first: a prepare round trip must not let COMMIT overtake the record.
-    let stmt = prepared(client, t, &sql).await?;
-    let (recorded, committed) =
-        tokio::join!(client.query(&stmt, &refs), client.batch_execute("COMMIT"));
-    if let Err(e) = recorded {
-        let mut err = record_error(&e, change);
-        if err.code.as_deref() == Some("26000") {
-            // A migration deallocated our statement: prepare again on the retry.
-            t.prepared.lock().unwrap_or_else(|p| p.into_inner()).clear();
-            err.transient = true;
-        }
-        return Err(err);
-    }
-    committed.map_err(|e| db_error(&e))
-}
-
-async fn record(
-    client: &Client,
-    t: &Tables,
-    change: &Change<'_>,
-    elapsed: Duration,
-) -> Result<(), DriverError> {
-    let (sql, params) = record_params(t, change, elapsed);
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
-    let stmt = prepared(client, t, &sql).await?;
-    match client.query(&stmt, &refs).await {
-        // A migration ran DISCARD ALL / DEALLOCATE: prepare again, once.
-        Err(e) if e.code().is_some_and(|c| c.code() == "26000") => {
-            t.prepared.lock().unwrap_or_else(|p| p.into_inner()).clear();
-            let stmt = prepared(client, t, &sql).await?;
-            client.query(&stmt, &refs).await.map_err(|e| db_error(&e))?;
-        }
-        other => {
-            other.map_err(|e| record_error(&e, change))?;
-        }
-    }
-    Ok(())
-}
-
-/// A failed history write: a version another run recorded first (23505 on the unique
-/// version) or a row to rewrite that is gone (22012 from `record_replace_sql`) say so.
-fn record_error(e: &tokio_postgres::Error, change: &Change<'_>) -> DriverError {
-    match e.code().map(|c| c.code()) {
-        Some("23505") if matches!(change.record, Record::Apply(_)) => {
-            crate::layout::already_recorded(change.record.version())
-        }
-        Some("22012") => crate::layout::row_vanished(change.record.version()),
-        _ => db_error(e),
-    }
-}
-
-type Params = Vec<Box<dyn ToSql + Sync + Send>>;
-
-/// The statement recording a change (history row, audit row, metadata) and its values.
-fn record_params(t: &Tables, change: &Change<'_>, elapsed: Duration) -> (String, Params) {
-    let ms = elapsed.as_millis() as i64;
-    let mut audit = change.audit.clone();
-    if let Some(v) = audit.new_values.as_mut().or(audit.old_values.as_mut()) {
-        v["execution_time_ms"] = serde_json::json!(ms);
-    }
-    let meta = |k: &str| {
-        change
-            .metadata
-            .iter()
-            .find(|(key, _)| *key == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let (sql, mut params): (String, Params) = match &change.record {
-        Record::Apply(row) => (
-            if change.replaces {
-                t.record_replace_sql()
-            } else {
-                t.record_apply_sql()
-            },
-            vec![
-                Box::new(row.version.clone()),
-                Box::new(row.name.clone()),
-                Box::new(row.description.clone()),
-                Box::new(row.checksum.to_string()),
-                Box::new(ms),
-                Box::new(row.rollback_sql.clone()),
-                Box::new(row.success),
-                Box::new(row.statements_done as i32),
-                Box::new(row.applied_by.clone()),
-            ],
-        ),
-        Record::Remove { version } => (t.record_remove_sql(), vec![Box::new(version.clone())]),
-        Record::Repair {
-            version,
-            checksum,
-            rollback_sql,
-        } => (
-            t.record_repair_sql(),
-            vec![
-                Box::new(version.clone()),
-                Box::new(checksum.clone()),
-                Box::new(rollback_sql.clone()),
-            ],
-        ),
-    };
-    params.extend(audit_params(&t.names.history.name, &audit));
-    params.push(Box::new(meta("schema_version")));
-    params.push(Box::new(meta("strata_version")));
-    (sql, params)
-}
-
-/// `sql` prepared on this connection, from the cache when it was prepared before.
-async fn prepared(
-    client: &Client,
-    t: &Tables,
-    sql: &str,
-) -> Result<tokio_postgres::Statement, DriverError> {
-    let cached = t
-        .prepared
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(sql)
-        .cloned();
-    if let Some(s) = cached {
-        return Ok(s);
-    }
-    let s = client.prepare(sql).await.map_err(|e| db_error(&e))?;
-    t.prepared
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(sql.to_string(), s.clone());
-    Ok(s)
+    let record = crate::history::record(&t.names, change, elapsed.as_millis() as i64);
+    history::run_with(client, &[], &record, &["COMMIT"]).await
 }
 
 async fn non_transactional(
@@ -395,15 +265,7 @@ async fn non_transactional(
     let start = tracker.before(change.resume_from);
     // Visible before anything runs: a crash leaves a `failed` row (or a rollback in
     // progress), never silence.
-    if let Some(r) = crate::tracked::start_row(change) {
-        let mut pending = change.clone();
-        pending.record = Record::Apply(r);
-        pending.audit.operation = "start".into();
-        record(client, t, &pending, Duration::ZERO).await?;
-    }
-    if let Some(down) = crate::tracked::starts_down(change) {
-        set_progress(client, t, &version, &start, down).await?;
-    }
+    history::run(client, &crate::tracked::start(&t.names, change, &start)).await?;
     run_init(client, change).await?;
     client
         .batch_execute(&format!(
@@ -445,24 +307,20 @@ async fn non_transactional(
             // The server refused it, so it did not take effect: nothing is in doubt.
             // (A lost connection leaves the mark: then nobody knows.)
             if !err.transient || err.code.is_some() {
-                let undone = matches!(change.record, Record::Remove { .. }) && tracker.done() == 0;
-                let sql = if undone {
-                    t.names.rollback_undone_sql()
-                } else {
-                    t.names.clear_in_flight_sql()
-                };
-                let _ = client.execute(&sql, &[&version]).await;
+                let refused = crate::tracked::refused(&t.names, change, &tracker);
+                let _ = history::run(client, &[refused]).await;
             }
             err.statement = Some(StatementRef::new(script, change.sql, s, i, s.range.start));
             return Err(explain_lock_wait(client, err, change.lock_wait).await);
         }
         let row = tracker.completed(i);
-        set_progress(client, t, &version, &row, false).await?;
-        if atomic {
-            client
-                .batch_execute("COMMIT")
-                .await
-                .map_err(|e| db_error(&e))?;
+        let progress = crate::history::progress(&t.names, &version, &row, false);
+        let after: &[&str] = if atomic { &["COMMIT"] } else { &[] };
+        if let Err(e) = history::run_with(client, &[], &[progress], after).await {
+            if atomic {
+                let _ = client.batch_execute("ROLLBACK").await;
+            }
+            return Err(e);
         }
     }
     client
@@ -477,36 +335,12 @@ async fn non_transactional(
         row.success = true;
         row.statements_done = stmts.len() as i64;
     }
-    client
-        .batch_execute("BEGIN")
-        .await
-        .map_err(|e| db_error(&e))?;
-    let r = record(client, t, &done, elapsed).await;
-    client
-        .batch_execute(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })
-        .await
-        .map_err(|e| db_error(&e))?;
+    let record = crate::history::record(&t.names, &done, elapsed.as_millis() as i64);
+    let r = history::run_with(client, &["BEGIN"], &record, &["COMMIT"]).await;
+    if r.is_err() {
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
     r.map(|_| elapsed)
-}
-
-/// Writes a tracked run's progress (see [`crate::tracked`]).
-async fn set_progress(
-    client: &Client,
-    t: &Tables,
-    version: &str,
-    row: &crate::tracked::Row,
-    start_down: bool,
-) -> Result<(), DriverError> {
-    let stmt = prepared(client, t, &t.names.progress_sql(start_down)).await?;
-    let in_flight = row.in_flight.map(|n| n as i32);
-    client
-        .execute(
-            &stmt,
-            &[&(row.done as i32), &row.hashes, &in_flight, &version],
-        )
-        .await
-        .map_err(|e| db_error(&e))?;
-    Ok(())
 }
 
 /// After a `lock_timeout` (55P03), names the sessions that most likely held the table

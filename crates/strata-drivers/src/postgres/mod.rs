@@ -286,12 +286,6 @@ impl Driver for PgDriver {
         // Stop renewing; the row expires unless the next attempt takes it back.
         self.lease = None;
         self.client = open(&self.config).await?;
-        // Prepared statements belong to the old connection.
-        self.tables
-            .prepared
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
         Ok(())
     }
 
@@ -316,7 +310,8 @@ impl Driver for PgDriver {
         if !self.has_history().await? {
             return Ok(vec![]);
         }
-        history::applied(&self.client, &self.tables).await
+        let rows = history::rows(&self.client, &crate::history::applied_sql(&self.tables.names)).await?;
+        Ok(rows.into_iter().map(crate::history::applied_row).collect())
     }
 
     async fn execute(&mut self, change: &Change<'_>) -> Result<Duration, DriverError> {
@@ -327,21 +322,24 @@ impl Driver for PgDriver {
         if !self.has_history().await? {
             return Ok(());
         }
-        history::audit(&self.client, &self.tables, entry).await
+        history::run(&self.client, &[crate::history::audit_row(&self.tables.names, entry)]).await
     }
 
     async fn audit_log(&mut self, limit: usize) -> Result<Vec<AuditRecord>, DriverError> {
         if !self.has_history().await? {
             return Ok(vec![]);
         }
-        history::audit_log(&self.client, &self.tables, limit).await
+        let sql = crate::history::audit_log_sql(&self.tables.names, limit);
+        let rows = history::rows(&self.client, &sql).await?;
+        Ok(rows.into_iter().map(crate::history::audit_record).collect())
     }
 
     async fn metadata(&mut self) -> Result<Vec<(String, String)>, DriverError> {
         if !self.has_history().await? {
             return Ok(vec![]);
         }
-        history::metadata(&self.client, &self.tables).await
+        let rows = history::rows(&self.client, &crate::history::metadata_sql(&self.tables.names)).await?;
+        Ok(rows.into_iter().map(crate::history::metadata_pair).collect())
     }
 
     fn backup_extension(&self) -> &'static str {

@@ -109,22 +109,7 @@ fn record(
     change: &Change<'_>,
     elapsed: Duration,
 ) -> Result<(), DriverError> {
-    let ms = elapsed.as_millis() as i64;
-    match &change.record {
-        Record::Apply(row) => history::write(conn, t, row, ms, change.replaces)?,
-        Record::Remove { version } => history::remove(conn, t, version)?,
-        Record::Repair {
-            version,
-            checksum,
-            rollback_sql,
-        } => history::rechecksum(conn, t, version, checksum, rollback_sql.as_deref())?,
-    }
-    let mut audit = change.audit.clone();
-    if let Some(v) = audit.new_values.as_mut().or(audit.old_values.as_mut()) {
-        v["execution_time_ms"] = serde_json::json!(ms);
-    }
-    history::audit(conn, t, &audit)?;
-    history::set_metadata(conn, t, &change.metadata)
+    history::run(conn, &crate::history::record(t, change, elapsed.as_millis() as i64))
 }
 
 fn non_transactional(
@@ -143,12 +128,7 @@ fn non_transactional(
     let start = tracker.borrow().before(change.resume_from);
     // Visible before anything runs: a crash leaves a `failed` row (or a rollback in
     // progress), never silence.
-    if let Some(r) = crate::tracked::start_row(change) {
-        history::write(conn, t, &r, 0, change.replaces)?;
-    }
-    if let Some(down) = crate::tracked::starts_down(change) {
-        history::set_progress(conn, t, &version, &start, down)?;
-    }
+    history::run(conn, &crate::tracked::start(t, change, &start))?;
     // Commit what came before and the row: the statements must run outside any
     // transaction, and a crash must leave the row behind.
     if locked {
@@ -174,7 +154,7 @@ fn non_transactional(
             },
             |i| {
                 let row = tracker.borrow_mut().completed(i);
-                history::set_progress(conn, t, &version, &row, false)?;
+                history::run(conn, &[crate::history::progress(t, &version, &row, false)])?;
                 if began.take() {
                     conn.execute_batch("COMMIT").map_err(|e| sqlite_error(&e))?;
                 }
@@ -187,13 +167,7 @@ fn non_transactional(
         if began.take() {
             let _ = conn.execute_batch("ROLLBACK");
         }
-        let undone = matches!(change.record, Record::Remove { .. }) && tracker.borrow().done() == 0;
-        let sql = if undone {
-            t.rollback_undone_sql()
-        } else {
-            t.clear_in_flight_sql()
-        };
-        let _ = conn.execute(&sql, [&version]);
+        let _ = history::run(conn, &[crate::tracked::refused(t, change, &tracker.borrow())]);
     }
     let elapsed = started.elapsed();
     if locked {

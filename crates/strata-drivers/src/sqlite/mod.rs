@@ -214,7 +214,10 @@ impl Driver for SqliteDriver {
 
     async fn applied(&mut self) -> Result<Vec<AppliedMigration>, DriverError> {
         self.history()?
-            .map_or(Ok(vec![]), |(c, t)| history::applied(c, t))
+            .map_or(Ok(vec![]), |(c, t)| {
+                let rows = history::rows(c, &crate::history::applied_sql(t))?;
+                Ok(rows.into_iter().map(crate::history::applied_row).collect())
+            })
     }
 
     async fn execute(&mut self, change: &Change<'_>) -> Result<Duration, DriverError> {
@@ -230,17 +233,25 @@ impl Driver for SqliteDriver {
 
     async fn audit(&mut self, entry: &AuditEntry) -> Result<(), DriverError> {
         self.history()?
-            .map_or(Ok(()), |(c, t)| history::audit(c, t, entry))
+            .map_or(Ok(()), |(c, t)| {
+                history::run(c, &[crate::history::audit_row(t, entry)])
+            })
     }
 
     async fn audit_log(&mut self, limit: usize) -> Result<Vec<AuditRecord>, DriverError> {
         self.history()?
-            .map_or(Ok(vec![]), |(c, t)| history::audit_log(c, t, limit))
+            .map_or(Ok(vec![]), |(c, t)| {
+                let rows = history::rows(c, &crate::history::audit_log_sql(t, limit))?;
+                Ok(rows.into_iter().map(crate::history::audit_record).collect())
+            })
     }
 
     async fn metadata(&mut self) -> Result<Vec<(String, String)>, DriverError> {
         self.history()?
-            .map_or(Ok(vec![]), |(c, t)| history::metadata(c, t))
+            .map_or(Ok(vec![]), |(c, t)| {
+                let rows = history::rows(c, &crate::history::metadata_sql(t))?;
+                Ok(rows.into_iter().map(crate::history::metadata_pair).collect())
+            })
     }
 
     /// Probes the write lock from a second connection without waiting.
