@@ -12,7 +12,7 @@
 use chrono::{DateTime, Utc};
 use strata_core::{AppliedMigration, AuditEntry, AuditRecord, Change, Checksum, DriverError, Record};
 
-use crate::layout::{Dialect, Names};
+use crate::layout::{Bookkeeping, Dialect, Found, Names};
 use crate::tracked;
 
 /// One bookkeeping statement and what its outcome must show.
@@ -423,6 +423,93 @@ pub(crate) fn probe_row(mut c: Cells) -> (String, String, String) {
         text(&mut c, 1).unwrap_or_default(),
         text(&mut c, 2).unwrap_or_default(),
     )
+}
+
+/// An engine running in this process (SQLite, DuckDB): its whole bookkeeping is
+/// [`InProcess::probe`], [`InProcess::ensure`] and [`InProcess::run`] over two
+/// primitives.
+pub(crate) trait InProcess {
+    /// Opens a transaction (or savepoint) for the layout change; `end` closes it.
+    const BEGIN: &'static str;
+    fn end(ok: bool) -> &'static str;
+
+    /// Runs a script of statements that return nothing.
+    fn run_script(&self, sql: &str) -> Result<(), DriverError>;
+
+    /// Runs one statement: the rows it affected, or its error and whether it was a
+    /// unique-key violation.
+    fn run_counted(&self, sql: &str) -> Result<u64, (DriverError, bool)>;
+
+    /// The rows of `sql`, each cell as text.
+    fn text_rows(&self, sql: &str) -> Result<Vec<Cells>, DriverError>;
+
+    /// Runs bookkeeping statements in order, each checked.
+    fn run(&self, stmts: &[Stmt]) -> Result<(), DriverError> {
+        for s in stmts {
+            let n = self.run_counted(&s.sql).map_err(|(e, unique)| match unique {
+                true => duplicate(std::slice::from_ref(s)).unwrap_or(e),
+                false => e,
+            })?;
+            s.check(n)?;
+        }
+        Ok(())
+    }
+
+    fn applied(&self, n: &Names) -> Result<Vec<AppliedMigration>, DriverError> {
+        let rows = self.text_rows(&applied_sql(n))?;
+        Ok(rows.into_iter().map(applied_row).collect())
+    }
+
+    fn audit_log(&self, n: &Names, limit: usize) -> Result<Vec<AuditRecord>, DriverError> {
+        let rows = self.text_rows(&audit_log_sql(n, limit))?;
+        Ok(rows.into_iter().map(audit_record).collect())
+    }
+
+    fn metadata(&self, n: &Names) -> Result<Vec<(String, String)>, DriverError> {
+        let rows = self.text_rows(&metadata_sql(n))?;
+        Ok(rows.into_iter().map(metadata_pair).collect())
+    }
+
+    /// The project's `init_sql`, run ahead of a change.
+    fn run_init(&self, change: &Change<'_>) -> Result<(), DriverError> {
+        change.init_sql.iter().try_for_each(|stmt| {
+            self.run_script(stmt).map_err(|mut e| {
+                e.message = format!("init_sql `{stmt}` failed: {}", e.message);
+                e
+            })
+        })
+    }
+
+    /// What the database holds of strata's tables, remembered in `b`.
+    fn probe(&self, b: &mut Bookkeeping) -> Result<Found, DriverError> {
+        let found: Vec<_> = self
+            .text_rows(&b.probe_sql())?
+            .into_iter()
+            .map(probe_row)
+            .collect();
+        b.classify(&found)
+    }
+
+    /// Creates strata's tables, or moves an earlier layout's into place, with an audit
+    /// row for the move, all or nothing; called under the migration lock.
+    fn ensure(&self, b: &mut Bookkeeping) -> Result<(), DriverError> {
+        let found = self.probe(b)?;
+        let sql = b.ensure_sql(found)?;
+        if sql.is_empty() {
+            return Ok(());
+        }
+        self.run_script(Self::BEGIN)?;
+        let mut done = sql.iter().try_for_each(|s| self.run_script(s));
+        if done.is_ok() {
+            if let Some(entry) = b.upgrade_audit(found, whoami::username()) {
+                done = self.run(&[audit_row(&b.current, &entry)]);
+            }
+        }
+        self.run_script(Self::end(done.is_ok()))?;
+        done?;
+        b.created();
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -116,7 +116,19 @@ pub(crate) fn start(n: &Names, change: &Change<'_>, first: &Row) -> Vec<Stmt> {
     out
 }
 
-/// The record after statement the server refused (see [`history::refused`]).
+/// The final record of a tracked run that completed its `total` statements: the
+/// history row written (or resumed) at the start, rewritten as a success.
+pub(crate) fn finished(n: &Names, change: &Change<'_>, total: usize, ms: i64) -> Vec<Stmt> {
+    let mut done = change.clone();
+    done.replaces = true;
+    if let Record::Apply(row) = &mut done.record {
+        row.success = true;
+        row.statements_done = total as i64;
+    }
+    history::record(n, &done, ms)
+}
+
+/// The record after a statement the server refused (see [`history::refused`]).
 pub(crate) fn refused(n: &Names, change: &Change<'_>, t: &Tracker<'_>) -> Stmt {
     let untouched = matches!(change.record, Record::Remove { .. }) && t.done() == 0;
     history::refused(n, change.record.version(), untouched)

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use duckdb::Connection;
 use strata_core::sql::split;
-use strata_core::{Change, DriverError, Record, Script, StatementRef};
+use strata_core::{Change, DriverError, Script, StatementRef};
 
 use super::duck_error;
-use super::history::{self, Tables};
+use super::history::Tables;
+use crate::history::InProcess;
 use crate::tracked::Tracker;
 
 pub(super) fn execute(
@@ -33,13 +34,13 @@ fn transactional(
     conn.execute_batch("BEGIN TRANSACTION")
         .map_err(|e| duck_error(&e))?;
     let result = (|| {
-        run_init(conn, change)?;
+        conn.run_init(change)?;
         let started = Instant::now();
         if let Some(script) = change.script {
             run_statements(conn, script, 0, change, |_| Ok(()))?;
         }
         let elapsed = started.elapsed();
-        record(conn, t, change, elapsed)?;
+        conn.run(&crate::history::record(t, change, elapsed.as_millis() as i64))?;
         Ok(elapsed)
     })();
     match &result {
@@ -48,17 +49,6 @@ fn transactional(
     }
     .map_err(|e| duck_error(&e))?;
     result
-}
-
-fn run_init(conn: &Connection, change: &Change<'_>) -> Result<(), DriverError> {
-    for stmt in change.init_sql {
-        conn.execute_batch(stmt).map_err(|e| {
-            let mut err = duck_error(&e);
-            err.message = format!("init_sql `{stmt}` failed: {}", err.message);
-            err
-        })?;
-    }
-    Ok(())
 }
 
 fn run_statements(
@@ -108,15 +98,6 @@ fn run_statements(
     })
 }
 
-fn record(
-    conn: &Connection,
-    t: &Tables,
-    change: &Change<'_>,
-    elapsed: Duration,
-) -> Result<(), DriverError> {
-    history::run(conn, &crate::history::record(t, change, elapsed.as_millis() as i64))
-}
-
 fn non_transactional(
     conn: &Connection,
     t: &Tables,
@@ -129,24 +110,18 @@ fn non_transactional(
     let stmts = split(change.sql);
     let mut tracker = Tracker::new(change.sql, &stmts, change.resume_from);
     let start = tracker.before(change.resume_from);
-    history::run(conn, &crate::tracked::start(t, change, &start))?;
+    conn.run(&crate::tracked::start(t, change, &start))?;
     let started = Instant::now();
-    run_init(conn, change)?;
+    conn.run_init(change)?;
     run_statements(conn, script, change.resume_from, change, |n| {
         let row = tracker.completed(n - 1);
-        history::run(conn, &[crate::history::progress(t, &version, &row, false)])
+        conn.run(&[crate::history::progress(t, &version, &row, false)])
     })?;
     let elapsed = started.elapsed();
-    let mut done = change.clone();
-    // The `success=false` row written (or resumed) above.
-    done.replaces = true;
-    if let Record::Apply(row) = &mut done.record {
-        row.success = true;
-        row.statements_done = split(change.sql).len() as i64;
-    }
+    let record = crate::tracked::finished(t, change, split(change.sql).len(), elapsed.as_millis() as i64);
     conn.execute_batch("BEGIN TRANSACTION")
         .map_err(|e| duck_error(&e))?;
-    let r = record(conn, t, &done, elapsed);
+    let r = conn.run(&record);
     conn.execute_batch(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })
         .map_err(|e| duck_error(&e))?;
     r.map(|_| elapsed)

@@ -10,6 +10,7 @@ mod exec;
 mod history;
 mod lock;
 
+use crate::history::InProcess;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -91,7 +92,7 @@ impl DuckDbDriver {
         }
         self.conn()?;
         let conn = self.conn.as_ref().expect("opened just above");
-        history::probe(conn, &mut self.book)?;
+        conn.probe(&mut self.book)?;
         Ok(self.book.has_history()?.then(|| (conn, self.book.active())))
     }
 }
@@ -158,7 +159,7 @@ impl Driver for DuckDbDriver {
 
     async fn ensure_history(&mut self) -> Result<(), DriverError> {
         self.conn()?;
-        history::ensure(self.conn.as_ref().expect("opened above"), &mut self.book)
+        self.conn.as_ref().expect("opened above").ensure(&mut self.book)
     }
 
     async fn has_history(&mut self) -> Result<bool, DriverError> {
@@ -167,10 +168,7 @@ impl Driver for DuckDbDriver {
 
     async fn applied(&mut self) -> Result<Vec<AppliedMigration>, DriverError> {
         self.history()?
-            .map_or(Ok(vec![]), |(c, t)| {
-                let rows = history::rows(c, &crate::history::applied_sql(t))?;
-                Ok(rows.into_iter().map(crate::history::applied_row).collect())
-            })
+            .map_or(Ok(vec![]), |(c, t)| c.applied(t))
     }
 
     async fn execute(&mut self, change: &Change<'_>) -> Result<Duration, DriverError> {
@@ -185,24 +183,18 @@ impl Driver for DuckDbDriver {
     async fn audit(&mut self, entry: &AuditEntry) -> Result<(), DriverError> {
         self.history()?
             .map_or(Ok(()), |(c, t)| {
-                history::run(c, &[crate::history::audit_row(t, entry)])
+                c.run(&[crate::history::audit_row(t, entry)])
             })
     }
 
     async fn audit_log(&mut self, limit: usize) -> Result<Vec<AuditRecord>, DriverError> {
         self.history()?
-            .map_or(Ok(vec![]), |(c, t)| {
-                let rows = history::rows(c, &crate::history::audit_log_sql(t, limit))?;
-                Ok(rows.into_iter().map(crate::history::audit_record).collect())
-            })
+            .map_or(Ok(vec![]), |(c, t)| c.audit_log(t, limit))
     }
 
     async fn metadata(&mut self) -> Result<Vec<(String, String)>, DriverError> {
         self.history()?
-            .map_or(Ok(vec![]), |(c, t)| {
-                let rows = history::rows(c, &crate::history::metadata_sql(t))?;
-                Ok(rows.into_iter().map(crate::history::metadata_pair).collect())
-            })
+            .map_or(Ok(vec![]), |(c, t)| c.metadata(t))
     }
 
     fn backup_extension(&self) -> &'static str {

@@ -230,19 +230,12 @@ async fn tracked(
     }
     ran?;
     let elapsed = started.elapsed();
-    let mut done = change.clone();
-    // The `success=false` row written (or resumed) above.
-    done.replaces = true;
-    if let Record::Apply(row) = &mut done.record {
-        row.success = true;
-        row.statements_done = stmts.len() as i64;
-    }
+    let record = crate::tracked::finished(t, change, stmts.len(), elapsed.as_millis() as i64);
     if !pending {
         progress.push("START TRANSACTION".into());
     }
     let before: Vec<&str> = progress.iter().map(String::as_str).collect();
     let reset = reset_timeouts_sql(s);
-    let record = crate::history::record(t, &done, elapsed.as_millis() as i64);
     let r = history::run_with(conn, &before, &record, &["COMMIT", &reset]).await;
     if r.is_err() {
         let _ = conn.query_drop(format!("ROLLBACK; {reset}")).await;

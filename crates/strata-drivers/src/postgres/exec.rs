@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use strata_core::sql::{split, statement_at};
-use strata_core::{Change, DriverError, DriverErrorKind, Record, Script, StatementRef};
+use strata_core::{Change, DriverError, DriverErrorKind, Script, StatementRef};
 use tokio_postgres::error::ErrorPosition;
 use tokio_postgres::{Client, NoTls};
 
@@ -328,14 +328,7 @@ async fn non_transactional(
         .await
         .map_err(|e| db_error(&e))?;
     let elapsed = started.elapsed();
-    let mut done = change.clone();
-    // The `success=false` row written (or resumed) above.
-    done.replaces = true;
-    if let Record::Apply(row) = &mut done.record {
-        row.success = true;
-        row.statements_done = stmts.len() as i64;
-    }
-    let record = crate::history::record(&t.names, &done, elapsed.as_millis() as i64);
+    let record = crate::tracked::finished(&t.names, change, stmts.len(), elapsed.as_millis() as i64);
     let r = history::run_with(client, &["BEGIN"], &record, &["COMMIT"]).await;
     if r.is_err() {
         let _ = client.batch_execute("ROLLBACK").await;

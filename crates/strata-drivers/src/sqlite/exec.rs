@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use strata_core::sql::split;
-use strata_core::{Change, DriverError, Record, Script, StatementRef};
+use strata_core::{Change, DriverError, Script, StatementRef};
 
-use super::history::{self, Tables};
+use super::history::Tables;
+use crate::history::InProcess;
 use super::sqlite_error;
 use crate::tracked::Tracker;
 
@@ -34,14 +35,14 @@ fn transactional(
     conn.execute_batch("SAVEPOINT strata_step")
         .map_err(|e| sqlite_error(&e))?;
     let result = (|| {
-        run_init(conn, change)?;
+        conn.run_init(change)?;
         let started = Instant::now();
         if let Some(script) = change.script {
             let stmts = split(change.sql);
             run_statements(conn, script, &stmts, 0, change, |_| Ok(()), |_| Ok(()))?;
         }
         let elapsed = started.elapsed();
-        record(conn, t, change, elapsed)?;
+        conn.run(&crate::history::record(t, change, elapsed.as_millis() as i64))?;
         Ok(elapsed)
     })();
     match &result {
@@ -50,17 +51,6 @@ fn transactional(
     }
     .map_err(|e| sqlite_error(&e))?;
     result
-}
-
-fn run_init(conn: &Connection, change: &Change<'_>) -> Result<(), DriverError> {
-    for stmt in change.init_sql {
-        conn.execute_batch(stmt).map_err(|e| {
-            let mut err = sqlite_error(&e);
-            err.message = format!("init_sql `{stmt}` failed: {}", err.message);
-            err
-        })?;
-    }
-    Ok(())
 }
 
 /// Runs statements `range` of the script, calling `before(i)` ahead of statement i and
@@ -103,15 +93,6 @@ fn run_statements(
     result
 }
 
-fn record(
-    conn: &Connection,
-    t: &Tables,
-    change: &Change<'_>,
-    elapsed: Duration,
-) -> Result<(), DriverError> {
-    history::run(conn, &crate::history::record(t, change, elapsed.as_millis() as i64))
-}
-
 fn non_transactional(
     conn: &Connection,
     t: &Tables,
@@ -128,7 +109,7 @@ fn non_transactional(
     let start = tracker.borrow().before(change.resume_from);
     // Visible before anything runs: a crash leaves a `failed` row (or a rollback in
     // progress), never silence.
-    history::run(conn, &crate::tracked::start(t, change, &start))?;
+    conn.run(&crate::tracked::start(t, change, &start))?;
     // Commit what came before and the row: the statements must run outside any
     // transaction, and a crash must leave the row behind.
     if locked {
@@ -137,7 +118,7 @@ fn non_transactional(
     let started = Instant::now();
     // Inside a transaction strata began for a data change (not the script's own).
     let began = std::cell::Cell::new(false);
-    let ran = run_init(conn, change).and_then(|_| {
+    let ran = conn.run_init(change).and_then(|_| {
         run_statements(
             conn,
             script,
@@ -154,7 +135,7 @@ fn non_transactional(
             },
             |i| {
                 let row = tracker.borrow_mut().completed(i);
-                history::run(conn, &[crate::history::progress(t, &version, &row, false)])?;
+                conn.run(&[crate::history::progress(t, &version, &row, false)])?;
                 if began.take() {
                     conn.execute_batch("COMMIT").map_err(|e| sqlite_error(&e))?;
                 }
@@ -167,23 +148,17 @@ fn non_transactional(
         if began.take() {
             let _ = conn.execute_batch("ROLLBACK");
         }
-        let _ = history::run(conn, &[crate::tracked::refused(t, change, &tracker.borrow())]);
+        let _ = conn.run(&[crate::tracked::refused(t, change, &tracker.borrow())]);
     }
     let elapsed = started.elapsed();
     if locked {
         super::lock::acquire(conn, lock_timeout)?;
     }
     ran?;
-    let mut done = change.clone();
-    // The `success=false` row written (or resumed) above.
-    done.replaces = true;
-    if let Record::Apply(row) = &mut done.record {
-        row.success = true;
-        row.statements_done = split(change.sql).len() as i64;
-    }
+    let record = crate::tracked::finished(t, change, split(change.sql).len(), elapsed.as_millis() as i64);
     conn.execute_batch("SAVEPOINT strata_step")
         .map_err(|e| sqlite_error(&e))?;
-    let r = record(conn, t, &done, elapsed);
+    let r = conn.run(&record);
     conn.execute_batch(if r.is_ok() {
         "RELEASE strata_step"
     } else {
