@@ -22,3 +22,4 @@ mod safety;
 mod secrets;
 mod server;
 mod support;
+mod topology;

@@ -24,35 +24,42 @@ pub(super) async fn acquire(
     key: i64,
     timeout: Duration,
 ) -> Result<(), DriverError> {
-    let got: bool = client
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
-        .await
-        .map_err(|e| db_error(&e))?
-        .get(0);
-    if got {
+    if try_lock(client, key).await? {
         return Ok(());
     }
     if let Some(h) = holder(client, key).await {
         tracing::info!("waiting for the migration lock, held by {h}");
     }
-    // Block in the server (woken the moment the holder releases), bounded by lock_timeout.
-    let ms = timeout.as_millis().max(1);
-    let wait =
-        format!("SET lock_timeout = {ms}; SELECT pg_advisory_lock({key}); RESET lock_timeout");
-    match client.batch_execute(&wait).await {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = client.batch_execute("RESET lock_timeout").await;
-            if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
-                let who = holder(client, key)
-                    .await
-                    .unwrap_or_else(|| "another session".into());
-                Err(timed_out(&who, timeout))
-            } else {
-                Err(db_error(&e))
-            }
+    // Polled from here, never waited for inside the server: a session blocked in
+    // `pg_advisory_lock` sits in an open transaction, and the holder's `CREATE INDEX
+    // CONCURRENTLY` waits for every open transaction to end, so they would deadlock.
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            let who = holder(client, key)
+                .await
+                .unwrap_or_else(|| "another session".into());
+            return Err(timed_out(&who, timeout));
+        }
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+        if try_lock(client, key).await? {
+            return Ok(());
         }
     }
+}
+
+/// One attempt, as a simple query (no prepared statement for a pooler to lose).
+async fn try_lock(client: &Client, key: i64) -> Result<bool, DriverError> {
+    let rows = client
+        .simple_query(&format!("SELECT pg_try_advisory_lock({key})"))
+        .await
+        .map_err(|e| db_error(&e))?;
+    Ok(rows.iter().any(|m| {
+        matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("t"))
+    }))
 }
 
 fn timed_out(who: &str, timeout: Duration) -> DriverError {
