@@ -25,6 +25,20 @@ pub struct Capabilities {
     pub transactional_ddl: bool,
 }
 
+/// What strata found out about the server it is connected to, so the default
+/// configuration does the right thing on it and `info`/`health` can say so.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Topology {
+    /// `primary`, `standby` (a replica in recovery) or `read-only`; `None` where the
+    /// engine has no such notion (an embedded file).
+    pub role: Option<String>,
+    /// Why this server accepts no writes, when it does not: `up` and every other
+    /// change are refused at once instead of failing on their first statement.
+    pub read_only: Option<String>,
+    /// The connection is encrypted (TLS); `None` for an embedded engine.
+    pub encrypted: Option<bool>,
+}
+
 /// What a change does to the history table, in the same transaction as its script.
 #[derive(Debug, Clone)]
 pub enum Record {
@@ -133,6 +147,10 @@ pub trait Driver: Send {
     /// ([`crate::DriverErrorKind::LockTimeout`] after, naming the holder).
     async fn lock(&mut self, opts: &LockOptions) -> Result<(), DriverError>;
     async fn unlock(&mut self) -> Result<(), DriverError>;
+    /// The server's role and connection ([`Topology`]); nothing known by default.
+    async fn topology(&mut self) -> Result<Topology, DriverError> {
+        Ok(Topology::default())
+    }
     /// Who holds the migration lock now, if anyone (for `health`).
     async fn lock_holder(&mut self) -> Result<Option<String>, DriverError> {
         Ok(None)

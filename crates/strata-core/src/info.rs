@@ -13,13 +13,15 @@ use crate::migrator::Migrator;
 /// configuration that selected it.
 pub async fn info(config: &Config, migrator: &Migrator, d: &mut dyn Driver) -> Result<Value> {
     let server = d.server_version().await?;
+    let topology = d.topology().await?;
     let status = migrator.status(d).await?;
     let metadata = d.metadata().await?;
     let s = migrator.settings();
     let c = config;
     Ok(json!({
         "strata_version": env!("CARGO_PKG_VERSION"),
-        "database": { "kind": d.kind(), "url": c.redacted_url(), "url_source": c.url_source, "server_version": server },
+        "database": { "kind": d.kind(), "url": c.redacted_url(), "url_source": c.url_source, "server_version": server,
+            "role": topology.role, "read_only": topology.read_only, "encrypted": topology.encrypted },
         "config": { "file": c.config_path, "env": c.env, "protected": c.protected, "migrations_dir": c.dir, "history_table": c.history_table, "manifest": migrator.source().manifest.as_ref().map(|m| m.path.clone()) },
         "settings": {
             "timeout_seconds": s.timeout().as_secs(),

@@ -34,7 +34,9 @@ pub use config::{
     redact, Config, ConfigFile, EnvironmentConfig, InitSql, LockMode, Overrides, ServerConfig,
     Settings, TokenConfig, UrlSource, DEFAULT_DATABASE_URL,
 };
-pub use driver::{AuditEntry, AuditRecord, Capabilities, Change, Driver, LockOptions, Record};
+pub use driver::{
+    AuditEntry, AuditRecord, Capabilities, Change, Driver, LockOptions, Record, Topology,
+};
 pub use embed::{Embedded, EmbeddedMigration};
 pub use error::{
     DriverError, DriverErrorKind, Error, PlanError, Result, SourceError, StatementRef,

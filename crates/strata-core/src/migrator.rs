@@ -169,6 +169,12 @@ pub struct HealthReport {
     /// How far each failed migration's run got (a rollback, a statement in doubt).
     pub stopped: Vec<StoppedRun>,
     pub lock_holder: Option<String>,
+    /// The server's role (`primary`, `standby`, `read-only`), when it has one.
+    pub role: Option<String>,
+    /// Why the server accepts no writes, when it does not (a standby).
+    pub read_only: Option<String>,
+    /// The connection is encrypted (TLS).
+    pub encrypted: Option<bool>,
     /// Why the status is not healthy, one line each.
     pub problems: Vec<String>,
 }
@@ -538,7 +544,7 @@ impl Migrator {
                 dry_run,
             });
         }
-        d.lock(&self.lock_options()).await?;
+        self.lock(d).await?;
         let result = async {
             let applied = self.applied_rows(d).await?;
             let (repairs, missing) = self.repairs(&applied)?;
@@ -647,6 +653,9 @@ impl Migrator {
             failed: vec![],
             stopped: vec![],
             lock_holder: None,
+            role: None,
+            read_only: None,
+            encrypted: None,
             problems: vec![],
         };
         let worst = |h: &mut HealthReport, s: HealthStatus, problem: String| {
@@ -677,6 +686,14 @@ impl Migrator {
                 return h;
             }
         };
+        match d.topology().await {
+            Ok(t) => {
+                h.role = t.role;
+                h.read_only = t.read_only;
+                h.encrypted = t.encrypted;
+            }
+            Err(e) => tracing::debug!("cannot tell the server's role: {e}"),
+        }
         if let Err(e) = self.check_sum() {
             h.drift.push("strata.sum".into());
             worst(&mut h, HealthStatus::Degraded, e.to_string());
@@ -755,7 +772,12 @@ impl Migrator {
             worst(&mut h, HealthStatus::Degraded, p);
         }
         if h.pending > 0 {
-            let p = format!("{} pending migration(s)", h.pending);
+            let mut p = format!("{} pending migration(s)", h.pending);
+            if let Some(why) = &h.read_only {
+                p.push_str(&format!(
+                    " ({why}: they are applied on the primary and replicate here)"
+                ));
+            }
             worst(&mut h, HealthStatus::Degraded, p);
         }
         match d.lock_holder().await {
@@ -778,7 +800,7 @@ impl Migrator {
         store: &BackupStore,
         id: &str,
     ) -> Result<BackupInfo> {
-        d.lock(&self.lock_options()).await?;
+        self.lock(d).await?;
         let result = store.restore(d, id).await;
         let unlocked = d.unlock().await;
         let info = result?;
@@ -967,7 +989,7 @@ impl Migrator {
     ) -> Result<Plan> {
         let started = Instant::now();
         rep.report(Event::LockWaiting);
-        d.lock(&self.lock_options()).await?;
+        self.lock(d).await?;
         rep.report(Event::LockAcquired {
             waited: started.elapsed(),
         });
@@ -978,6 +1000,20 @@ impl Migrator {
         let plan = result?;
         unlocked?;
         Ok(plan)
+    }
+
+    /// Takes the migration lock for a change, refusing at once a server that accepts
+    /// no writes (a standby): the change would otherwise fail on its first statement
+    /// and look like the migration's fault.
+    async fn lock(&self, d: &mut dyn Driver) -> Result<()> {
+        if let Some(why) = d.topology().await?.read_only {
+            return Err(Error::Driver(DriverError::new(
+                DriverErrorKind::Refused,
+                format!("refusing to migrate: {why}"),
+            ).with_detail("connect strata to the primary")));
+        }
+        d.lock(&self.lock_options()).await?;
+        Ok(())
     }
 
     fn lock_options(&self) -> LockOptions {

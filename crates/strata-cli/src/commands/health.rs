@@ -29,6 +29,17 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
             println!("  reachable      no");
         }
         if report.reachable {
+            if let Some(role) = &report.role {
+                let how = match report.encrypted {
+                    Some(true) => ", encrypted (TLS)",
+                    Some(false) => ", not encrypted",
+                    None => "",
+                };
+                match &report.read_only {
+                    Some(why) => println!("  server         {role}{how}: {why}"),
+                    None => println!("  server         {role}{how}"),
+                }
+            }
             println!(
                 "  history tables {}",
                 if report.history_tables {

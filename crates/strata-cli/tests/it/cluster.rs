@@ -55,23 +55,7 @@ impl Cluster {
             eprintln!("skipped {test}: initdb/pg_ctl not found (set STRATA_PG_BIN)");
             return None;
         };
-        let dir = tempfile::Builder::new()
-            .prefix("strata-cluster-")
-            .tempdir()
-            .expect("tempdir");
-        if is_root() {
-            let st = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .expect("chown");
-            assert!(st.success(), "chown the cluster directory to postgres");
-        }
-        let c = Cluster {
-            dir,
-            bin,
-            port: free_port(),
-        };
+        let c = Cluster::empty(bin);
         let data = c.data();
         c.run(
             "initdb",
@@ -89,6 +73,58 @@ impl Cluster {
         );
         c.pg_ctl(&["start", "-w", "-t", "60"]);
         Some(c)
+    }
+
+    /// A cluster directory, owned by the server's user, on a free port.
+    fn empty(bin: PathBuf) -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("strata-cluster-")
+            .tempdir()
+            .expect("tempdir");
+        if is_root() {
+            let st = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(st.success(), "chown the cluster directory to postgres");
+        }
+        Cluster {
+            dir,
+            bin,
+            port: free_port(),
+        }
+    }
+
+    /// A hot standby of this cluster (`pg_basebackup -R`), streaming from it.
+    pub fn standby(&self) -> Cluster {
+        let s = Cluster::empty(self.bin.clone());
+        let port = self.port.to_string();
+        let data = s.data();
+        s.run(
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-D",
+                data.to_str().unwrap(),
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+            ],
+        );
+        s.pg_ctl(&["start", "-w", "-t", "60"]);
+        s
+    }
+
+    /// Promotes a standby to primary.
+    pub fn promote(&self) {
+        self.pg_ctl(&["promote", "-w", "-t", "60"]);
     }
 
     fn data(&self) -> PathBuf {

@@ -37,3 +37,71 @@ fn concurrent_runs_do_not_deadlock_create_index_concurrently() {
         assert_eq!(db.query("SELECT sum(a) FROM items"), ["501500"], "the backfill ran once");
     }
 }
+
+/// A hot standby (`pg_basebackup -R`): `up` is refused at once (exit 3) naming it, and
+/// `info`/`health` say what the server is, instead of blaming a migration for
+/// "read-only transaction". After the primary stops mid-run and the standby is
+/// promoted, a multi-host URL reaches the new primary and the run finishes once.
+#[test]
+fn a_standby_is_named_and_refused_and_failover_finishes_once() {
+    let Some(primary) = crate::cluster::Cluster::start("standby") else {
+        return;
+    };
+    let p = Project::new();
+    std::fs::write(
+        p.root().join("strata.toml"),
+        "[settings]\nretry_attempts = 10\nretry_delay_seconds = 1\n",
+    )
+    .unwrap();
+    p.file(
+        "001_a.sql",
+        "CREATE TABLE a (id int);\nINSERT INTO a VALUES (1);\n",
+    );
+    ok(&strata_in(p.root(), &primary.url("postgres"), &p.migrations(), &["up"]));
+    let standby = primary.standby();
+    p.file(
+        "002_b.sql",
+        "SELECT pg_sleep(2);\nCREATE TABLE b (id int);\nINSERT INTO b VALUES (2);\n",
+    );
+    let on_standby = |args: &[&str]| strata_in(p.root(), &standby.url("postgres"), &p.migrations(), args);
+    let refused = on_standby(&["up"]);
+    assert_eq!(code(&refused), 3, "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("standby"), "{}", stderr(&refused));
+    assert!(!stderr(&refused).contains("002_b"), "not blamed on the migration: {}", stderr(&refused));
+    let info = json(&on_standby(&["info", "--json"]));
+    assert_eq!(info["database"]["role"], "standby", "{info}");
+    let health = on_standby(&["health", "--json"]);
+    let health: serde_json::Value = serde_json::from_slice(&health.stdout).expect("health json");
+    assert_eq!(health["role"], "standby", "{health}");
+    // Failover mid-run: the primary stops while 002 runs, the standby is promoted.
+    let both = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write",
+        primary.port, standby.port
+    );
+    let bin = assert_cmd::cargo::cargo_bin("strata");
+    let run = std::process::Command::new(&bin)
+        .current_dir(p.root())
+        .env("NO_COLOR", "1")
+        .args(["--database-url", &both, "--dir", "migrations", "up"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    primary.stop();
+    standby.promote();
+    let first = run.wait_with_output().unwrap();
+    if code(&first) != 0 {
+        // The run may give up before the promotion; a second one finishes it.
+        eprintln!("first run after failover: {}", stderr(&first));
+        ok(&strata_in(p.root(), &both, &p.migrations(), &["up"]));
+    }
+    let db = standby.url("postgres");
+    assert_eq!(pg_query(&db, "SELECT count(*) FROM b"), ["1"]);
+    assert_eq!(
+        pg_query(&db, "SELECT count(*) FROM strata.schema_migrations WHERE success"),
+        ["2"]
+    );
+    let info = json(&strata_in(p.root(), &both, &p.migrations(), &["info", "--json"]));
+    assert_eq!(info["database"]["role"], "primary", "{info}");
+}

@@ -153,6 +153,29 @@ impl Driver for MySqlDriver {
         }
     }
 
+    /// A server with `read_only` (a replica, usually) accepts no migration: strata's
+    /// account typically has the privilege that bypasses it, so it is refused here
+    /// rather than left to write to a replica.
+    async fn topology(&mut self) -> Result<strata_core::Topology, DriverError> {
+        let cell = |mut rows: Vec<crate::history::Cells>, i: usize| {
+            rows.pop()
+                .and_then(|mut r| r.get_mut(i).and_then(Option::take))
+                .unwrap_or_default()
+        };
+        let read_only = cell(history::rows(&mut self.conn, "SELECT @@global.read_only").await?, 0) == "1";
+        let cipher = cell(
+            history::rows(&mut self.conn, "SHOW SESSION STATUS LIKE 'Ssl_cipher'").await?,
+            1,
+        );
+        Ok(strata_core::Topology {
+            role: Some(if read_only { "read-only" } else { "primary" }.into()),
+            read_only: read_only.then(|| {
+                "this server is read-only (read_only = ON: a replica, usually)".to_string()
+            }),
+            encrypted: Some(!cipher.is_empty()),
+        })
+    }
+
     async fn server_version(&mut self) -> Result<String, DriverError> {
         let v: Option<String> = self
             .conn

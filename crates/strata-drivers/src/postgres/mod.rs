@@ -242,6 +242,38 @@ impl Driver for PgDriver {
         Ok(row.get(0))
     }
 
+    /// A standby (in recovery) or a server whose transactions are read-only by default
+    /// accepts no migration; whether this session is over TLS.
+    async fn topology(&mut self) -> Result<strata_core::Topology, DriverError> {
+        let mut rows = history::rows(
+            &self.client,
+            "SELECT pg_is_in_recovery()::text, current_setting('default_transaction_read_only'), \
+             (SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid())",
+        )
+        .await?;
+        let mut row = rows.pop().unwrap_or_default().into_iter();
+        let mut next = || row.next().flatten().unwrap_or_default();
+        let (recovery, read_only, ssl) = (next() == "true", next() == "on", next());
+        let (role, why) = if recovery {
+            (
+                "standby",
+                Some("this server is a hot standby (in recovery) and accepts no writes; a multi-host URL with target_session_attrs=read-write connects to whichever server is the primary"),
+            )
+        } else if read_only {
+            (
+                "read-only",
+                Some("this server makes every transaction read-only (default_transaction_read_only = on)"),
+            )
+        } else {
+            ("primary", None)
+        };
+        Ok(strata_core::Topology {
+            role: Some(role.into()),
+            read_only: why.map(str::to_string),
+            encrypted: Some(ssl == "true"),
+        })
+    }
+
     async fn lock(&mut self, opts: &LockOptions) -> Result<(), DriverError> {
         match opts.mode {
             LockMode::Session => lock::acquire(&self.client, self.lock_key, opts.timeout).await,
