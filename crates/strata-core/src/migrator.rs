@@ -1007,10 +1007,13 @@ impl Migrator {
     /// and look like the migration's fault.
     async fn lock(&self, d: &mut dyn Driver) -> Result<()> {
         if let Some(why) = d.topology().await?.read_only {
-            return Err(Error::Driver(DriverError::new(
-                DriverErrorKind::Refused,
-                format!("refusing to migrate: {why}"),
-            ).with_detail("connect strata to the primary")));
+            return Err(Error::Driver(
+                DriverError::new(
+                    DriverErrorKind::Refused,
+                    format!("refusing to migrate: {why}"),
+                )
+                .with_detail("connect strata to the primary"),
+            ));
         }
         d.lock(&self.lock_options()).await?;
         Ok(())

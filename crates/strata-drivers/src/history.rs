@@ -10,7 +10,9 @@
 //! [`Dialect::literal`]).
 
 use chrono::{DateTime, Utc};
-use strata_core::{AppliedMigration, AuditEntry, AuditRecord, Change, Checksum, DriverError, Record};
+use strata_core::{
+    AppliedMigration, AuditEntry, AuditRecord, Change, Checksum, DriverError, Record,
+};
 
 use crate::layout::{Bookkeeping, Dialect, Found, Names};
 use crate::tracked;
@@ -446,10 +448,12 @@ pub(crate) trait InProcess {
     /// Runs bookkeeping statements in order, each checked.
     fn run(&self, stmts: &[Stmt]) -> Result<(), DriverError> {
         for s in stmts {
-            let n = self.run_counted(&s.sql).map_err(|(e, unique)| match unique {
-                true => duplicate(std::slice::from_ref(s)).unwrap_or(e),
-                false => e,
-            })?;
+            let n = self
+                .run_counted(&s.sql)
+                .map_err(|(e, unique)| match unique {
+                    true => duplicate(std::slice::from_ref(s)).unwrap_or(e),
+                    false => e,
+                })?;
             s.check(n)?;
         }
         Ok(())
@@ -541,7 +545,9 @@ mod tests {
     fn an_insert_is_refused_as_a_duplicate_and_a_rewrite_must_find_its_row() {
         let n = names(Dialect::Sqlite);
         let insert = write(&n, &row(), 5, false);
-        assert!(insert.sql.starts_with("INSERT INTO \"strata_schema_migrations\""));
+        assert!(insert
+            .sql
+            .starts_with("INSERT INTO \"strata_schema_migrations\""));
         assert!(duplicate(std::slice::from_ref(&insert)).is_some());
         insert.check(0).unwrap();
         let rewrite = write(&n, &row(), 5, true);
@@ -566,14 +572,31 @@ mod tests {
     fn rows_decode_from_every_engines_text() {
         let cells = |success: &str| -> Cells {
             [
-                "001", "a", "", "2026-01-02T03:04:05.000006Z", "ab", "7", "", success, "3", "me",
-                "h1,h2", "", "down",
+                "001",
+                "a",
+                "",
+                "2026-01-02T03:04:05.000006Z",
+                "ab",
+                "7",
+                "",
+                success,
+                "3",
+                "me",
+                "h1,h2",
+                "",
+                "down",
             ]
             .iter()
             .map(|s| (!s.is_empty()).then(|| s.to_string()))
             .collect()
         };
-        for (s, want) in [("t", true), ("1", true), ("true", true), ("f", false), ("0", false)] {
+        for (s, want) in [
+            ("t", true),
+            ("1", true),
+            ("true", true),
+            ("f", false),
+            ("0", false),
+        ] {
             let r = applied_row(cells(s));
             assert_eq!(r.success, want, "{s}");
             assert_eq!(r.statements_done, 3);

@@ -33,8 +33,15 @@ fn concurrent_runs_do_not_deadlock_create_index_concurrently() {
             ["t"],
             "round {round}"
         );
-        assert_eq!(db.query("SELECT count(*) FROM {history} WHERE success"), ["3"]);
-        assert_eq!(db.query("SELECT sum(a) FROM items"), ["501500"], "the backfill ran once");
+        assert_eq!(
+            db.query("SELECT count(*) FROM {history} WHERE success"),
+            ["3"]
+        );
+        assert_eq!(
+            db.query("SELECT sum(a) FROM items"),
+            ["501500"],
+            "the backfill ran once"
+        );
     }
 }
 
@@ -57,17 +64,27 @@ fn a_standby_is_named_and_refused_and_failover_finishes_once() {
         "001_a.sql",
         "CREATE TABLE a (id int);\nINSERT INTO a VALUES (1);\n",
     );
-    ok(&strata_in(p.root(), &primary.url("postgres"), &p.migrations(), &["up"]));
+    ok(&strata_in(
+        p.root(),
+        &primary.url("postgres"),
+        &p.migrations(),
+        &["up"],
+    ));
     let standby = primary.standby();
     p.file(
         "002_b.sql",
         "SELECT pg_sleep(2);\nCREATE TABLE b (id int);\nINSERT INTO b VALUES (2);\n",
     );
-    let on_standby = |args: &[&str]| strata_in(p.root(), &standby.url("postgres"), &p.migrations(), args);
+    let on_standby =
+        |args: &[&str]| strata_in(p.root(), &standby.url("postgres"), &p.migrations(), args);
     let refused = on_standby(&["up"]);
     assert_eq!(code(&refused), 3, "{}", stderr(&refused));
     assert!(stderr(&refused).contains("standby"), "{}", stderr(&refused));
-    assert!(!stderr(&refused).contains("002_b"), "not blamed on the migration: {}", stderr(&refused));
+    assert!(
+        !stderr(&refused).contains("002_b"),
+        "not blamed on the migration: {}",
+        stderr(&refused)
+    );
     let info = json(&on_standby(&["info", "--json"]));
     assert_eq!(info["database"]["role"], "standby", "{info}");
     let health = on_standby(&["health", "--json"]);
@@ -99,9 +116,17 @@ fn a_standby_is_named_and_refused_and_failover_finishes_once() {
     let db = standby.url("postgres");
     assert_eq!(pg_query(&db, "SELECT count(*) FROM b"), ["1"]);
     assert_eq!(
-        pg_query(&db, "SELECT count(*) FROM strata.schema_migrations WHERE success"),
+        pg_query(
+            &db,
+            "SELECT count(*) FROM strata.schema_migrations WHERE success"
+        ),
         ["2"]
     );
-    let info = json(&strata_in(p.root(), &both, &p.migrations(), &["info", "--json"]));
+    let info = json(&strata_in(
+        p.root(),
+        &both,
+        &p.migrations(),
+        &["info", "--json"],
+    ));
     assert_eq!(info["database"]["role"], "primary", "{info}");
 }

@@ -40,7 +40,11 @@ fn transactional(
             run_statements(conn, script, 0, change, |_| Ok(()))?;
         }
         let elapsed = started.elapsed();
-        conn.run(&crate::history::record(t, change, elapsed.as_millis() as i64))?;
+        conn.run(&crate::history::record(
+            t,
+            change,
+            elapsed.as_millis() as i64,
+        ))?;
         Ok(elapsed)
     })();
     match &result {
@@ -118,7 +122,12 @@ fn non_transactional(
         conn.run(&[crate::history::progress(t, &version, &row, false)])
     })?;
     let elapsed = started.elapsed();
-    let record = crate::tracked::finished(t, change, split(change.sql).len(), elapsed.as_millis() as i64);
+    let record = crate::tracked::finished(
+        t,
+        change,
+        split(change.sql).len(),
+        elapsed.as_millis() as i64,
+    );
     conn.execute_batch("BEGIN TRANSACTION")
         .map_err(|e| duck_error(&e))?;
     let r = conn.run(&record);

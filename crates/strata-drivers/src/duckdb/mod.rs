@@ -159,7 +159,10 @@ impl Driver for DuckDbDriver {
 
     async fn ensure_history(&mut self) -> Result<(), DriverError> {
         self.conn()?;
-        self.conn.as_ref().expect("opened above").ensure(&mut self.book)
+        self.conn
+            .as_ref()
+            .expect("opened above")
+            .ensure(&mut self.book)
     }
 
     async fn has_history(&mut self) -> Result<bool, DriverError> {
@@ -167,8 +170,7 @@ impl Driver for DuckDbDriver {
     }
 
     async fn applied(&mut self) -> Result<Vec<AppliedMigration>, DriverError> {
-        self.history()?
-            .map_or(Ok(vec![]), |(c, t)| c.applied(t))
+        self.history()?.map_or(Ok(vec![]), |(c, t)| c.applied(t))
     }
 
     async fn execute(&mut self, change: &Change<'_>) -> Result<Duration, DriverError> {
@@ -181,10 +183,9 @@ impl Driver for DuckDbDriver {
     }
 
     async fn audit(&mut self, entry: &AuditEntry) -> Result<(), DriverError> {
-        self.history()?
-            .map_or(Ok(()), |(c, t)| {
-                c.run(&[crate::history::audit_row(t, entry)])
-            })
+        self.history()?.map_or(Ok(()), |(c, t)| {
+            c.run(&[crate::history::audit_row(t, entry)])
+        })
     }
 
     async fn audit_log(&mut self, limit: usize) -> Result<Vec<AuditRecord>, DriverError> {
@@ -193,8 +194,7 @@ impl Driver for DuckDbDriver {
     }
 
     async fn metadata(&mut self) -> Result<Vec<(String, String)>, DriverError> {
-        self.history()?
-            .map_or(Ok(vec![]), |(c, t)| c.metadata(t))
+        self.history()?.map_or(Ok(vec![]), |(c, t)| c.metadata(t))
     }
 
     fn backup_extension(&self) -> &'static str {

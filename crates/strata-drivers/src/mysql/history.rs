@@ -74,8 +74,10 @@ pub(super) async fn run_with(
     let n = before.len() + stmts.len() + after.len();
     match batch(conn, &sql, n).await {
         Ok(counts) => history::check_all(stmts, &counts[before.len()..]),
-        Err(mysql_async::Error::Server(e)) if e.code == 1062 => Err(history::duplicate(stmts)
-            .unwrap_or_else(|| db_error(&mysql_async::Error::Server(e)))),
+        Err(mysql_async::Error::Server(e)) if e.code == 1062 => {
+            Err(history::duplicate(stmts)
+                .unwrap_or_else(|| db_error(&mysql_async::Error::Server(e))))
+        }
         Err(e) => Err(db_error(&e)),
     }
 }

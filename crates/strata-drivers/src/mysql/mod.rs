@@ -162,7 +162,10 @@ impl Driver for MySqlDriver {
                 .and_then(|mut r| r.get_mut(i).and_then(Option::take))
                 .unwrap_or_default()
         };
-        let read_only = cell(history::rows(&mut self.conn, "SELECT @@global.read_only").await?, 0) == "1";
+        let read_only = cell(
+            history::rows(&mut self.conn, "SELECT @@global.read_only").await?,
+            0,
+        ) == "1";
         let cipher = cell(
             history::rows(&mut self.conn, "SHOW SESSION STATUS LIKE 'Ssl_cipher'").await?,
             1,
@@ -247,7 +250,11 @@ impl Driver for MySqlDriver {
         if !self.has_history().await? {
             return Ok(vec![]);
         }
-        let rows = history::rows(&mut self.conn, &crate::history::applied_sql(self.book.active())).await?;
+        let rows = history::rows(
+            &mut self.conn,
+            &crate::history::applied_sql(self.book.active()),
+        )
+        .await?;
         Ok(rows.into_iter().map(crate::history::applied_row).collect())
     }
 
@@ -263,7 +270,11 @@ impl Driver for MySqlDriver {
         if !self.has_history().await? {
             return Ok(());
         }
-        history::run(&mut self.conn, &[crate::history::audit_row(self.book.active(), entry)]).await
+        history::run(
+            &mut self.conn,
+            &[crate::history::audit_row(self.book.active(), entry)],
+        )
+        .await
     }
 
     async fn audit_log(&mut self, limit: usize) -> Result<Vec<AuditRecord>, DriverError> {
@@ -279,8 +290,15 @@ impl Driver for MySqlDriver {
         if !self.has_history().await? {
             return Ok(vec![]);
         }
-        let rows = history::rows(&mut self.conn, &crate::history::metadata_sql(self.book.active())).await?;
-        Ok(rows.into_iter().map(crate::history::metadata_pair).collect())
+        let rows = history::rows(
+            &mut self.conn,
+            &crate::history::metadata_sql(self.book.active()),
+        )
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(crate::history::metadata_pair)
+            .collect())
     }
 
     fn backup_extension(&self) -> &'static str {

@@ -328,7 +328,8 @@ async fn non_transactional(
         .await
         .map_err(|e| db_error(&e))?;
     let elapsed = started.elapsed();
-    let record = crate::tracked::finished(&t.names, change, stmts.len(), elapsed.as_millis() as i64);
+    let record =
+        crate::tracked::finished(&t.names, change, stmts.len(), elapsed.as_millis() as i64);
     let r = history::run_with(client, &["BEGIN"], &record, &["COMMIT"]).await;
     if r.is_err() {
         let _ = client.batch_execute("ROLLBACK").await;

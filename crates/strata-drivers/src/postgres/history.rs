@@ -118,4 +118,3 @@ pub(super) async fn ensure(client: &Client, b: &mut Bookkeeping) -> Result<(), D
     }
     Ok(())
 }
-

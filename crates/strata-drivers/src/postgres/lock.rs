@@ -57,9 +57,9 @@ async fn try_lock(client: &Client, key: i64) -> Result<bool, DriverError> {
         .simple_query(&format!("SELECT pg_try_advisory_lock({key})"))
         .await
         .map_err(|e| db_error(&e))?;
-    Ok(rows.iter().any(|m| {
-        matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("t"))
-    }))
+    Ok(rows
+        .iter()
+        .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("t"))))
 }
 
 fn timed_out(who: &str, timeout: Duration) -> DriverError {

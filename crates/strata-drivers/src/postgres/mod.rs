@@ -342,7 +342,11 @@ impl Driver for PgDriver {
         if !self.has_history().await? {
             return Ok(vec![]);
         }
-        let rows = history::rows(&self.client, &crate::history::applied_sql(&self.tables.names)).await?;
+        let rows = history::rows(
+            &self.client,
+            &crate::history::applied_sql(&self.tables.names),
+        )
+        .await?;
         Ok(rows.into_iter().map(crate::history::applied_row).collect())
     }
 
@@ -354,7 +358,11 @@ impl Driver for PgDriver {
         if !self.has_history().await? {
             return Ok(());
         }
-        history::run(&self.client, &[crate::history::audit_row(&self.tables.names, entry)]).await
+        history::run(
+            &self.client,
+            &[crate::history::audit_row(&self.tables.names, entry)],
+        )
+        .await
     }
 
     async fn audit_log(&mut self, limit: usize) -> Result<Vec<AuditRecord>, DriverError> {
@@ -370,8 +378,15 @@ impl Driver for PgDriver {
         if !self.has_history().await? {
             return Ok(vec![]);
         }
-        let rows = history::rows(&self.client, &crate::history::metadata_sql(&self.tables.names)).await?;
-        Ok(rows.into_iter().map(crate::history::metadata_pair).collect())
+        let rows = history::rows(
+            &self.client,
+            &crate::history::metadata_sql(&self.tables.names),
+        )
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(crate::history::metadata_pair)
+            .collect())
     }
 
     fn backup_extension(&self) -> &'static str {

@@ -9,8 +9,8 @@ use strata_core::sql::split;
 use strata_core::{Change, DriverError, Script, StatementRef};
 
 use super::history::Tables;
-use crate::history::InProcess;
 use super::sqlite_error;
+use crate::history::InProcess;
 use crate::tracked::Tracker;
 
 pub(super) fn execute(
@@ -42,7 +42,11 @@ fn transactional(
             run_statements(conn, script, &stmts, 0, change, |_| Ok(()), |_| Ok(()))?;
         }
         let elapsed = started.elapsed();
-        conn.run(&crate::history::record(t, change, elapsed.as_millis() as i64))?;
+        conn.run(&crate::history::record(
+            t,
+            change,
+            elapsed.as_millis() as i64,
+        ))?;
         Ok(elapsed)
     })();
     match &result {
@@ -155,7 +159,12 @@ fn non_transactional(
         super::lock::acquire(conn, lock_timeout)?;
     }
     ran?;
-    let record = crate::tracked::finished(t, change, split(change.sql).len(), elapsed.as_millis() as i64);
+    let record = crate::tracked::finished(
+        t,
+        change,
+        split(change.sql).len(),
+        elapsed.as_millis() as i64,
+    );
     conn.execute_batch("SAVEPOINT strata_step")
         .map_err(|e| sqlite_error(&e))?;
     let r = conn.run(&record);
