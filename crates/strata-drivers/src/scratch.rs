@@ -38,13 +38,7 @@ impl ScratchDbs {
     }
 
     async fn admin(&self) -> Result<tokio_postgres::Client, DriverError> {
-        let (client, conn) = tokio_postgres::connect(&self.base, tokio_postgres::NoTls)
-            .await
-            .map_err(|e| {
-                DriverError::new(DriverErrorKind::Connect, format!("scratch database: {e}"))
-            })?;
-        tokio::spawn(conn);
-        Ok(client)
+        crate::postgres::connect_admin(&self.base).await
     }
 
     async fn drop_current(&mut self) {

@@ -130,3 +130,69 @@ fn a_standby_is_named_and_refused_and_failover_finishes_once() {
     ));
     assert_eq!(info["database"]["role"], "primary", "{info}");
 }
+
+/// TLS the way libpq does it: `sslmode=require` encrypts (and `info` says so),
+/// `verify-full` refuses a certificate it cannot verify with an error naming the
+/// setting to change, and verifies with `sslrootcert` pointing at the CA; a key/value
+/// conninfo string works like a URL.
+#[test]
+fn postgres_tls_follows_libpq_sslmode() {
+    let Some(c) = crate::cluster::Cluster::start("tls") else {
+        return;
+    };
+    let ca = c.with_tls();
+    let p = Project::new();
+    p.file("001_a.sql", "CREATE TABLE a (id int);\n");
+    let url = |q: &str| format!("{}?{q}", c.url("postgres"));
+    let run = |u: &str, args: &[&str]| strata_in(p.root(), u, &p.migrations(), args);
+    let info = json(&run(&url("sslmode=require"), &["info", "--json"]));
+    assert_eq!(info["database"]["encrypted"], true, "{info}");
+    let plain = json(&run(&url("sslmode=disable"), &["info", "--json"]));
+    assert_eq!(plain["database"]["encrypted"], false, "{plain}");
+    // The public roots do not know the test CA.
+    let refused = run(&url("sslmode=verify-full"), &["up"]);
+    assert_ne!(code(&refused), 0);
+    assert!(
+        stderr(&refused).contains("sslrootcert"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        pg_query(
+            &c.url("postgres"),
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'a'"
+        ),
+        ["0"]
+    );
+    // A CA that did not sign it is no better.
+    let other = p.root().join("other.pem");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string("/etc/ssl/certs/ssl-cert-snakeoil.pem").unwrap_or_default(),
+    )
+    .unwrap();
+    if std::fs::metadata(&other)
+        .map(|m| m.len() > 0)
+        .unwrap_or(false)
+    {
+        let wrong = run(
+            &url(&format!(
+                "sslmode=verify-ca&sslrootcert={}",
+                other.display()
+            )),
+            &["status"],
+        );
+        assert_ne!(code(&wrong), 0, "{}", stdout(&wrong));
+    }
+    let verified = url(&format!("sslmode=verify-full&sslrootcert={}", ca.display()));
+    ok(&run(&verified, &["up"]));
+    let info = json(&run(&verified, &["info", "--json"]));
+    assert_eq!(info["database"]["encrypted"], true, "{info}");
+    let conninfo = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres sslmode=verify-ca sslrootcert='{}'",
+        c.port,
+        ca.display()
+    );
+    let status = ok(&run(&conninfo, &["status"]));
+    assert!(status.contains("applied"), "{status}");
+}

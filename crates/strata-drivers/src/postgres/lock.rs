@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use strata_core::{DriverError, DriverErrorKind};
 use tokio::task::JoinHandle;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::Client;
 
 use super::exec::db_error;
 use super::history::Tables;
@@ -149,7 +149,7 @@ async fn ensure_lease_table(client: &Client, t: &Tables) -> Result<(), DriverErr
 /// Takes the lease, polling until `timeout`; then starts its heartbeat.
 pub(super) async fn acquire_lease(
     client: &Client,
-    config: &Config,
+    target: &super::target::Target,
     t: &Tables,
     holder: &str,
     lease: Duration,
@@ -191,7 +191,7 @@ pub(super) async fn acquire_lease(
         tokio::time::sleep(poll.min(deadline - tokio::time::Instant::now())).await;
     }
     let heartbeat = tokio::spawn(heartbeat(
-        config.clone(),
+        target.clone(),
         format!(
             "UPDATE {} SET heartbeat_at = now(), expires_at = now() + $2::float8 * interval '1 millisecond' \
              WHERE name = 'migrate' AND holder = $1",
@@ -204,19 +204,16 @@ pub(super) async fn acquire_lease(
 }
 
 /// Renews the lease every third of its length on a connection of its own.
-async fn heartbeat(config: Config, renew: String, holder: String, lease: Duration) {
+async fn heartbeat(target: super::target::Target, renew: String, holder: String, lease: Duration) {
     let ms = lease.as_millis() as f64;
     let mut client = None;
     loop {
         tokio::time::sleep(lease / 3).await;
         if client.is_none() {
-            match config.connect(NoTls).await {
-                Ok((c, conn)) => {
-                    tokio::spawn(conn);
-                    client = Some(c);
-                }
+            match target.open().await {
+                Ok(c) => client = Some(c),
                 Err(e) => {
-                    tracing::warn!("lease heartbeat cannot connect: {}", super::error_text(&e));
+                    tracing::warn!("lease heartbeat cannot connect: {}", e.message);
                     continue;
                 }
             }

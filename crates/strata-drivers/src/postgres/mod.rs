@@ -6,6 +6,8 @@ mod exec;
 mod history;
 mod lock;
 mod schema;
+mod target;
+mod tls;
 mod tools;
 
 use std::path::Path;
@@ -17,8 +19,9 @@ use strata_core::{
     AppliedMigration, AuditEntry, AuditRecord, Capabilities, Change, Driver, DriverError,
     DriverErrorKind, LockMode, LockOptions, Script,
 };
-use tokio_postgres::config::Host;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::Client;
+
+use target::Target;
 
 use crate::layout::{Bookkeeping, Dialect};
 use crate::HistoryNames;
@@ -27,7 +30,7 @@ use crate::HistoryNames;
 pub struct PgDriver {
     client: Client,
     /// Kept to reconnect after a transient failure and for the lease heartbeat.
-    config: Config,
+    target: Target,
     /// strata's tables ([`crate::layout`]).
     book: Bookkeeping,
     /// The tables in use now (`book.active()`) and their prepared statements.
@@ -42,44 +45,14 @@ pub struct PgDriver {
 impl PgDriver {
     /// Connects. The URL's password never appears in errors.
     pub async fn connect(url: &str, names: &HistoryNames) -> Result<Self, DriverError> {
-        // `?search_path=tenant_42` (a fleet of schemas) is ours, not libpq's: it becomes
-        // the session's search_path and the schema of the history.
-        let (url, search_path) = take_search_path(url);
-        let url = url.as_str();
-        if let Some(sp) = &search_path {
-            // It travels inside the startup `options`; nothing but names may ride along.
-            let ok = !sp.is_empty()
-                && sp
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ',' | '$'));
-            if !ok {
-                return Err(DriverError::new(
-                    DriverErrorKind::InvalidUrl,
-                    format!(
-                        "search_path `{sp}` in {} must be schema names separated by commas",
-                        strata_core::redact(url)
-                    ),
-                ));
-            }
+        // `?search_path=tenant_42` (a fleet of schemas) and TLS are ours, not
+        // tokio-postgres's ([`target`]).
+        let target = Target::parse(url)?;
+        let search_path = target.search_path.clone();
+        let client = target.open().await?;
+        if let Some(want) = &search_path {
+            verify_search_path(&client, want, &target).await?;
         }
-        let mut config: Config = url.parse().map_err(|e| {
-            DriverError::new(
-                DriverErrorKind::InvalidUrl,
-                format!("invalid PostgreSQL URL {}: {e}", strata_core::redact(url)),
-            )
-        })?;
-        if config.get_application_name().is_none() {
-            config.application_name("strata");
-        }
-        config.connect_timeout(Duration::from_secs(10));
-        if let Some(sp) = &search_path {
-            let options = config
-                .get_options()
-                .map(|o| format!("{o} "))
-                .unwrap_or_default();
-            config.options(format!("{options}-c search_path={sp}"));
-        }
-        let client = open(&config).await?;
         // Qualify strata's tables with the schema they belong in, so a migration that
         // changes search_path cannot make the history insert land elsewhere.
         let first_in_path = search_path
@@ -108,7 +81,7 @@ impl PgDriver {
         ));
         Ok(PgDriver {
             client,
-            config,
+            target,
             tables: history::Tables::new(book.active()),
             book,
             lock_key,
@@ -116,6 +89,47 @@ impl PgDriver {
             holder: crate::lease_holder(),
         })
     }
+}
+
+/// A plain connection to what `url` names (a URL or conninfo, TLS as it says): for
+/// creating and dropping scratch databases.
+pub(crate) async fn connect_admin(url: &str) -> Result<Client, DriverError> {
+    Target::parse(url)?.open().await
+}
+
+/// Whether `s` is a libpq key/value connection string (`host=… dbname=…`).
+pub fn is_conninfo(s: &str) -> bool {
+    target::is_conninfo(s)
+}
+
+/// The tenant's `search_path` rides in the startup `options`, which a pooler may drop
+/// (PgBouncer's `ignore_startup_parameters`): then the migrations would land in the
+/// default schema while strata's tables go to the tenant's. Refused instead.
+async fn verify_search_path(
+    client: &Client,
+    want: &str,
+    target: &Target,
+) -> Result<(), DriverError> {
+    let rows = history::rows(client, "SELECT current_setting('search_path')").await?;
+    let have = rows
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten())
+        .unwrap_or_default();
+    let norm = |s: &str| s.replace([' ', '"'], "");
+    if norm(&have) == norm(want) {
+        return Ok(());
+    }
+    Err(DriverError::new(
+        DriverErrorKind::Refused,
+        format!(
+            "{} did not apply search_path={want} (the session's is `{have}`); refusing to migrate the wrong schema",
+            target.describe()
+        ),
+    )
+    .with_detail(
+        "a connection pooler may drop the startup `options` parameter: connect to PostgreSQL directly, or set the role's search_path (ALTER ROLE … SET search_path)",
+    ))
 }
 
 impl PgDriver {
@@ -126,67 +140,6 @@ impl PgDriver {
             self.tables = history::Tables::new(self.book.active());
         }
     }
-}
-
-/// The URL without its `search_path` parameter, and that parameter's value.
-fn take_search_path(url: &str) -> (String, Option<String>) {
-    let Some((base, query)) = url.split_once('?') else {
-        return (url.to_string(), None);
-    };
-    let mut search_path = None;
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|kv| match kv.split_once('=') {
-            Some(("search_path", v)) => {
-                search_path = Some(v.replace("%2C", ",").replace("%2c", ","));
-                false
-            }
-            _ => true,
-        })
-        .collect();
-    let url = if kept.is_empty() {
-        base.to_string()
-    } else {
-        format!("{base}?{}", kept.join("&"))
-    };
-    (url, search_path)
-}
-
-/// Opens a connection; refused, reset or timed-out connections are transient errors.
-async fn open(config: &Config) -> Result<Client, DriverError> {
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
-        let transient = match e.as_db_error() {
-            // Server-side refusals: starting up, shutting down, too many connections.
-            Some(db) => matches!(db.code().code(), "57P03" | "57P01" | "53300"),
-            None => exec::lost_connection(&e),
-        };
-        DriverError::new(
-            DriverErrorKind::Connect,
-            format!("cannot connect to {}: {}", describe(config), error_text(&e)),
-        )
-        .retryable(transient)
-    })?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!("postgres connection closed: {e}");
-        }
-    });
-    Ok(client)
-}
-
-/// "user@host:port/db", never the password.
-fn describe(config: &Config) -> String {
-    let host = match config.get_hosts().first() {
-        Some(Host::Tcp(h)) => h.clone(),
-        Some(Host::Unix(p)) => p.display().to_string(),
-        None => "localhost".into(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    format!(
-        "postgres://{}@{host}:{port}/{}",
-        config.get_user().unwrap_or(""),
-        config.get_dbname().unwrap_or("")
-    )
 }
 
 /// A tokio-postgres error as text, with the server's message when there is one.
@@ -280,7 +233,7 @@ impl Driver for PgDriver {
             LockMode::Lease => {
                 let lease = lock::acquire_lease(
                     &self.client,
-                    &self.config,
+                    &self.target,
                     &history::Tables::new(&self.book.current),
                     &self.holder,
                     opts.lease,
@@ -317,7 +270,7 @@ impl Driver for PgDriver {
     async fn reconnect(&mut self) -> Result<(), DriverError> {
         // Stop renewing; the row expires unless the next attempt takes it back.
         self.lease = None;
-        self.client = open(&self.config).await?;
+        self.client = self.target.open().await?;
         Ok(())
     }
 
@@ -394,10 +347,10 @@ impl Driver for PgDriver {
     }
 
     async fn backup(&mut self, dest: &Path) -> Result<(), DriverError> {
-        tools::dump(&self.config, dest).await
+        tools::dump(&self.target, dest).await
     }
 
     async fn restore(&mut self, src: &Path) -> Result<(), DriverError> {
-        tools::restore(&self.client, &self.config, src).await
+        tools::restore(&self.client, &self.target, src).await
     }
 }

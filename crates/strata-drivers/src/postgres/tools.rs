@@ -11,8 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use strata_core::{DriverError, DriverErrorKind};
-use tokio_postgres::config::{Host, SslMode};
-use tokio_postgres::{Client, Config};
+use tokio_postgres::config::Host;
+use tokio_postgres::Client;
+
+use super::target::Target;
+use super::tls::Mode;
 
 use super::exec::db_error;
 
@@ -24,7 +27,8 @@ fn tool(name: &str) -> PathBuf {
     }
 }
 
-fn command(name: &str, config: &Config) -> Command {
+fn command(name: &str, target: &Target) -> Command {
+    let config = &target.config;
     let mut c = Command::new(tool(name));
     match config.get_hosts().first() {
         Some(Host::Tcp(h)) => {
@@ -52,11 +56,23 @@ fn command(name: &str, config: &Config) -> Command {
             c.env_remove("PGPASSWORD");
         }
     }
-    let ssl = match config.get_ssl_mode() {
-        SslMode::Disable => "disable",
-        SslMode::Require => "require",
-        _ => "prefer",
+    let ssl = match target.tls.mode {
+        Mode::Disable => "disable",
+        Mode::Prefer => "prefer",
+        Mode::Require => "require",
+        Mode::VerifyCa => "verify-ca",
+        Mode::VerifyFull => "verify-full",
     };
+    for (var, path) in [
+        ("PGSSLROOTCERT", &target.tls.root_cert),
+        ("PGSSLCERT", &target.tls.cert),
+        ("PGSSLKEY", &target.tls.key),
+    ] {
+        match path {
+            Some(p) => c.env(var, p),
+            None => c.env_remove(var),
+        };
+    }
     c.env("PGSSLMODE", ssl)
         .env("PGAPPNAME", "strata-backup")
         .env("PGCONNECT_TIMEOUT", "10");
@@ -86,31 +102,31 @@ async fn run(name: &'static str, mut c: Command) -> Result<Vec<u8>, DriverError>
     Ok(out.stdout)
 }
 
-pub(super) async fn dump(config: &Config, dest: &Path) -> Result<(), DriverError> {
-    let mut c = command("pg_dump", config);
+pub(super) async fn dump(target: &Target, dest: &Path) -> Result<(), DriverError> {
+    let mut c = command("pg_dump", target);
     c.arg("--format=custom").arg("--file").arg(dest);
     run("pg_dump", c).await.map(|_| ())
 }
 
 pub(super) async fn restore(
     client: &Client,
-    config: &Config,
+    target: &Target,
     src: &Path,
 ) -> Result<(), DriverError> {
-    let mut list = command("pg_restore", config);
+    let mut list = command("pg_restore", target);
     list.arg("--list").arg(src);
     let toc = String::from_utf8_lossy(&run("pg_restore", list).await?).into_owned();
     let dump_creates_public = toc.lines().any(|l| l.contains(" SCHEMA - public "));
     let prelude = prelude(client, dump_creates_public).await?;
 
     let src = src.to_path_buf();
-    let mut restore = command("pg_restore", config);
+    let mut restore = command("pg_restore", target);
     restore
         .arg("--file=-")
         .arg(&src)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut psql = command("psql", config);
+    let mut psql = command("psql", target);
     psql.args([
         "-X",
         "-q",
