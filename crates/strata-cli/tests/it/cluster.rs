@@ -126,67 +126,7 @@ impl Cluster {
     /// returns the CA's PEM file (for `sslrootcert`).
     pub fn with_tls(&self) -> PathBuf {
         let d = self.dir.path();
-        let openssl = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(d)
-                .output()
-                .expect("openssl");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=strata test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ]);
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ]);
-        std::fs::write(
-            d.join("san.ext"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-        )
-        .unwrap();
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "server.pem",
-        ]);
+        make_certs(d);
         if is_root() {
             let st = Command::new("chown")
                 .args(["-R", "postgres:postgres"])
@@ -302,4 +242,175 @@ impl Drop for Cluster {
             .args(["-D", data.to_str().unwrap(), "stop", "-m", "immediate"])
             .output();
     }
+}
+
+/// A throwaway MariaDB server (`mariadb-install-db` + `mariadbd` on a free port) that
+/// serves TLS with a certificate signed by a CA generated here and refuses plaintext
+/// (`require_secure_transport`); stopped and removed on drop.
+pub struct TlsMariaDb {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl TlsMariaDb {
+    pub fn start(test: &str) -> Option<TlsMariaDb> {
+        let installed = Command::new("mariadb-install-db")
+            .arg("--help")
+            .output()
+            .is_ok()
+            && Command::new("mariadbd").arg("--version").output().is_ok();
+        if !installed {
+            assert!(
+                !required("mysql"),
+                "{test}: mariadb-install-db/mariadbd not found"
+            );
+            eprintln!("skipped {test}: mariadb-install-db/mariadbd not found");
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("strata-mariadb-")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        let data = d.join("data");
+        let user = if is_root() { "root" } else { "" };
+        let mut install = Command::new("mariadb-install-db");
+        install
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
+        if !user.is_empty() {
+            install.arg(format!("--user={user}"));
+        }
+        let out = install.output().expect("mariadb-install-db");
+        assert!(
+            out.status.success(),
+            "mariadb-install-db: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        make_certs(d);
+        let port = free_port();
+        let mut server = Command::new("mariadbd");
+        server
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--port={port}"))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--socket={}", d.join("sock").display()))
+            .arg(format!("--pid-file={}", d.join("pid").display()))
+            .arg(format!("--ssl-ca={}", d.join("ca.pem").display()))
+            .arg(format!("--ssl-cert={}", d.join("server.pem").display()))
+            .arg(format!("--ssl-key={}", d.join("server.key").display()))
+            .args([
+                "--require-secure-transport=ON",
+                "--skip-log-bin",
+                "--innodb-buffer-pool-size=16M",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(d.join("log")).unwrap());
+        if !user.is_empty() {
+            server.arg(format!("--user={user}"));
+        }
+        let child = server.spawn().expect("mariadbd");
+        let m = TlsMariaDb { dir, child, port };
+        // Ready once the socket answers; then a TCP user for the tests.
+        let sock = m.dir.path().join("sock");
+        for _ in 0..300 {
+            let ok = Command::new("mariadb")
+                .arg(format!("--socket={}", sock.display()))
+                .args(["-uroot", "-e", "CREATE USER IF NOT EXISTS 'strata'@'127.0.0.1'; GRANT ALL ON *.* TO 'strata'@'127.0.0.1'; CREATE DATABASE IF NOT EXISTS app"])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if ok {
+                return Some(m);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "mariadbd did not start: {}",
+            std::fs::read_to_string(m.dir.path().join("log")).unwrap_or_default()
+        );
+    }
+
+    pub fn url(&self, params: &str) -> String {
+        format!("mysql://strata@127.0.0.1:{}/app{params}", self.port)
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+}
+
+impl Drop for TlsMariaDb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `ca.pem` and a `server.pem`/`server.key` for 127.0.0.1 signed by it, in `d`.
+fn make_certs(d: &Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=strata test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        d.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+    ]);
 }

@@ -196,3 +196,48 @@ fn postgres_tls_follows_libpq_sslmode() {
     let status = ok(&run(&conninfo, &["status"]));
     assert!(status.contains("applied"), "{status}");
 }
+
+/// MySQL's `ssl-mode` against a MariaDB that refuses plaintext: DISABLED is turned
+/// away by the server, REQUIRED encrypts (and `info` says so), VERIFY_IDENTITY fails
+/// clearly without the CA and verifies with `ssl-ca`; PREFERRED (the default) encrypts
+/// here and stays plaintext on a server without TLS.
+#[test]
+fn mysql_tls_follows_ssl_mode() {
+    let Some(m) = crate::cluster::TlsMariaDb::start("mysql_tls") else {
+        return;
+    };
+    let p = Project::new();
+    p.file("001_a.sql", "CREATE TABLE a (id int);\n");
+    let run = |u: &str, args: &[&str]| strata_in(p.root(), u, &p.migrations(), args);
+    let plain = run(&m.url("?ssl-mode=DISABLED"), &["status"]);
+    assert_ne!(code(&plain), 0, "{}", stdout(&plain));
+    let info = json(&run(&m.url("?ssl-mode=REQUIRED"), &["info", "--json"]));
+    assert_eq!(info["database"]["encrypted"], true, "{info}");
+    let default = json(&run(&m.url(""), &["info", "--json"]));
+    assert_eq!(
+        default["database"]["encrypted"], true,
+        "PREFERRED by default: {default}"
+    );
+    let refused = run(&m.url("?ssl-mode=VERIFY_IDENTITY"), &["up"]);
+    assert_ne!(code(&refused), 0);
+    assert!(stderr(&refused).contains("ssl-ca"), "{}", stderr(&refused));
+    let verified = m.url(&format!(
+        "?ssl-mode=VERIFY_IDENTITY&ssl-ca={}",
+        m.ca().display()
+    ));
+    ok(&run(&verified, &["up"]));
+    let status = ok(&run(&verified, &["status"]));
+    assert!(status.contains("applied"), "{status}");
+    // The machine's own MariaDB offers no TLS: PREFERRED falls back, REQUIRED refuses.
+    if let Some(db) = TestDb::mysql("mysql_tls_fallback") {
+        let url = db.url();
+        let sep = if url.contains('?') { "&" } else { "?" };
+        let info = json(&run(&url, &["info", "--json"]));
+        let required = run(&format!("{url}{sep}ssl-mode=REQUIRED"), &["status"]);
+        let encrypted = info["database"]["encrypted"] == true;
+        assert!(
+            encrypted || code(&required) != 0,
+            "REQUIRED must not fall back to plaintext"
+        );
+    }
+}

@@ -11,6 +11,7 @@
 mod exec;
 mod history;
 mod lock;
+mod tls;
 mod tools;
 
 use std::path::Path;
@@ -45,7 +46,7 @@ pub struct MySqlDriver {
 impl MySqlDriver {
     /// Connects. The URL must name a database; its password never appears in errors.
     pub async fn connect(url: &str, names: &HistoryNames) -> Result<Self, DriverError> {
-        let opts = parse_url(url)?;
+        let (opts, tls) = parse_url(url)?;
         let database = opts.db_name().map(str::to_string).ok_or_else(|| {
             DriverError::new(
                 DriverErrorKind::InvalidUrl,
@@ -55,7 +56,7 @@ impl MySqlDriver {
                 ),
             )
         })?;
-        let mut conn = open(&opts).await?;
+        let (mut conn, opts) = open_first(opts, &tls).await?;
         let version: String = conn
             .query_first("SELECT VERSION()")
             .await
@@ -85,10 +86,39 @@ impl MySqlDriver {
 }
 
 /// Parses `mysql://` and `mariadb://` URLs (the driver only knows the former).
-fn parse_url(url: &str) -> Result<Opts, DriverError> {
+/// The connection options of a `mysql://` or `mariadb://` URL, TLS ([`tls`]) taken
+/// out of its parameters first.
+fn parse_url(url: &str) -> Result<(Opts, tls::Tls), DriverError> {
     let normalized = match url.split_once("://") {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("mariadb") => format!("mysql://{rest}"),
         _ => url.to_string(),
+    };
+    let mut tls = tls::Tls::default();
+    let normalized = match normalized.split_once('?') {
+        None => normalized,
+        Some((base, query)) => {
+            let mut kept = Vec::new();
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                let (k, v) = url::form_urlencoded::parse(pair.as_bytes())
+                    .next()
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .unwrap_or_default();
+                let taken = tls.take(&k, &v).map_err(|e| {
+                    DriverError::new(
+                        e.kind,
+                        format!("{} in {}", e.message, strata_core::redact(url)),
+                    )
+                })?;
+                if !taken {
+                    kept.push(pair);
+                }
+            }
+            if kept.is_empty() {
+                base.to_string()
+            } else {
+                format!("{base}?{}", kept.join("&"))
+            }
+        }
     };
     let opts = Opts::from_url(&normalized).map_err(|e| {
         DriverError::new(
@@ -96,15 +126,43 @@ fn parse_url(url: &str) -> Result<Opts, DriverError> {
             format!("invalid MySQL URL {}: {e}", strata_core::redact(url)),
         )
     })?;
-    // Sessions in UTC, so `applied_at` reads back as what was written. A small
-    // statement cache: the history, audit and metadata statements are the same for
-    // every migration, so each is prepared once per connection (migrations' own
-    // statements go as text and never enter it).
+    // Sessions in UTC, so `applied_at` reads back as what was written.
     let builder = OptsBuilder::from_opts(opts)
         .init(vec!["SET time_zone = '+00:00'"])
         .stmt_cache_size(16)
-        .prefer_socket(false);
-    Ok(builder.into())
+        .prefer_socket(false)
+        .ssl_opts(tls.ssl_opts()?);
+    Ok((builder.into(), tls))
+}
+
+/// The first connection, which settles `PREFERRED`: a server that offers no TLS is
+/// reached in plaintext, and the options returned say so for every later connection.
+async fn open_first(opts: Opts, tls: &tls::Tls) -> Result<(Conn, Opts), DriverError> {
+    match open(&opts).await {
+        Err(e)
+            if tls.mode == tls::Mode::Preferred
+                && e.message.contains("server does not have this capability") =>
+        {
+            let plain: Opts = OptsBuilder::from_opts(opts).ssl_opts(None).into();
+            Ok((open(&plain).await?, plain))
+        }
+        Err(mut e) if e.message.contains("server does not have this capability") => {
+            e.detail = Some(format!(
+                "{} asks for TLS and the server does not offer it",
+                tls.mode_name()
+            ));
+            e.transient = false;
+            Err(e)
+        }
+        Err(mut e)
+            if e.message.contains("certificate") || e.message.contains("InvalidCertificate") =>
+        {
+            e.detail = Some(tls.advice());
+            e.transient = false;
+            Err(e)
+        }
+        other => other.map(|c| (c, opts)),
+    }
 }
 
 /// Opens a connection; refused or reset connections are transient errors.
