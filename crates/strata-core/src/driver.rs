@@ -37,6 +37,11 @@ pub struct Topology {
     pub read_only: Option<String>,
     /// The connection is encrypted (TLS); `None` for an embedded engine.
     pub encrypted: Option<bool>,
+    /// A multi-primary cluster the server belongs to (`galera`), when detected.
+    pub cluster: Option<String>,
+    /// Which migration lock the default configuration takes here, and why, when
+    /// detection chose it (`lease: a Galera node's GET_LOCK is not cluster-wide`).
+    pub lock: Option<String>,
 }
 
 /// What a change does to the history table, in the same transaction as its script.
@@ -132,6 +137,9 @@ pub struct LockOptions {
     pub mode: LockMode,
     /// Lease mode: the lease's length; it is renewed at a third of it while held.
     pub lease: Duration,
+    /// The user chose `mode` (`lock` in strata.toml). Otherwise a driver takes the lock
+    /// that is exact on the topology it detected (the lease on a Galera node).
+    pub explicit: bool,
 }
 
 /// A database behind strata. One connection; every method may be called in any order,

@@ -21,7 +21,8 @@ pub async fn info(config: &Config, migrator: &Migrator, d: &mut dyn Driver) -> R
     Ok(json!({
         "strata_version": env!("CARGO_PKG_VERSION"),
         "database": { "kind": d.kind(), "url": c.redacted_url(), "url_source": c.url_source, "server_version": server,
-            "role": topology.role, "read_only": topology.read_only, "encrypted": topology.encrypted },
+            "role": topology.role, "read_only": topology.read_only, "encrypted": topology.encrypted,
+            "cluster": topology.cluster, "lock": topology.lock },
         "config": { "file": c.config_path, "env": c.env, "protected": c.protected, "migrations_dir": c.dir, "history_table": c.history_table, "manifest": migrator.source().manifest.as_ref().map(|m| m.path.clone()) },
         "settings": {
             "timeout_seconds": s.timeout().as_secs(),

@@ -175,6 +175,10 @@ pub struct HealthReport {
     pub read_only: Option<String>,
     /// The connection is encrypted (TLS).
     pub encrypted: Option<bool>,
+    /// A multi-primary cluster the server belongs to (`galera`).
+    pub cluster: Option<String>,
+    /// The lock detection chose, and why.
+    pub lock: Option<String>,
     /// Why the status is not healthy, one line each.
     pub problems: Vec<String>,
 }
@@ -656,6 +660,8 @@ impl Migrator {
             role: None,
             read_only: None,
             encrypted: None,
+            cluster: None,
+            lock: None,
             problems: vec![],
         };
         let worst = |h: &mut HealthReport, s: HealthStatus, problem: String| {
@@ -691,6 +697,8 @@ impl Migrator {
                 h.role = t.role;
                 h.read_only = t.read_only;
                 h.encrypted = t.encrypted;
+                h.cluster = t.cluster;
+                h.lock = t.lock;
             }
             Err(e) => tracing::debug!("cannot tell the server's role: {e}"),
         }
@@ -1024,6 +1032,7 @@ impl Migrator {
             timeout: self.settings.lock_timeout(),
             mode: self.settings.lock_mode(),
             lease: self.settings.lease(),
+            explicit: self.settings.lock.is_some(),
         }
     }
 

@@ -40,6 +40,12 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
                     None => println!("  server         {role}{how}"),
                 }
             }
+            if let Some(cluster) = &report.cluster {
+                println!("  cluster        {cluster}");
+            }
+            if let Some(lock) = &report.lock {
+                println!("  lock           {lock}");
+            }
             println!(
                 "  history tables {}",
                 if report.history_tables {

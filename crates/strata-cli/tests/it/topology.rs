@@ -233,6 +233,10 @@ fn mysql_tls_follows_ssl_mode() {
         let url = db.url();
         let sep = if url.contains('?') { "&" } else { "?" };
         let info = json(&run(&url, &["info", "--json"]));
+        assert!(
+            info["database"]["cluster"].is_null(),
+            "not a Galera node: {info}"
+        );
         let required = run(&format!("{url}{sep}ssl-mode=REQUIRED"), &["status"]);
         let encrypted = info["database"]["encrypted"] == true;
         assert!(

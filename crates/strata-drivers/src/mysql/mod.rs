@@ -41,6 +41,9 @@ pub struct MySqlDriver {
     holder: String,
     /// MariaDB names its statement timeout differently from MySQL.
     mariadb: bool,
+    /// A Galera cluster node (`wsrep_on`): `GET_LOCK` is local to the node, so the
+    /// default lock is the lease row, whose writes the cluster certifies.
+    galera: bool,
 }
 
 impl MySqlDriver {
@@ -62,6 +65,11 @@ impl MySqlDriver {
             .await
             .map_err(|e| exec::db_error(&e))?
             .unwrap_or_default();
+        let wsrep: Vec<(String, String)> = conn
+            .query("SHOW VARIABLES LIKE 'wsrep_on'")
+            .await
+            .map_err(|e| exec::db_error(&e))?;
+        let galera = wsrep.iter().any(|(_, v)| v.eq_ignore_ascii_case("ON"));
         let book = Bookkeeping::new(Dialect::MySql, names, Some(&database), false);
         // Named after the history's place in the earlier layout, so runs of strata
         // versions before and after the move still exclude each other.
@@ -81,11 +89,11 @@ impl MySqlDriver {
             lease: None,
             holder: crate::lease_holder(),
             mariadb: version.to_ascii_lowercase().contains("mariadb"),
+            galera,
         })
     }
 }
 
-/// Parses `mysql://` and `mariadb://` URLs (the driver only knows the former).
 /// The connection options of a `mysql://` or `mariadb://` URL, TLS ([`tls`]) taken
 /// out of its parameters first.
 fn parse_url(url: &str) -> Result<(Opts, tls::Tls), DriverError> {
@@ -234,6 +242,11 @@ impl Driver for MySqlDriver {
                 "this server is read-only (read_only = ON: a replica, usually)".to_string()
             }),
             encrypted: Some(!cipher.is_empty()),
+            cluster: self.galera.then(|| "galera".to_string()),
+            lock: self.galera.then(|| {
+                "lease unless `lock` is set: a Galera node's GET_LOCK is not cluster-wide"
+                    .to_string()
+            }),
         })
     }
 
@@ -252,7 +265,15 @@ impl Driver for MySqlDriver {
     }
 
     async fn lock(&mut self, opts: &LockOptions) -> Result<(), DriverError> {
-        match opts.mode {
+        let mode = match (self.galera, opts.explicit, opts.mode) {
+            (true, false, _) => LockMode::Lease,
+            (true, true, LockMode::Session) => {
+                tracing::warn!("lock = \"session\" on a Galera node locks this node only: runs on other nodes are not excluded");
+                LockMode::Session
+            }
+            (_, _, mode) => mode,
+        };
+        match mode {
             LockMode::Session => lock::acquire(&mut self.conn, &self.lock_name, opts.timeout).await,
             LockMode::Lease => {
                 let lease = lock::acquire_lease(

@@ -224,6 +224,7 @@ impl Driver for PgDriver {
             role: Some(role.into()),
             read_only: why.map(str::to_string),
             encrypted: Some(ssl == "true"),
+            ..Default::default()
         })
     }
 
