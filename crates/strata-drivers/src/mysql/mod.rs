@@ -102,32 +102,7 @@ fn parse_url(url: &str) -> Result<(Opts, tls::Tls), DriverError> {
         _ => url.to_string(),
     };
     let mut tls = tls::Tls::default();
-    let normalized = match normalized.split_once('?') {
-        None => normalized,
-        Some((base, query)) => {
-            let mut kept = Vec::new();
-            for pair in query.split('&').filter(|p| !p.is_empty()) {
-                let (k, v) = url::form_urlencoded::parse(pair.as_bytes())
-                    .next()
-                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                    .unwrap_or_default();
-                let taken = tls.take(&k, &v).map_err(|e| {
-                    DriverError::new(
-                        e.kind,
-                        format!("{} in {}", e.message, strata_core::redact(url)),
-                    )
-                })?;
-                if !taken {
-                    kept.push(pair);
-                }
-            }
-            if kept.is_empty() {
-                base.to_string()
-            } else {
-                format!("{base}?{}", kept.join("&"))
-            }
-        }
-    };
+    let normalized = crate::take_params(&normalized, |k, v| tls.take(k, v))?;
     let opts = Opts::from_url(&normalized).map_err(|e| {
         DriverError::new(
             DriverErrorKind::InvalidUrl,

@@ -33,18 +33,20 @@ impl Target {
     pub fn parse(url: &str) -> Result<Target, DriverError> {
         let mut tls = Tls::default();
         let mut search_path = None;
-        let mut ours = |key: &str, value: String| -> Result<bool, DriverError> {
+        let mut ours = |key: &str, value: &str| -> Result<bool, DriverError> {
             if key == "search_path" {
-                search_path = Some(value);
+                search_path = Some(value.to_string());
                 return Ok(true);
             }
-            tls.take(key, &value)
-                .map_err(|e| DriverError::new(e.kind, format!("{} in {}", e.message, redact(url))))
+            tls.take(key, value)
         };
         let rest = if is_conninfo(url) {
             let mut kept = Vec::new();
             for (k, v) in conninfo_pairs(url)? {
-                if !ours(&k, v.clone())? {
+                let taken = ours(&k, &v).map_err(|e| {
+                    DriverError::new(e.kind, format!("{} in {}", e.message, redact(url)))
+                })?;
+                if !taken {
                     kept.push(format!(
                         "{k}='{}'",
                         v.replace('\\', "\\\\").replace('\'', "\\'")
@@ -53,26 +55,7 @@ impl Target {
             }
             kept.join(" ")
         } else {
-            match url.split_once('?') {
-                None => url.to_string(),
-                Some((base, query)) => {
-                    let mut kept = Vec::new();
-                    for pair in query.split('&').filter(|p| !p.is_empty()) {
-                        let (k, v) = url::form_urlencoded::parse(pair.as_bytes())
-                            .next()
-                            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                            .unwrap_or_default();
-                        if !ours(&k, v)? {
-                            kept.push(pair);
-                        }
-                    }
-                    if kept.is_empty() {
-                        base.to_string()
-                    } else {
-                        format!("{base}?{}", kept.join("&"))
-                    }
-                }
-            }
+            crate::take_params(url, ours)?
         };
         if let Some(sp) = &search_path {
             // It travels inside the startup `options`; nothing but names may ride along.
