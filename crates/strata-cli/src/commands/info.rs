@@ -20,6 +20,25 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
             info["database"]["server_version"].as_str().unwrap_or(""),
             c.url_source
         );
+        // What was detected about the server, and the lock it leads to.
+        let d = &info["database"];
+        if let Some(role) = d["role"].as_str() {
+            let tls = match d["encrypted"].as_bool() {
+                Some(true) => ", encrypted",
+                Some(false) => ", not encrypted",
+                None => "",
+            };
+            println!("server:       {role}{tls}");
+        }
+        for (label, key) in [
+            ("read-only:    ", "read_only"),
+            ("cluster:      ", "cluster"),
+            ("lock:         ", "lock"),
+        ] {
+            if let Some(v) = d[key].as_str() {
+                println!("{label}{v}");
+            }
+        }
         println!(
             "config file:  {}",
             c.config_path

@@ -16,6 +16,7 @@ mod failures;
 mod faults;
 mod fleet;
 mod lint;
+mod pgbouncer;
 mod projects;
 mod refusals;
 mod safety;

@@ -245,3 +245,193 @@ fn mysql_tls_follows_ssl_mode() {
         );
     }
 }
+
+/// PgBouncer in transaction mode (pool size 5) in front of the local server, the
+/// default configuration: strata sees the pooler (the cancel key is not the backend's),
+/// takes the lease instead of a session lock, prepares no named statement and sets
+/// nothing for the session. 8 concurrent `up` runs all succeed with each migration
+/// applied once and no lock left on any server session; `status` and `health` work
+/// while other clients share the pool; a tenant `search_path` the pooler cannot pass on
+/// is refused, never ignored.
+#[test]
+fn pgbouncer_in_transaction_mode_applies_each_migration_once() {
+    let Some(db) = TestDb::postgres("pgbouncer") else {
+        return;
+    };
+    let Some(bouncer) = crate::pgbouncer::PgBouncer::start("pgbouncer", &db.url(), false) else {
+        return;
+    };
+    let url = bouncer.url(&db.url());
+    let p = Project::new();
+    p.file(
+        "001_items.sql",
+        "CREATE TABLE items (id serial PRIMARY KEY, step int NOT NULL);\n\
+         INSERT INTO items (step) VALUES (1), (1), (1);\n",
+    );
+    for step in 2..=5 {
+        p.file(
+            &format!("00{step}_step.sql"),
+            &format!("SELECT pg_sleep(0.1);\nINSERT INTO items (step) VALUES ({step}), ({step}), ({step});\n"),
+        );
+    }
+    p.file(
+        "006_index.sql",
+        "-- strata:no-transaction\nCREATE INDEX CONCURRENTLY items_step ON items (step);\n\
+         UPDATE items SET step = step * 10 WHERE step = 5;\n",
+    );
+    let info = json(&strata_in(
+        p.root(),
+        &url,
+        &p.migrations(),
+        &["--json", "info"],
+    ));
+    assert_eq!(info["database"]["cluster"], "pooler", "{info}");
+    assert!(
+        info["database"]["lock"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("lease"),
+        "{info}"
+    );
+    let direct = json(&strata_in(
+        p.root(),
+        &db.url(),
+        &p.migrations(),
+        &["--json", "info"],
+    ));
+    assert!(direct["database"]["cluster"].is_null(), "{direct}");
+
+    // Other clients on the pool the whole time (simple protocol, short transactions).
+    let traffic = Traffic::start(&bouncer, &db);
+    up_in_parallel(p.root(), &url, 8);
+    assert_eq!(
+        db.query("SELECT step, count(*) FROM items GROUP BY step ORDER BY step"),
+        ["1|3", "2|3", "3|3", "4|3", "50|3"],
+        "each migration once"
+    );
+    assert_eq!(
+        db.query("SELECT count(*) FROM {history} WHERE success"),
+        ["6"]
+    );
+    assert_eq!(
+        db.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'items_step'::regclass"),
+        ["t"]
+    );
+    let apply_audits = db.query("SELECT count(*) FROM {audit} WHERE operation = 'apply'");
+    assert_eq!(apply_audits, ["6"], "one apply audit row per migration");
+    for _ in 0..3 {
+        let status = json(&strata_in(
+            p.root(),
+            &url,
+            &p.migrations(),
+            &["--json", "status"],
+        ));
+        assert_eq!(status["current"], "006", "{status}");
+        let states: Vec<_> = status["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["state"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(states, ["applied"; 6], "{status}");
+        let health = ok(&strata_in(p.root(), &url, &p.migrations(), &["health"]));
+        assert!(health.contains("cluster        pooler"), "{health}");
+        assert!(health.contains("pending        0"), "{health}");
+    }
+    traffic.finish();
+    assert_eq!(
+        db.query(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ),
+        ["0"],
+        "no lock left on any server session"
+    );
+    assert_eq!(
+        db.query("SELECT count(*) FROM {lease} WHERE expires_at > now()"),
+        ["0"],
+        "the lease was released"
+    );
+
+    // A tenant's search_path travels as `options`: refused by PgBouncer by default, and
+    // dropped silently with `ignore_startup_parameters = options`; strata refuses both.
+    let before = db.dump();
+    p.file("007_more.sql", "CREATE TABLE more (id int);\n");
+    let tenant = |b: &crate::pgbouncer::PgBouncer| {
+        let u = b.url(&db.url());
+        let sep = if u.contains('?') { '&' } else { '?' };
+        strata_in(
+            p.root(),
+            &format!("{u}{sep}search_path=tenant_1"),
+            &p.migrations(),
+            &["up"],
+        )
+    };
+    let refused = tenant(&bouncer);
+    assert_ne!(code(&refused), 0);
+    assert!(
+        stderr(&refused).contains("search_path"),
+        "{}",
+        stderr(&refused)
+    );
+    let ignoring = crate::pgbouncer::PgBouncer::start("pgbouncer", &db.url(), true).unwrap();
+    let refused = tenant(&ignoring);
+    assert_eq!(code(&refused), 3, "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("did not apply search_path=tenant_1"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(db.dump(), before, "nothing written anywhere");
+}
+
+/// Clients sharing a pooler with strata: `pgbench` with the simple protocol, 3 clients
+/// running short read transactions, one second at a time until stopped.
+struct Traffic {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    runs: std::thread::JoinHandle<usize>,
+}
+
+impl Traffic {
+    fn start(bouncer: &crate::pgbouncer::PgBouncer, db: &TestDb) -> Traffic {
+        let script = bouncer.dir().join("traffic.sql");
+        std::fs::write(&script, "SELECT count(*) FROM pg_class;\n").unwrap();
+        let name = db_name_of(&db.url());
+        let port = bouncer.port.to_string();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let runs = std::thread::spawn(move || {
+            let mut runs = 0;
+            while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                let out = std::process::Command::new("pgbench")
+                    .args(["-n", "-M", "simple", "-c", "3", "-j", "1", "-T", "1"])
+                    .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-f"])
+                    .arg(&script)
+                    .arg(&name)
+                    .output()
+                    .expect("pgbench");
+                assert!(
+                    out.status.success(),
+                    "pgbench through the pooler: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                runs += 1;
+            }
+            runs
+        });
+        Traffic { stop, runs }
+    }
+
+    /// Stops it; every run must have succeeded, and at least one must have run.
+    fn finish(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let runs = self.runs.join().expect("pgbench traffic failed");
+        assert!(runs > 0, "no traffic ran");
+    }
+}
+
+/// The database name of a `postgres://…/name?…` URL.
+fn db_name_of(url: &str) -> String {
+    let tail = url.rsplit('/').next().unwrap_or_default();
+    tail.split('?').next().unwrap_or_default().to_string()
+}

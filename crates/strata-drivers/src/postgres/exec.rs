@@ -10,16 +10,30 @@
 //! Non-transactional (`CREATE INDEX CONCURRENTLY` and friends): a `success=false` row
 //! first, then each statement on its own with `statements_done` updated after each, and
 //! the final row, audit and metadata in one transaction.
+//!
+//! Behind a pooler ([`super::pooler`]) nothing is set for the session: a transaction's
+//! timeouts are `SET LOCAL`, as always; a statement that runs outside a transaction
+//! gets the client's deadline (the query is cancelled) instead of `statement_timeout`,
+//! since a session `SET` would reach some other client's server session.
 
 use std::time::{Duration, Instant};
 
 use strata_core::sql::{split, statement_at};
 use strata_core::{Change, DriverError, DriverErrorKind, Script, StatementRef};
 use tokio_postgres::error::ErrorPosition;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use super::history::{self, Tables};
+use super::target::Target;
 use crate::tracked::Tracker;
+
+/// What running a change needs: the connection, where it goes (to cancel a query over
+/// the same TLS), and whether a pooler is in between.
+pub(super) struct Session<'a> {
+    pub client: &'a Client,
+    pub target: &'a Target,
+    pub pooled: bool,
+}
 
 /// SQLSTATEs worth retrying: serialization failure, deadlock, lock not available
 /// (`lock_timeout`), shutdown/crash/startup, too many connections, and every connection
@@ -80,22 +94,51 @@ pub(crate) fn db_error(e: &tokio_postgres::Error) -> DriverError {
 }
 
 pub(super) async fn execute(
-    client: &Client,
+    s: &Session<'_>,
     t: &Tables,
     change: &Change<'_>,
 ) -> Result<Duration, DriverError> {
+    if s.pooled {
+        refuse_session_init(change)?;
+    }
     if change.transactional || change.script.is_none() {
-        transactional(client, t, change).await
+        transactional(s, t, change).await
     } else {
-        non_transactional(client, t, change).await
+        non_transactional(s, t, change).await
+    }
+}
+
+/// Behind a pooler, an `init_sql` statement that sets something for the session would
+/// change whichever server session ran it, another client's next; only `SET LOCAL`
+/// (inside the migration's transaction) is safe there.
+fn refuse_session_init(change: &Change<'_>) -> Result<(), DriverError> {
+    let outside = !change.transactional && change.script.is_some();
+    let local = |stmt: &str| {
+        let words: Vec<String> = stmt
+            .split_whitespace()
+            .take(2)
+            .map(str::to_ascii_uppercase)
+            .collect();
+        words == ["SET", "LOCAL"]
+    };
+    match change.init_sql.iter().find(|s| outside || !local(s)) {
+        None => Ok(()),
+        Some(stmt) => Err(DriverError::new(
+            DriverErrorKind::Refused,
+            format!("init_sql `{stmt}` would change a pooled server session that other clients use next"),
+        )
+        .with_detail(
+            "behind a connection pooler only `SET LOCAL …` is allowed in init_sql, and only for migrations that run in a transaction; set session defaults with ALTER ROLE … SET, or connect to PostgreSQL directly",
+        )),
     }
 }
 
 async fn transactional(
-    client: &Client,
+    session: &Session<'_>,
     t: &Tables,
     change: &Change<'_>,
 ) -> Result<Duration, DriverError> {
+    let client = session.client;
     let timeout_ms = change.timeout.as_millis();
     let lock_wait_ms = change.lock_wait.as_millis().max(1);
     client
@@ -113,7 +156,7 @@ async fn transactional(
             }
             let mut completed = 0;
             if let Err(e) = with_deadline(
-                client,
+                session,
                 change.timeout,
                 simple_script(client, change.sql, &mut completed),
             )
@@ -149,14 +192,21 @@ async fn run_init(client: &Client, change: &Change<'_>) -> Result<(), DriverErro
 
 /// Runs `fut` with a client-side deadline a little past the server's statement timeout;
 /// past it, the running query is cancelled (the server may be unresponsive).
-async fn with_deadline<F>(client: &Client, timeout: Duration, fut: F) -> Result<(), PgFailure>
+async fn with_deadline<F>(session: &Session<'_>, timeout: Duration, fut: F) -> Result<(), PgFailure>
 where
     F: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
 {
     match tokio::time::timeout(timeout + Duration::from_secs(5), fut).await {
         Ok(r) => r.map_err(PgFailure::Db),
         Err(_) => {
-            let _ = client.cancel_token().cancel_query(NoTls).await;
+            // Over the connection's own TLS settings: a server that requires TLS
+            // would refuse a plaintext cancel request.
+            match session.target.tls.connector() {
+                Ok(tls) => {
+                    let _ = session.client.cancel_token().cancel_query(tls).await;
+                }
+                Err(e) => tracing::warn!("cannot cancel the query: {}", e.message),
+            }
             Err(PgFailure::Deadline(timeout))
         }
     }
@@ -252,10 +302,11 @@ async fn record_and_commit(
 }
 
 async fn non_transactional(
-    client: &Client,
+    session: &Session<'_>,
     t: &Tables,
     change: &Change<'_>,
 ) -> Result<Duration, DriverError> {
+    let client = session.client;
     let script = change
         .script
         .expect("non-transactional changes carry a script");
@@ -267,14 +318,19 @@ async fn non_transactional(
     // progress), never silence.
     history::run(client, &crate::tracked::start(&t.names, change, &start)).await?;
     run_init(client, change).await?;
-    client
-        .batch_execute(&format!(
-            "SET statement_timeout = {}; SET lock_timeout = {}",
-            change.timeout.as_millis(),
-            change.lock_wait.as_millis().max(1)
-        ))
-        .await
-        .map_err(|e| db_error(&e))?;
+    // Session timeouts for the statements below; behind a pooler they would land in
+    // another session, so there the client's deadline is the limit.
+    let reset = !session.pooled;
+    if reset {
+        client
+            .batch_execute(&format!(
+                "SET statement_timeout = {}; SET lock_timeout = {}",
+                change.timeout.as_millis(),
+                change.lock_wait.as_millis().max(1)
+            ))
+            .await
+            .map_err(|e| db_error(&e))?;
+    }
     let started = Instant::now();
     for (i, s) in stmts.iter().enumerate().skip(change.resume_from) {
         let text = s.text(change.sql);
@@ -287,16 +343,28 @@ async fn non_transactional(
             if atomic {
                 client.batch_execute("BEGIN").await.map_err(PgFailure::Db)?;
             }
-            with_deadline(client, change.timeout, client.batch_execute(text)).await
+            if atomic && session.pooled {
+                client
+                    .batch_execute(&format!(
+                        "SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}",
+                        change.timeout.as_millis(),
+                        change.lock_wait.as_millis().max(1)
+                    ))
+                    .await
+                    .map_err(PgFailure::Db)?;
+            }
+            with_deadline(session, change.timeout, client.batch_execute(text)).await
         }
         .await;
         if let Err(e) = ran {
             if atomic {
                 let _ = client.batch_execute("ROLLBACK").await;
             }
-            let _ = client
-                .batch_execute("RESET statement_timeout; RESET lock_timeout")
-                .await;
+            if reset {
+                let _ = client
+                    .batch_execute("RESET statement_timeout; RESET lock_timeout")
+                    .await;
+            }
             let mut err = match e {
                 PgFailure::Db(e) => db_error(&e),
                 PgFailure::Deadline(d) => DriverError::query(format!(
@@ -323,10 +391,12 @@ async fn non_transactional(
             return Err(e);
         }
     }
-    client
-        .batch_execute("RESET statement_timeout; RESET lock_timeout")
-        .await
-        .map_err(|e| db_error(&e))?;
+    if reset {
+        client
+            .batch_execute("RESET statement_timeout; RESET lock_timeout")
+            .await
+            .map_err(|e| db_error(&e))?;
+    }
     let elapsed = started.elapsed();
     let record =
         crate::tracked::finished(&t.names, change, stmts.len(), elapsed.as_millis() as i64);
@@ -344,7 +414,7 @@ async fn explain_lock_wait(client: &Client, mut err: DriverError, waited: Durati
         return err;
     }
     let rows = client
-        .query(
+        .query_typed(
             "SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), \
                     coalesce(a.state, ''), extract(epoch FROM now() - a.xact_start)::float8, \
                     left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 120), \

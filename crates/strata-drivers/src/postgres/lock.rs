@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use strata_core::{DriverError, DriverErrorKind};
 use tokio::task::JoinHandle;
+use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
 use super::exec::db_error;
@@ -74,7 +75,7 @@ fn timed_out(who: &str, timeout: Duration) -> DriverError {
 
 pub(super) async fn release(client: &Client, key: i64) -> Result<(), DriverError> {
     client
-        .query_one("SELECT pg_advisory_unlock($1)", &[&key])
+        .simple_query(&format!("SELECT pg_advisory_unlock({key})"))
         .await
         .map_err(|e| db_error(&e))?;
     Ok(())
@@ -84,13 +85,13 @@ pub(super) async fn release(client: &Client, key: i64) -> Result<(), DriverError
 pub(super) async fn holder(client: &Client, key: i64) -> Option<String> {
     let (hi, lo) = ((key >> 32) as u32 as i64, (key & 0xffff_ffff) as u32 as i64);
     let row = client
-        .query_opt(
+        .query_typed_opt(
             "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), coalesce(host(a.client_addr), 'local'), \
              extract(epoch FROM now() - a.xact_start)::float8 \
              FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
              WHERE l.locktype = 'advisory' AND l.granted AND l.classid::bigint = $1 AND l.objid::bigint = $2 \
                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1",
-            &[&hi, &lo],
+            &[(&hi, Type::INT8), (&lo, Type::INT8)],
         )
         .await
         .ok()??;
@@ -171,7 +172,7 @@ pub(super) async fn acquire_lease(
     let mut logged = false;
     loop {
         let got = client
-            .query_opt(&take, &[&holder, &ms])
+            .query_typed_opt(&take, &[(&holder, Type::TEXT), (&ms, Type::FLOAT8)])
             .await
             .map_err(|e| db_error(&e))?;
         if got.is_some() {
@@ -219,7 +220,10 @@ async fn heartbeat(target: super::target::Target, renew: String, holder: String,
             }
         }
         let c = client.as_ref().expect("connected above");
-        match c.execute(&renew, &[&holder, &ms]).await {
+        match c
+            .execute_typed(&renew, &[(&holder, Type::TEXT), (&ms, Type::FLOAT8)])
+            .await
+        {
             Ok(1) => {}
             Ok(_) => {
                 tracing::error!(
@@ -244,12 +248,12 @@ pub(super) async fn release_lease(
     let holder = lease.holder.clone();
     drop(lease);
     client
-        .execute(
+        .execute_typed(
             &format!(
                 "DELETE FROM {} WHERE name = 'migrate' AND holder = $1",
                 t.names.lease.sql
             ),
-            &[&holder],
+            &[(&holder, Type::TEXT)],
         )
         .await
         .map_err(|e| db_error(&e))?;
@@ -259,7 +263,7 @@ pub(super) async fn release_lease(
 /// "alice@host pid 12 #… (lease expires in 20s)", when someone holds an unexpired lease.
 pub(super) async fn lease_owner(client: &Client, t: &Tables) -> Option<String> {
     let row = client
-        .query_opt(
+        .query_typed_opt(
             &format!(
                 "SELECT holder, extract(epoch FROM expires_at - now())::float8 FROM {} \
                  WHERE name = 'migrate' AND expires_at > now()",

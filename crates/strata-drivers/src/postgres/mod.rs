@@ -5,6 +5,7 @@
 mod exec;
 mod history;
 mod lock;
+mod pooler;
 mod schema;
 mod target;
 mod tls;
@@ -40,6 +41,8 @@ pub struct PgDriver {
     lease: Option<lock::Lease>,
     /// This driver's name as a lease holder, the same across reconnects.
     holder: String,
+    /// Reached through a pooler ([`pooler`]): no session lock, no session state.
+    pooled: bool,
 }
 
 impl PgDriver {
@@ -62,15 +65,14 @@ impl PgDriver {
         let tenant = first_in_path.is_some();
         let home = match names.schema.clone().or(first_in_path) {
             Some(s) => s,
-            None => {
-                let row = client
-                    .query_one("SELECT current_schema()", &[])
-                    .await
-                    .map_err(|e| exec::db_error(&e))?;
-                row.get::<_, Option<String>>(0)
-                    .unwrap_or_else(|| "public".into())
-            }
+            None => history::rows(&client, "SELECT current_schema()")
+                .await?
+                .into_iter()
+                .next()
+                .and_then(|r| r.into_iter().next().flatten())
+                .unwrap_or_else(|| "public".into()),
         };
+        let pooled = pooler::detect(&client).await?;
         let book = Bookkeeping::new(Dialect::Postgres, names, Some(&home), tenant);
         // Named after the history's place in the earlier layout, so runs of strata
         // versions before and after the move still exclude each other.
@@ -87,6 +89,7 @@ impl PgDriver {
             lock_key,
             lease: None,
             holder: crate::lease_holder(),
+            pooled,
         })
     }
 }
@@ -187,12 +190,12 @@ impl Driver for PgDriver {
     }
 
     async fn server_version(&mut self) -> Result<String, DriverError> {
-        let row = self
-            .client
-            .query_one("SELECT version()", &[])
-            .await
-            .map_err(|e| exec::db_error(&e))?;
-        Ok(row.get(0))
+        let rows = history::rows(&self.client, "SELECT version()").await?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten())
+            .unwrap_or_default())
     }
 
     /// A standby (in recovery) or a server whose transactions are read-only by default
@@ -224,12 +227,24 @@ impl Driver for PgDriver {
             role: Some(role.into()),
             read_only: why.map(str::to_string),
             encrypted: Some(ssl == "true"),
-            ..Default::default()
+            cluster: self.pooled.then(|| "pooler".to_string()),
+            lock: self.pooled.then(|| {
+                "lease unless `lock` is set: behind a pooler each transaction may run in another server session, so a session lock holds nothing"
+                    .to_string()
+            }),
         })
     }
 
     async fn lock(&mut self, opts: &LockOptions) -> Result<(), DriverError> {
-        match opts.mode {
+        let mode = match (self.pooled, opts.explicit, opts.mode) {
+            (true, false, _) => LockMode::Lease,
+            (true, true, LockMode::Session) => {
+                tracing::warn!("lock = \"session\" behind a connection pooler: the advisory lock is taken in whichever server session runs that query and excludes nothing");
+                LockMode::Session
+            }
+            (_, _, mode) => mode,
+        };
+        match mode {
             LockMode::Session => lock::acquire(&self.client, self.lock_key, opts.timeout).await,
             LockMode::Lease => {
                 let lease = lock::acquire_lease(
@@ -305,7 +320,12 @@ impl Driver for PgDriver {
     }
 
     async fn execute(&mut self, change: &Change<'_>) -> Result<Duration, DriverError> {
-        exec::execute(&self.client, &self.tables, change).await
+        let session = exec::Session {
+            client: &self.client,
+            target: &self.target,
+            pooled: self.pooled,
+        };
+        exec::execute(&session, &self.tables, change).await
     }
 
     async fn audit(&mut self, entry: &AuditEntry) -> Result<(), DriverError> {

@@ -37,7 +37,7 @@ pub(super) async fn introspect(
     own: &[(String, String)],
     own_schema: Option<&str>,
 ) -> Result<Schema, DriverError> {
-    let q = |sql: String| async move { c.query(&sql, &[]).await.map_err(|e| db_error(&e)) };
+    let q = |sql: String| async move { c.query_typed(&sql, &[]).await.map_err(|e| db_error(&e)) };
     let mut s = Schema::default();
     let is_own = |ns: &str, name: &str| own.iter().any(|(os, o)| os == ns && o == name);
 

@@ -115,6 +115,11 @@ impl Target {
             );
             if text.contains("invalid peer certificate") {
                 err = err.with_detail(self.tls.advice());
+            } else if text.contains("unsupported startup parameter") {
+                err = err.with_detail(
+                    "a connection pooler (PgBouncer) refused a startup parameter: `search_path` in the URL travels as `options`, which a pooler does not pass on; set the role's search_path (ALTER ROLE … SET search_path) or connect to PostgreSQL directly"
+                        .to_string(),
+                );
             } else if text.contains("server does not support TLS") {
                 err = err.with_detail(
                     "the server does not offer TLS: sslmode=prefer uses it only when offered"

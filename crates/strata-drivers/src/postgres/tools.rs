@@ -175,7 +175,7 @@ pub(super) async fn restore(
 /// (owner and grants) when the dump expects it to exist.
 async fn prelude(client: &Client, dump_creates_public: bool) -> Result<String, DriverError> {
     let drops: String = client
-        .query_one(
+        .query_typed_one(
             "SELECT coalesce(string_agg(format('DROP SCHEMA %I CASCADE;', nspname), ' '), '') \
              FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'",
             &[],
@@ -186,7 +186,7 @@ async fn prelude(client: &Client, dump_creates_public: bool) -> Result<String, D
     let mut sql = format!("SET client_min_messages = warning; {drops}");
     if !dump_creates_public {
         let public = client
-            .query_opt(
+            .query_typed_opt(
                 "SELECT format('CREATE SCHEMA public AUTHORIZATION %I;', pg_get_userbyid(nspowner)) || \
                    coalesce((SELECT string_agg(format(' GRANT %s ON SCHEMA public TO %s;', privilege_type, \
                      CASE WHEN grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(grantee)) END), '') \
