@@ -306,6 +306,26 @@ impl Error {
         }
     }
 
+    /// A migration cut short by a transient failure (`cut`: its id, version and
+    /// error), when `later` ended the retries before it could run again: the error still
+    /// names the migration, with what ended the retries as its message.
+    pub(crate) fn unfinished(cut: (String, String, DriverError), later: Error) -> Error {
+        let (id, version, first) = cut;
+        let mut source = match later {
+            Error::Driver(d) => d,
+            other => DriverError::new(DriverErrorKind::Other, other.to_string()),
+        };
+        source.statement = None;
+        source.detail = Some(format!(
+            "it was interrupted ({first}) and could not be run again; `strata status` through any server that is up shows whether it took effect"
+        ));
+        Error::Migration {
+            id,
+            version,
+            source,
+        }
+    }
+
     /// SPEC's error object: `{"error":{"kind","message","file","line"}}`. Messages
     /// never carry a password: URLs are redacted where errors are made.
     pub fn to_json(&self) -> serde_json::Value {

@@ -937,6 +937,9 @@ impl Migrator {
         let mut attempt = 0;
         let mut resume = opts.up.resume;
         let mut in_doubt = opts.up.in_doubt;
+        // The migration a transient failure cut short, so that a retry which cannot
+        // even reconnect still says which migration was left unfinished.
+        let mut interrupted: Option<(String, String, DriverError)> = None;
         loop {
             let mut this = opts.clone();
             this.up.resume = resume;
@@ -961,6 +964,14 @@ impl Migrator {
                             in_doubt = in_doubt.or(Some(crate::InDoubt::Rerun));
                         }
                     }
+                    if let Error::Migration {
+                        id,
+                        version,
+                        source,
+                    } = &e
+                    {
+                        interrupted = Some((id.clone(), version.clone(), source.clone()));
+                    }
                     let delay = self.settings.retry_delay() * attempt;
                     rep.report(Event::Retrying {
                         attempt,
@@ -981,7 +992,14 @@ impl Migrator {
                     }
                     self.audit_retry(d, &e, attempt, attempts, delay).await;
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    return Err(match interrupted {
+                        Some(cut) if !matches!(e, Error::Migration { .. }) => {
+                            Error::unfinished(cut, e)
+                        }
+                        _ => e,
+                    })
+                }
             }
         }
     }

@@ -15,6 +15,7 @@ mod docsupport;
 mod failures;
 mod faults;
 mod fleet;
+mod galera;
 mod lint;
 mod pgbouncer;
 mod projects;

@@ -435,3 +435,154 @@ fn db_name_of(url: &str) -> String {
     let tail = url.rsplit('/').next().unwrap_or_default();
     tail.split('?').next().unwrap_or_default().to_string()
 }
+
+/// A 3-node Galera cluster, the default configuration: `GET_LOCK` holds on one node
+/// only, so strata sees `wsrep_on` and takes the lease row, whose writes the cluster
+/// certifies. Three `up` runs, one per node, started 0.7 s apart (as three application
+/// servers would), apply every migration once, five times over; then the node a run is
+/// connected to is killed mid-migration: the error names that migration, and `up`
+/// through another node finishes it, once.
+#[test]
+fn galera_runs_on_every_node_apply_each_migration_once() {
+    let Some(mut cluster) = crate::galera::Galera::start("galera") else {
+        return;
+    };
+    let p = Project::new();
+    let steps = 8;
+    p.file(
+        "001_items.sql",
+        "CREATE TABLE items (id int AUTO_INCREMENT PRIMARY KEY, step int NOT NULL);\n\
+         INSERT INTO items (step) VALUES (1), (1), (1);\n",
+    );
+    for step in 2..=steps {
+        p.file(
+            &format!("{step:03}_step.sql"),
+            &format!(
+                "DO SLEEP(0.2);\nINSERT INTO items (step) VALUES ({step}), ({step}), ({step});\n"
+            ),
+        );
+    }
+    let expected: Vec<String> = (1..=steps).map(|s| format!("{s}\t3")).collect();
+    let bin = assert_cmd::cargo::cargo_bin("strata");
+    for round in 0..5 {
+        let db = format!("app{round}");
+        cluster.sql(0, &format!("CREATE DATABASE {db}"));
+        let runs: Vec<_> = (0..3)
+            .map(|n| {
+                if n > 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(700));
+                }
+                std::process::Command::new(&bin)
+                    .current_dir(p.root())
+                    .env("NO_COLOR", "1")
+                    .args([
+                        "--database-url",
+                        &cluster.url(n, &db),
+                        "--dir",
+                        "migrations",
+                        "up",
+                    ])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn strata")
+            })
+            .collect();
+        for run in runs {
+            ok(&run.wait_with_output().unwrap());
+        }
+        // Read on a node that did not bookkeep the first run, to see what the cluster has.
+        assert_eq!(
+            cluster.sql(
+                2,
+                &format!("SELECT step, count(*) FROM {db}.items GROUP BY step ORDER BY step")
+            ),
+            expected,
+            "round {round}: each migration once"
+        );
+        assert_eq!(
+            cluster.sql(
+                1,
+                &format!("SELECT count(*) FROM {db}.strata_schema_migrations WHERE success")
+            ),
+            [steps.to_string()],
+            "round {round}"
+        );
+        assert_eq!(
+            cluster.sql(
+                1,
+                &format!("SELECT count(*) FROM {db}.strata_audit_log WHERE operation = 'apply'")
+            ),
+            [steps.to_string()],
+            "round {round}: one apply audit row per migration"
+        );
+    }
+
+    // The node a run is connected to dies in the middle of a migration.
+    cluster.sql(0, "CREATE DATABASE crash");
+    std::fs::write(
+        p.root().join("strata.toml"),
+        "[settings]\nlease_seconds = 4\nretry_attempts = 1\nretry_delay_seconds = 1\n",
+    )
+    .unwrap();
+    p.file(
+        &format!("{:03}_slow.sql", steps + 1),
+        "INSERT INTO items (step) VALUES (100);\nDO SLEEP(5);\nINSERT INTO items (step) VALUES (100);\n",
+    );
+    ok(&strata_in(
+        p.root(),
+        &cluster.url(0, "crash"),
+        &p.migrations(),
+        &["sum"],
+    ));
+    let run = std::process::Command::new(&bin)
+        .current_dir(p.root())
+        .env("NO_COLOR", "1")
+        .args([
+            "--database-url",
+            &cluster.url(2, "crash"),
+            "--dir",
+            "migrations",
+            "up",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn strata");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let sleeping =
+        "SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'DO SLEEP(5)%'";
+    while cluster.sql(2, sleeping) != ["1"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never reached the slow migration"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    cluster.kill(2);
+    let out = run.wait_with_output().unwrap();
+    assert_ne!(code(&out), 0, "{}", stdout(&out));
+    let slow = format!("{:03}_slow", steps + 1);
+    let error = stderr(&out)
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains(&slow),
+        "the error names the migration left unfinished: {}",
+        stderr(&out)
+    );
+    let finished = strata_in(p.root(), &cluster.url(1, "crash"), &p.migrations(), &["up"]);
+    let text = ok(&finished);
+    assert!(text.contains(&slow), "{text}");
+    assert_eq!(
+        cluster.sql(0, "SELECT count(*) FROM crash.items WHERE step = 100"),
+        ["2"],
+        "the interrupted migration took effect once"
+    );
+    assert_eq!(
+        cluster.sql(0, &format!("SELECT count(*) FROM crash.strata_schema_migrations WHERE version = '{:03}' AND success", steps + 1)),
+        ["1"]
+    );
+}

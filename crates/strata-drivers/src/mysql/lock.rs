@@ -138,9 +138,16 @@ pub(super) async fn acquire_lease(
     let deadline = tokio::time::Instant::now() + timeout;
     let mut logged = false;
     loop {
-        conn.exec_drop(&take, (&holder, micros))
-            .await
-            .map_err(|e| db_error(&e))?;
+        match conn.exec_drop(&take, (&holder, micros)).await {
+            Ok(()) => {}
+            // On Galera two nodes' upserts of the row conflict in certification: the
+            // loser gets a deadlock error and simply tries again, like any waiter.
+            Err(mysql_async::Error::Server(s)) if matches!(s.code, 1213 | 1205) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            Err(e) => return Err(db_error(&e)),
+        }
         let now_held: Option<String> = conn.query_first(&check).await.map_err(|e| db_error(&e))?;
         if now_held.as_deref() == Some(holder.as_str()) {
             break;

@@ -56,7 +56,7 @@ async fn key_process_id(client: &Client) -> Option<i32> {
             let mut len = [0u8; 4];
             peer.read_exact(&mut len).await.ok()?;
             let len = (u32::from_be_bytes(len) as usize).checked_sub(4)?;
-            if len < 4 || len > 64 {
+            if !(4..=64).contains(&len) {
                 return None;
             }
             let mut body = vec![0u8; len];
