@@ -200,10 +200,10 @@ fn print_plan(plan: &Plan) {
         )
     );
     for step in &plan.steps {
-        let tx = if step.transactional {
-            ""
-        } else {
-            " (no transaction)"
+        let tx = match (&step.transactional, &step.outside_transaction) {
+            (true, _) => String::new(),
+            (false, Some(why)) => format!(" (no transaction: {why} cannot run in one)"),
+            (false, None) => " (no transaction)".to_string(),
         };
         println!(
             "\n{}",

@@ -135,6 +135,7 @@ pub(crate) fn migration(code: Arc<dyn CodeMigration>) -> Migration {
         up,
         down,
         transactional: false,
+        outside_transaction: None,
         dependencies,
         timeout: None,
         source: path,

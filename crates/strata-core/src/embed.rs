@@ -75,6 +75,7 @@ impl Embedded {
                 checksum,
                 baseline: crate::migration::header_is_baseline(e.up),
                 transactional: e.transactional,
+                outside_transaction: None,
                 dependencies: e
                     .dependencies
                     .iter()

@@ -56,7 +56,8 @@ impl Engine {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
-    /// Not analysed: the parser could not read the statement.
+    /// A note: a statement the parser could not read (`not-analysed`), or how the
+    /// migration will run (`outside-transaction`).
     Info,
     Warning,
     Error,
@@ -90,7 +91,8 @@ pub fn lint<'a>(
 /// Counts by severity: (errors, warnings, not analysed).
 pub fn counts(findings: &[LintFinding]) -> (usize, usize, usize) {
     let n = |s| findings.iter().filter(|f| f.severity == s).count();
-    (n(Severity::Error), n(Severity::Warning), n(Severity::Info))
+    let not_analysed = findings.iter().filter(|f| f.rule == "not-analysed").count();
+    (n(Severity::Error), n(Severity::Warning), not_analysed)
 }
 
 struct Ctx<'a> {
@@ -150,6 +152,14 @@ fn lint_one(m: &Migration, engine: Engine) -> Vec<LintFinding> {
         out: Vec::new(),
         line: m.up.first_line,
     };
+    if let Some(why) = &m.outside_transaction {
+        cx.push(
+            "outside-transaction",
+            Severity::Info,
+            format!("runs outside a transaction: {why} cannot run in one"),
+            "nothing to do: strata tracks it statement by statement (`-- strata:transaction` forces a transaction)",
+        );
+    }
     let mut ddl = false;
     let script = match m.up.text() {
         Ok(t) => t,
@@ -165,7 +175,8 @@ fn lint_one(m: &Migration, engine: Engine) -> Vec<LintFinding> {
     };
     for st in sql::split_dialect(&script, split) {
         let text = st.text(&script);
-        cx.line = m.up.line_at(&script, st.range.start + code_start(text));
+        cx.line =
+            m.up.line_at(&script, st.range.start + sql::code_start(text));
         // strata runs a transactional migration in its own transaction: `up` refuses
         // one that begins or commits a transaction itself, and lint says so first.
         if m.transactional && sql::is_transaction_control(text) {
@@ -210,21 +221,6 @@ fn lint_one(m: &Migration, engine: Engine) -> Vec<LintFinding> {
     cx.out
 }
 
-/// Byte offset of the first character that is not white space or a comment.
-fn code_start(text: &str) -> usize {
-    let mut rest = text;
-    loop {
-        let trimmed = rest.trim_start();
-        if let Some(after) = trimmed.strip_prefix("--") {
-            rest = after.split_once('\n').map(|(_, r)| r).unwrap_or("");
-        } else if let Some(after) = trimmed.strip_prefix("/*") {
-            rest = after.split_once("*/").map(|(_, r)| r).unwrap_or("");
-        } else {
-            return text.len() - trimmed.len();
-        }
-    }
-}
-
 fn is_ddl(s: &Statement) -> bool {
     matches!(
         s,
@@ -263,7 +259,7 @@ fn statement(cx: &mut Ctx<'_>, s: &Statement) {
                     "concurrently-in-transaction",
                     Severity::Error,
                     format!("CREATE INDEX CONCURRENTLY on `{table}` cannot run inside a transaction"),
-                    "mark the migration `-- strata:no-transaction` (one CONCURRENTLY statement per migration)",
+                    "remove `-- strata:transaction`: strata runs a migration with a CONCURRENTLY statement outside a transaction by itself",
                 );
             } else if cx.pg() && !ix.concurrently && cx.existing(&ix.table_name) {
                 cx.push(

@@ -280,8 +280,12 @@ pub struct Migration {
     pub up: Script,
     pub down: Option<Script>,
     pub checksum: Checksum,
-    /// False for `-- strata:no-transaction` and its synonyms.
+    /// False for `-- strata:no-transaction` and its synonyms, and for a migration
+    /// holding a statement that cannot run in a transaction.
     pub transactional: bool,
+    /// Why it runs outside a transaction when no directive says so: the statement that
+    /// cannot run in one (`CREATE INDEX CONCURRENTLY at line 3`).
+    pub outside_transaction: Option<String>,
     pub dependencies: Vec<Dependency>,
     /// `-- strata:timeout`, overriding the configured timeout.
     pub timeout: Option<Duration>,

@@ -291,7 +291,7 @@ impl Migrator {
                 serde_json::json!({
                     "version": m.version, "id": m.id, "name": m.name, "description": m.description, "kind": m.kind,
                     "depends_on": m.dependencies.iter().map(|d| d.target.clone()).collect::<Vec<_>>(),
-                    "has_rollback": m.down.is_some(), "transactional": m.transactional, "checksum": m.checksum,
+                    "has_rollback": m.down.is_some(), "transactional": m.transactional, "outside_transaction": m.outside_transaction, "checksum": m.checksum,
                     "file": m.source,
                 })
             })

@@ -208,6 +208,10 @@ pub struct Step {
     #[serde(rename = "sql")]
     pub script: Script,
     pub transactional: bool,
+    /// Why it runs outside a transaction without a directive saying so (see
+    /// [`Migration::outside_transaction`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outside_transaction: Option<String>,
     /// Statements already done by an interrupted non-transactional run (`--resume`).
     pub resume_from: usize,
     /// Index into the catalog, when the migration is on disk.
@@ -437,6 +441,7 @@ fn up_step(i: usize, m: &Migration, resume_from: usize) -> Step {
         direction: Direction::Up,
         script: m.up.clone(),
         transactional: m.transactional,
+        outside_transaction: m.outside_transaction.clone(),
         resume_from,
         migration: Some(i),
     }
@@ -577,6 +582,7 @@ fn down_step(cat: &Catalog, a: &AppliedMigration) -> Result<Step, PlanError> {
         direction: Direction::Down,
         script,
         transactional: m.map(|m| m.transactional).unwrap_or(true),
+        outside_transaction: m.and_then(|m| m.outside_transaction.clone()),
         resume_from: 0,
         migration: idx,
     })
@@ -758,6 +764,7 @@ mod tests {
             down: Some(Script::inline(format!("-- down {v}"), &up.path, 1)),
             up,
             transactional: true,
+            outside_transaction: None,
             dependencies: deps
                 .iter()
                 .map(|d| Dependency {

@@ -76,6 +76,68 @@ pub fn commits_with_progress(text: &str) -> bool {
     )
 }
 
+/// The first statement of `script` that no engine runs inside a transaction, as
+/// (what it is, its 1-based line in `script`): PostgreSQL refuses `CREATE/DROP INDEX
+/// CONCURRENTLY`, `REINDEX … CONCURRENTLY`, `VACUUM`, `CREATE/DROP DATABASE`,
+/// `ALTER SYSTEM`, `CREATE/DROP TABLESPACE` and `CREATE/DROP SUBSCRIPTION` in one;
+/// SQLite refuses `VACUUM`; MySQL commits implicitly before `CREATE/DROP DATABASE`.
+/// A script without any of the words is not split (most are not).
+pub fn outside_transaction(script: &str) -> Option<(&'static str, usize)> {
+    let lower = script.to_ascii_lowercase();
+    let maybe = [
+        "concurrently",
+        "vacuum",
+        "database",
+        "system",
+        "tablespace",
+        "subscription",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    if !maybe {
+        return None;
+    }
+    split(script).iter().find_map(|s| {
+        let text = s.text(script);
+        let w = leading_words(text, 6);
+        let word = |i: usize| w.get(i).map(String::as_str).unwrap_or("");
+        let what = match (word(0), word(1)) {
+            ("CREATE", "INDEX") if word(2) == "CONCURRENTLY" => "CREATE INDEX CONCURRENTLY",
+            ("CREATE", "UNIQUE") if word(2) == "INDEX" && word(3) == "CONCURRENTLY" => {
+                "CREATE INDEX CONCURRENTLY"
+            }
+            ("DROP", "INDEX") if word(2) == "CONCURRENTLY" => "DROP INDEX CONCURRENTLY",
+            ("REINDEX", _) if w.iter().any(|x| x == "CONCURRENTLY") => "REINDEX CONCURRENTLY",
+            ("VACUUM", _) => "VACUUM",
+            ("CREATE" | "DROP", "DATABASE") => "CREATE/DROP DATABASE",
+            ("ALTER", "SYSTEM") => "ALTER SYSTEM",
+            ("CREATE" | "DROP", "TABLESPACE") => "CREATE/DROP TABLESPACE",
+            ("CREATE" | "DROP", "SUBSCRIPTION") => "CREATE/DROP SUBSCRIPTION",
+            _ => return None,
+        };
+        let line = script[..s.range.start + code_start(text)]
+            .matches('\n')
+            .count()
+            + 1;
+        Some((what, line))
+    })
+}
+
+/// Where a statement's code starts, past its leading white space and comments.
+pub fn code_start(text: &str) -> usize {
+    let mut rest = text;
+    loop {
+        let trimmed = rest.trim_start();
+        if let Some(after) = trimmed.strip_prefix("--") {
+            rest = after.split_once('\n').map(|(_, r)| r).unwrap_or("");
+        } else if let Some(after) = trimmed.strip_prefix("/*") {
+            rest = after.split_once("*/").map(|(_, r)| r).unwrap_or("");
+        } else {
+            return text.len() - trimmed.len();
+        }
+    }
+}
+
 /// The first `n` words of a statement, upper-cased, after its leading comments.
 pub fn leading_words(text: &str, n: usize) -> Vec<String> {
     let mut rest = text;
@@ -486,6 +548,46 @@ mod transaction_control_tests {
             "COMMITTED",
         ] {
             assert!(!is_transaction_control(no), "{no}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod outside_transaction_tests {
+    use super::*;
+
+    #[test]
+    fn finds_what_no_transaction_holds() {
+        let cases = [
+            (
+                "CREATE TABLE a (id int);\n-- x\ncreate unique index concurrently i on a (id);",
+                Some(("CREATE INDEX CONCURRENTLY", 3)),
+            ),
+            (
+                "DROP INDEX CONCURRENTLY IF EXISTS i;",
+                Some(("DROP INDEX CONCURRENTLY", 1)),
+            ),
+            (
+                "REINDEX (VERBOSE) TABLE CONCURRENTLY a;",
+                Some(("REINDEX CONCURRENTLY", 1)),
+            ),
+            ("/* c */ VACUUM (ANALYZE) a;", Some(("VACUUM", 1))),
+            (
+                "ALTER SYSTEM SET work_mem = '8MB';",
+                Some(("ALTER SYSTEM", 1)),
+            ),
+            ("CREATE DATABASE x;", Some(("CREATE/DROP DATABASE", 1))),
+            // Mentioned, not run: a string, a comment, a column named so.
+            (
+                "INSERT INTO log VALUES ('VACUUM later; CREATE DATABASE');",
+                None,
+            ),
+            ("-- CREATE INDEX CONCURRENTLY i ON a (x);\nSELECT 1;", None),
+            ("ALTER TABLE a ADD COLUMN concurrently int;", None),
+            ("CREATE INDEX i ON a (x);", None),
+        ];
+        for (sql, want) in cases {
+            assert_eq!(outside_transaction(sql), want, "{sql}");
         }
     }
 }

@@ -23,9 +23,22 @@ pub fn run(ctx: &Context) -> Result<i32, Error> {
             m.version.as_str(),
             name,
             if m.down.is_some() { "yes" } else { "no" },
-            if m.transactional { "yes" } else { "no" },
+            match (m.transactional, &m.outside_transaction) {
+                (true, _) => "yes",
+                (false, Some(_)) => "auto",
+                (false, None) => "no",
+            },
             deps.join(", ")
         );
+    }
+    // TX "auto": a statement that cannot run in a transaction, found without a directive.
+    for m in migrator.migrations() {
+        if let Some(why) = &m.outside_transaction {
+            println!(
+                "{}: outside a transaction ({why} cannot run in one)",
+                m.version.as_str()
+            );
+        }
     }
     println!(
         "\n{} migration(s) in {}",

@@ -16,6 +16,7 @@ mod failures;
 mod faults;
 mod fleet;
 mod galera;
+mod layouts;
 mod lint;
 mod pgbouncer;
 mod projects;

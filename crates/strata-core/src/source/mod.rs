@@ -56,7 +56,9 @@ pub struct Source {
 /// Reads a migrations directory. A missing directory reads as empty.
 pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
     let mut found: Vec<Migration> = Vec::new();
-    let mut downs: HashMap<String, Script> = HashMap::new(); // key: stem the down belongs to
+    // Key: the stem the down belongs to. Ordered, so an error names the same file on
+    // every run.
+    let mut downs: BTreeMap<String, Script> = BTreeMap::new();
     let mut undo: HashMap<String, Script> = HashMap::new(); // Flyway U<version>: key is version
     let mut json_meta: HashMap<String, PathBuf> = HashMap::new();
 
@@ -214,12 +216,44 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
             ));
         }
     }
-    if let Some((stem, d)) = downs.into_iter().next() {
-        return Err(SourceError::new(
-            &d.path,
-            None,
-            format!("rollback script without a migration (no up script for `{stem}`)"),
-        ));
+    // golang-migrate and sqlx pair up and down by version, whatever the names say
+    // (`30_add_x.up.sql` with `30_drop_x.down.sql`): a down whose name matches no up
+    // belongs to the one migration of its version that has no rollback yet.
+    for (stem, d) in downs {
+        let version = split_version(&stem).map(|(v, _)| v).unwrap_or_default();
+        let mut same: Vec<&mut Migration> = found
+            .iter_mut()
+            .filter(|m| m.version.as_str() == version && m.kind == MigrationKind::Versioned)
+            .collect();
+        match same.as_mut_slice() {
+            [m] if m.down.is_none() => m.down = Some(d),
+            [m] => {
+                return Err(SourceError::new(
+                    &d.path,
+                    None,
+                    format!(
+                        "a second rollback for version {version}: {} already has one",
+                        m.source.display()
+                    ),
+                ))
+            }
+            [] => {
+                return Err(SourceError::new(
+                    &d.path,
+                    None,
+                    format!("rollback script without a migration (no up script for version {version})"),
+                )
+                .with_help("name it after its migration, e.g. 001_name.down.sql next to 001_name.sql or 001_name.up.sql"))
+            }
+            _ => {
+                return Err(SourceError::new(
+                    &d.path,
+                    None,
+                    format!("rollback script `{stem}` matches no migration by name, and {} migrations have version {version}", same.len()),
+                )
+                .with_help("name the rollback after its migration (<stem>.down.sql)"))
+            }
+        }
     }
 
     let manifest_path = dir.join("migration_config.yaml");
@@ -338,7 +372,8 @@ fn build(
         baseline: f.baseline,
         up,
         down: f.down,
-        transactional: !f.no_transaction,
+        transactional: !f.no_transaction && f.outside_transaction.is_none(),
+        outside_transaction: f.outside_transaction,
         dependencies: f.dependencies,
         timeout: f.timeout,
         source: path,
@@ -505,6 +540,8 @@ fn read_migration_dir(dir_name: &str, dir: &Path) -> Result<Option<Migration>, S
                     "`run_in_transaction` must be true or false",
                 )
             })?;
+            // Said explicitly: that wins over detection.
+            m.outside_transaction = None;
         }
     }
     let yaml_path = dir.join("metadata.yaml");
@@ -656,6 +693,7 @@ fn read_operations(stem: &str, path: &Path) -> Result<Migration, SourceError> {
         down: None,
         // Document stores run operation by operation, tracked like MySQL DDL.
         transactional: false,
+        outside_transaction: None,
         dependencies: vec![],
         timeout: None,
         source: path.to_path_buf(),

@@ -21,6 +21,12 @@ pub(crate) struct SqlFile {
     pub header_migration: Option<(String, usize)>,
     pub dependencies: Vec<Dependency>,
     pub no_transaction: bool,
+    /// `-- strata:transaction`: run in a transaction even when a statement looks as if
+    /// it cannot.
+    pub force_transaction: bool,
+    /// The statement (and its line) that cannot run in a transaction, when no
+    /// directive decides.
+    pub outside_transaction: Option<String>,
     pub timeout: Option<Duration>,
 }
 
@@ -148,6 +154,10 @@ pub(crate) fn parse(path: &Arc<Path>, text: &str) -> Result<SqlFile, SourceError
     if saw_up_marker && up_start.0 > up_end {
         up_end = up_start.0;
     }
+    if !f.no_transaction && !f.force_transaction {
+        f.outside_transaction = crate::sql::outside_transaction(&text[up_start.0..up_end])
+            .map(|(what, line)| format!("{what} at line {}", up_start.1 + line - 1));
+    }
     let (up, checksum) = Script::in_file_with_checksum(path, text, up_start.0..up_end, up_start.1);
     f.up = Some(up);
     f.checksum = Some(checksum);
@@ -165,6 +175,8 @@ fn directive_line(
 ) -> Result<(), SourceError> {
     if directive == "no-transaction" {
         f.no_transaction = true;
+    } else if directive == "transaction" {
+        f.force_transaction = true;
     } else if directive == "baseline" {
         // Read into `SqlFile::baseline`: written by `squash`.
     } else if let Some(arg) = directive.strip_prefix("timeout") {
@@ -174,7 +186,7 @@ fn directive_line(
         })?);
     } else {
         return Err(SourceError::new(path, Some(lineno), format!("unknown directive `strata:{directive}`"))
-            .with_help("known directives: strata:up, strata:down, strata:no-transaction, strata:timeout <duration>, strata:baseline"));
+            .with_help("known directives: strata:up, strata:down, strata:no-transaction, strata:transaction, strata:timeout <duration>, strata:baseline"));
     }
     Ok(())
 }
