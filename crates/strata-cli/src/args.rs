@@ -104,6 +104,11 @@ pub enum Command {
     Generate(GenerateCommand),
     /// Replace the migrations up to V by one baseline for new databases
     Squash(SquashArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -303,7 +308,9 @@ pub struct UpArgs {
 pub struct FleetArgs {
     /// Apply to every database in FILE (one URL a line, or TOML `targets = [...]`);
     /// without FILE, the [fleet] of strata.toml
-    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    // Parsed as an OS string: clap's path parser refuses the empty "no FILE" value.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "",
+          value_parser = clap::builder::TypedValueParser::map(clap::builder::OsStringValueParser::new(), PathBuf::from))]
     pub fleet: Option<PathBuf>,
     /// Fleets: targets migrated at once [default: 4]
     #[arg(long)]

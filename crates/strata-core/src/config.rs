@@ -26,6 +26,10 @@ pub struct Settings {
     pub timeout_seconds: Option<u64>,
     pub retry_attempts: Option<u32>,
     pub retry_delay_seconds: Option<u64>,
+    /// Connection attempts to repeat when the database cannot be reached at the start
+    /// (default 0: a database that is down fails at once, as in every command); for a
+    /// deploy that races a database start-up (Flyway's `connectRetries`).
+    pub connect_retries: Option<u32>,
     pub lock_timeout_seconds: Option<u64>,
     pub lock_wait_ms: Option<u64>,
     /// Statements run at the start of every migration session.
@@ -68,6 +72,7 @@ impl Settings {
             timeout_seconds,
             retry_attempts,
             retry_delay_seconds,
+            connect_retries,
             lock_timeout_seconds,
             lock_wait_ms,
             init_sql,
@@ -90,6 +95,9 @@ impl Settings {
     }
     pub fn retry_attempts(&self) -> u32 {
         self.retry_attempts.unwrap_or(3)
+    }
+    pub fn connect_retries(&self) -> u32 {
+        self.connect_retries.unwrap_or(0)
     }
     pub fn retry_delay(&self) -> Duration {
         Duration::from_secs(self.retry_delay_seconds.unwrap_or(5))
@@ -348,12 +356,8 @@ impl Config {
             .or_else(|| getenv("ENV"))
             .or(file.env.clone())
             .filter(|e| !e.is_empty());
-        // `.env.NAME` supplies variables the real environment does not set.
-        let dotenv = env
-            .as_deref()
-            .map(read_dotenv)
-            .transpose()?
-            .unwrap_or_default();
+        // `.env.NAME` and `.env` supply variables the real environment does not set.
+        let dotenv = read_dotenv(env.as_deref())?;
         let var = |k: &str| {
             getenv(k)
                 .or_else(|| dotenv.get(k).cloned())
@@ -534,25 +538,41 @@ fn backup_from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<BackupConfig,
     })
 }
 
-fn read_dotenv(env: &str) -> Result<BTreeMap<String, String>, SourceError> {
-    let path = PathBuf::from(format!(".env.{env}"));
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(BTreeMap::new());
-    };
+/// `.env.NAME` (when an environment is named) over `.env`, as sqlx-cli, diesel_cli and
+/// dbmate read them: variables the real environment does not set. Parsed by dotenvy
+/// (quotes, escapes, `export`, `# comments` after a value); a line it cannot read is an
+/// error naming the file and line.
+fn read_dotenv(env: Option<&str>) -> Result<BTreeMap<String, String>, SourceError> {
     let mut out = BTreeMap::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
+    let files = env
+        .map(|e| PathBuf::from(format!(".env.{e}")))
+        .into_iter()
+        .chain([PathBuf::from(".env")]);
+    for path in files {
+        let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((k, v)) = line.split_once('=') else {
-            return Err(SourceError::new(&path, Some(i + 1), "expected KEY=VALUE"));
         };
-        out.insert(
-            k.trim().to_string(),
-            v.trim().trim_matches('"').trim_matches('\'').to_string(),
-        );
+        for item in dotenvy::from_read_iter(text.as_bytes()) {
+            match item {
+                // The more specific file, read first, wins.
+                Ok((k, v)) => {
+                    out.entry(k).or_insert(v);
+                }
+                Err(e) => {
+                    let (line, message) = match &e {
+                        dotenvy::Error::LineParse(l, _) => (
+                            text.lines()
+                                .position(|t| t.contains(l.lines().next().unwrap_or(l)))
+                                .map(|i| i + 1),
+                            "expected KEY=VALUE".to_string(),
+                        ),
+                        other => (None, format!("cannot read: {other}")),
+                    };
+                    return Err(SourceError::new(&path, line, message)
+                        .with_help("write KEY=VALUE lines; quote a value that holds spaces or #"));
+                }
+            }
+        }
     }
     Ok(out)
 }

@@ -19,19 +19,21 @@ pub async fn connect_config(config: &Config) -> Result<Box<dyn Driver>, Error> {
         })
 }
 
-/// Connects for a command that changes state, retrying a refused or lost connection
-/// `retry_attempts` times (a deploy racing a database restart).
+/// Connects for a command that changes state. A database that is down fails at once,
+/// as for every other command (retries are for failures mid-run), unless
+/// `connect_retries` asks to wait for one that is starting (a deploy racing a database
+/// restart).
 pub async fn connect_for_change(config: &Config) -> Result<Box<dyn Driver>, Error> {
     let settings = &config.settings;
     let mut attempt = 0;
     loop {
         match connect_config(config).await {
-            Err(e) if e.is_transient() && attempt < settings.retry_attempts() => {
+            Err(e) if e.is_transient() && attempt < settings.connect_retries() => {
                 attempt += 1;
                 let delay = settings.retry_delay() * attempt;
                 tracing::warn!(
                     attempt,
-                    of = settings.retry_attempts(),
+                    of = settings.connect_retries(),
                     "cannot connect, retrying in {}s: {e}",
                     delay.as_secs_f64()
                 );

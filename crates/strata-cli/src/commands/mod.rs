@@ -28,6 +28,13 @@ use crate::args::{Cli, Command};
 use crate::context::Context;
 
 pub async fn run(cli: Cli) -> Result<i32, Error> {
+    if let Command::Completions { shell } = &cli.command {
+        // Needs no project: written before any configuration is read.
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        clap_complete::generate(*shell, &mut cmd, "strata", &mut std::io::stdout());
+        return Ok(0);
+    }
     let ctx = Context::load(&cli.global)?;
     let fleet = match &cli.command {
         Command::Up(a) => a.fleet.fleet.is_some(),
@@ -79,5 +86,6 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<i32, Error> {
             print!("{}", render(ctx.migrator()?.migrations(), format));
             Ok(0)
         }
+        Command::Completions { .. } => unreachable!("answered before the project is read"),
     }
 }

@@ -175,7 +175,7 @@ fn up_waits_for_a_server_that_is_starting() {
     p.file("001_a.sql", "CREATE TABLE a (id INTEGER);\n");
     std::fs::write(
         p.root().join("strata.toml"),
-        "[settings]\nretry_attempts = 5\nretry_delay_seconds = 1\n",
+        "[settings]\nconnect_retries = 5\nretry_delay_seconds = 1\n",
     )
     .unwrap();
     cluster.stop();
@@ -189,4 +189,36 @@ fn up_waits_for_a_server_that_is_starting() {
     let db = ExternalDb(cluster.url("postgres"));
     assert_eq!(db.query("SELECT count(*) FROM {history}"), ["1"]);
     let _ = cluster.dir();
+}
+
+/// A database that is down fails at once, with the same message in every command:
+/// retries are for failures in the middle of a run (`connect_retries` opts in to
+/// waiting, above).
+#[test]
+fn a_database_that_is_down_fails_at_once_in_every_command() {
+    let p = Project::new();
+    p.file("001_a.sql", "CREATE TABLE a (id INTEGER);\n");
+    let port = crate::cluster::free_port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/app");
+    let mut first_lines = Vec::new();
+    for args in [&["up"][..], &["status"], &["rollback"], &["info"]] {
+        let out = strata_in(p.root(), &url, &p.migrations(), args);
+        assert_ne!(code(&out), 0, "{args:?}");
+        let err = stderr(&out);
+        assert!(!err.contains("retrying"), "{args:?}: {err}");
+        first_lines.push(
+            err.lines()
+                .find(|l| l.starts_with("error:"))
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    assert!(
+        first_lines[0].contains("cannot connect to"),
+        "{first_lines:?}"
+    );
+    assert!(
+        first_lines.iter().all(|l| l == &first_lines[0]),
+        "{first_lines:?}"
+    );
 }
