@@ -14,6 +14,7 @@ mod docstores;
 mod docsupport;
 mod failures;
 mod faults;
+mod firsthour;
 mod fleet;
 mod galera;
 mod layouts;

@@ -1,0 +1,90 @@
+//! A newcomer's first hour: what sqlx-cli, diesel_cli and dbmate users expect to work.
+
+use std::path::Path;
+use std::process::Output;
+
+use crate::support::*;
+
+/// `strata` in `cwd` with no URL flag and a clean environment.
+fn bare(cwd: &Path, args: &[&str]) -> Output {
+    assert_cmd::Command::cargo_bin("strata")
+        .unwrap()
+        .current_dir(cwd)
+        .env_remove("DATABASE_URL")
+        .env_remove("STRATA_ENV")
+        .env_remove("ENV")
+        .env("NO_COLOR", "1")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `.env` is read by default, with a comment after a quoted value (the hand-written
+/// parser kept it in the value); `.env.NAME` wins over it for `--env NAME`, and the
+/// real environment wins over both.
+#[test]
+fn dot_env_files_are_read_like_other_tools_read_them() {
+    let p = Project::new();
+    p.file("001_a.sql", "CREATE TABLE a (id INTEGER);\n");
+    std::fs::write(
+        p.root().join(".env"),
+        "# local settings\nDATABASE_URL=\"sqlite://from-dotenv.db\" # the local one\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.root().join(".env.staging"),
+        "export DATABASE_URL='sqlite://staging.db'\n",
+    )
+    .unwrap();
+    ok(&bare(p.root(), &["up"]));
+    assert!(p.root().join("from-dotenv.db").exists());
+    ok(&bare(p.root(), &["--env", "staging", "up"]));
+    assert!(p.root().join("staging.db").exists());
+    let real = assert_cmd::Command::cargo_bin("strata")
+        .unwrap()
+        .current_dir(p.root())
+        .env("DATABASE_URL", "sqlite://real.db")
+        .args(["up"])
+        .output()
+        .unwrap();
+    ok(&real);
+    assert!(p.root().join("real.db").exists());
+}
+
+/// `strata completions SHELL` for every shell clap_complete knows; bash's parses
+/// (zsh and fish are not installed where the suite runs).
+#[test]
+fn completions_are_written_for_every_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = bare(dir.path(), &["completions", shell]);
+        let text = ok(&out);
+        assert!(text.contains("strata") && text.contains("rollback"), "{shell}");
+        if shell == "bash" {
+            let file = dir.path().join("strata.bash");
+            std::fs::write(&file, &text).unwrap();
+            let check = std::process::Command::new("bash")
+                .arg("-n")
+                .arg(&file)
+                .output()
+                .unwrap();
+            assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+        }
+    }
+}
+
+/// `--fleet` without FILE uses the `[fleet]` of strata.toml.
+#[test]
+fn fleet_without_a_file_uses_the_config() {
+    let p = Project::new();
+    p.file("001_a.sql", "CREATE TABLE a (id INTEGER);\n");
+    std::fs::write(
+        p.root().join("strata.toml"),
+        "[fleet]\ntargets = [\"sqlite://one.db\", \"sqlite://two.db\"]\n",
+    )
+    .unwrap();
+    ok(&bare(p.root(), &["up", "--fleet"]));
+    let status = ok(&bare(p.root(), &["status", "--fleet"]));
+    assert!(status.contains("sqlite://one.db") && status.contains("sqlite://two.db"), "{status}");
+    assert!(status.contains("0 not at head"), "{status}");
+}
