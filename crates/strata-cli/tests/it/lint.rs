@@ -56,8 +56,9 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("index-not-concurrent", "postgres",
      "CREATE INDEX users_email ON users (email);",
      "-- strata:no-transaction\nCREATE INDEX CONCURRENTLY users_email ON users (email);"),
+    // Detected and run outside a transaction by itself: only a forced one is wrong.
     ("concurrently-in-transaction", "postgres",
-     "CREATE INDEX CONCURRENTLY users_email ON users (email);",
+     "-- strata:transaction\nCREATE INDEX CONCURRENTLY users_email ON users (email);",
      "-- strata:no-transaction\nCREATE INDEX CONCURRENTLY users_email ON users (email);"),
     ("constraint-not-valid", "postgres",
      "ALTER TABLE users ADD CONSTRAINT users_org FOREIGN KEY (org_id) REFERENCES users (id);",
