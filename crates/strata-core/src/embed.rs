@@ -99,6 +99,7 @@ impl Embedded {
         source::check_duplicates(&found)?;
         let migrations = crate::plan::order(found)?;
         Ok(Migrator::from_source(Source {
+            not_runnable: vec![],
             dir: PathBuf::from(self.dir),
             migrations,
             manifest: None,

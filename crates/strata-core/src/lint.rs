@@ -21,8 +21,9 @@ use crate::migration::{Format, Migration};
 use crate::sql;
 
 /// Which engine's locking rules apply.
+/// Named in JSON as `--dialect` takes it: `postgres`, `mysql`, `sqlite`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "lowercase")]
 pub enum Engine {
     Postgres,
     MySql,
@@ -41,7 +42,112 @@ impl Engine {
     }
 
     pub fn parse(name: &str) -> Option<Engine> {
-        Engine::of_url(&format!("{name}:"))
+        match name.to_ascii_lowercase().as_str() {
+            "pg" | "psql" | "cockroachdb" => Some(Engine::Postgres),
+            "sqlite3" => Some(Engine::Sqlite),
+            other => Engine::of_url(&format!("{other}:")),
+        }
+    }
+
+    /// The engine a migrations directory is written for when no database says so, and
+    /// how that was decided: Prisma's `migration_lock.toml` provider, then a directory
+    /// named after an engine (`db/postgres/migrations`, `riversqlite`), then the SQL
+    /// itself (each engine's own words: `SERIAL`, `::`, `$$` / `AUTO_INCREMENT`,
+    /// `ENGINE=` / `AUTOINCREMENT`, `PRAGMA`), when one engine clearly leads.
+    pub fn detect(dir: &std::path::Path, migrations: &[Migration]) -> Option<(Engine, String)> {
+        let lock = dir.join("migration_lock.toml");
+        if let Ok(text) = std::fs::read_to_string(&lock) {
+            let provider = text.parse::<toml::Table>().ok().and_then(|t| {
+                t.get("provider")
+                    .and_then(|p| p.as_str())
+                    .map(str::to_string)
+            });
+            if let Some(e) = provider.as_deref().and_then(Engine::parse) {
+                return Some((e, format!("the provider in {}", lock.display())));
+            }
+        }
+        let full = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        // `postgres`, `atuin-server-postgres`, `riversqlite`, `riverpgxv5`: an engine's
+        // name (or Go's pgx driver) inside a directory name.
+        let named = |part: &str| {
+            let p = part.to_ascii_lowercase();
+            if ["pg", "psql"].contains(&p.as_str())
+                || ["postgres", "pgx"].iter().any(|w| p.contains(w))
+            {
+                Some(Engine::Postgres)
+            } else if ["mysql", "mariadb"].iter().any(|w| p.contains(w)) {
+                Some(Engine::MySql)
+            } else if p.contains("sqlite") {
+                Some(Engine::Sqlite)
+            } else {
+                None
+            }
+        };
+        for part in full.iter().rev() {
+            if let Some(e) = part.to_str().and_then(named) {
+                return Some((
+                    e,
+                    format!("the directory name `{}`", part.to_string_lossy()),
+                ));
+            }
+        }
+        let mut votes = [0usize; 3];
+        for m in migrations.iter().filter(|m| m.format == Format::Sql) {
+            let Ok(text) = m.up.text() else { continue };
+            let upper = text.to_ascii_uppercase();
+            let count = |words: &[&str]| {
+                words
+                    .iter()
+                    .map(|w| upper.matches(w).count())
+                    .sum::<usize>()
+            };
+            votes[0] += count(&[
+                "SERIAL",
+                "::",
+                "$$",
+                "JSONB",
+                "TIMESTAMPTZ",
+                "BYTEA",
+                "CREATE EXTENSION",
+                "PLPGSQL",
+                "CONCURRENTLY",
+                "GEN_RANDOM_UUID",
+            ]);
+            // Not backticks: SQLite accepts them too, and SQLite projects use them.
+            votes[1] += count(&[
+                "AUTO_INCREMENT",
+                "ENGINE=",
+                "ENGINE =",
+                "UNSIGNED",
+                "DEFAULT CHARSET",
+                "TINYINT(",
+            ]);
+            votes[2] += count(&[
+                "AUTOINCREMENT",
+                "PRAGMA ",
+                "WITHOUT ROWID",
+                "STRFTIME(",
+                "DATETIME('NOW')",
+            ]);
+        }
+        let engines = [Engine::Postgres, Engine::MySql, Engine::Sqlite];
+        let (best, &n) = votes.iter().enumerate().max_by_key(|(_, n)| **n)?;
+        let runner_up = votes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != best)
+            .map(|(_, n)| *n)
+            .max()
+            .unwrap_or(0);
+        (n > 0 && n >= 2 * runner_up + 1).then(|| {
+            (
+                engines[best],
+                format!(
+                    "the SQL of the migrations ({n} {:?}-specific words)",
+                    engines[best]
+                ),
+            )
+        })
     }
 
     fn dialect(self) -> Box<dyn Dialect> {

@@ -296,7 +296,11 @@ impl Migrator {
                 })
             })
             .collect();
-        serde_json::json!({ "migrations": rows })
+        let mut json = serde_json::json!({ "migrations": rows });
+        if !self.source.not_runnable.is_empty() {
+            json["not_runnable"] = serde_json::json!(self.source.not_runnable);
+        }
+        json
     }
 
     pub fn source(&self) -> &Source {

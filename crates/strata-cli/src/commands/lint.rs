@@ -10,7 +10,6 @@ use crate::context::Context;
 use crate::output::{paint, print_json, BOLD, DIM, RED, YELLOW};
 
 pub fn run(ctx: &Context, a: LintArgs) -> Result<i32, Error> {
-    let engine = engine(ctx, a.dialect.as_deref())?;
     let mut migrations: Vec<Migration> = Vec::new();
     if a.paths.is_empty() {
         migrations.extend(ctx.migrator()?.migrations().iter().cloned());
@@ -36,15 +35,22 @@ pub fn run(ctx: &Context, a: LintArgs) -> Result<i32, Error> {
         }
         migrations.extend(found);
     }
+    let linted_dir = match a.paths.first() {
+        Some(p) if p.is_dir() => p.clone(),
+        Some(p) => p.parent().map(|d| d.to_path_buf()).unwrap_or_default(),
+        None => ctx.config.dir.clone(),
+    };
+    let (engine, why) = choose(ctx, a.dialect.as_deref(), &linted_dir, &migrations)?;
     let findings = lint::lint(&migrations, engine);
     let (errors, warnings, not_analysed) = lint::counts(&findings);
     if ctx.global.json {
         print_json(&json!({
-            "dialect": engine, "findings": findings,
+            "dialect": engine, "dialect_from": why, "findings": findings,
             "errors": errors, "warnings": warnings, "not_analysed": not_analysed,
         }));
     } else {
         print_findings(&findings);
+        println!("dialect: {engine:?}, from {why} (--dialect postgres|mysql|sqlite to change)");
         println!(
             "{} migration(s) linted for {engine:?}: {errors} error(s), {warnings} warning(s), {not_analysed} statement(s) not analysed",
             migrations.len()
@@ -55,6 +61,33 @@ pub fn run(ctx: &Context, a: LintArgs) -> Result<i32, Error> {
 
 fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+}
+
+/// Whose rules, and why: `--dialect`; a database URL that was set (flag, environment,
+/// config); what the migrations directory says ([`Engine::detect`]); else the default
+/// database's engine.
+fn choose(
+    ctx: &Context,
+    flag: Option<&str>,
+    dir: &std::path::Path,
+    migrations: &[Migration],
+) -> Result<(Engine, String), Error> {
+    if flag.is_some() {
+        return Ok((engine(ctx, flag)?, "--dialect".into()));
+    }
+    if ctx.config.url_source != strata_core::UrlSource::Default {
+        return Ok((
+            engine(ctx, None)?,
+            format!("the database URL ({})", ctx.database()),
+        ));
+    }
+    if let Some(found) = Engine::detect(dir, migrations) {
+        return Ok(found);
+    }
+    Ok((
+        engine(ctx, None)?,
+        "the default database (sqlite://strata.db)".into(),
+    ))
 }
 
 /// `--dialect`, else the engine of the configured database.

@@ -40,6 +40,7 @@ pub fn run(ctx: &Context) -> Result<i32, Error> {
             );
         }
     }
+    super::status::print_not_runnable(&migrator.source().not_runnable);
     println!(
         "\n{} migration(s) in {}",
         migrator.migrations().len(),

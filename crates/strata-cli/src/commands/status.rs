@@ -10,9 +10,14 @@ use crate::output::{paint, print_json, DIM, GREEN, RED, YELLOW};
 pub async fn run(ctx: &Context) -> Result<i32, Error> {
     let migrator = ctx.migrator()?;
     let mut db = ctx.connect().await?;
+    let not_runnable = &migrator.source().not_runnable;
     if ctx.global.json {
         let status = migrator.status(db.as_mut()).await?;
-        print_json(&status.to_json(&ctx.database()));
+        let mut json = status.to_json(&ctx.database());
+        if !not_runnable.is_empty() {
+            json["not_runnable"] = serde_json::json!(not_runnable);
+        }
+        print_json(&json);
         return Ok(0);
     }
     // Row by row: a table of 10,000 migrations is printed without holding its rows.
@@ -21,7 +26,19 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
     print_rows(&ctx.database(), current.as_deref(), head.as_deref(), || {
         migrator.status_rows(&applied)
     });
+    print_not_runnable(not_runnable);
     Ok(0)
+}
+
+/// Files that look like migrations but cannot run, after `status` and `list`.
+pub fn print_not_runnable(files: &[strata_core::source::NotRunnable]) {
+    if files.is_empty() {
+        return;
+    }
+    println!("\nNot runnable ({}):", files.len());
+    for n in files {
+        println!("  {}  {}", n.file.display(), paint(&n.reason, YELLOW));
+    }
 }
 
 pub fn print_table(database: &str, status: &StatusReport) {

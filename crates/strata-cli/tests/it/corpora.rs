@@ -371,3 +371,55 @@ fn verify_roundtrip_on_the_corpora() {
         );
     }
 }
+
+/// `lint` without a database URL picks each shared tree's dialect from what the tree
+/// says (its directory's name, its SQL), and says where the choice came from; a
+/// PostgreSQL tree was once linted as SQLite (3 errors and 222 statements not analysed
+/// instead of 131 errors).
+#[test]
+fn lint_picks_each_corpus_trees_dialect() {
+    let Some(root) = corpora("lint_dialects") else {
+        return;
+    };
+    let cases = [
+        ("lemmy-0.19/migrations", "postgres"),
+        ("vaultwarden/migrations/postgresql", "postgres"),
+        ("vaultwarden/migrations/mysql", "mysql"),
+        ("vaultwarden/migrations/sqlite", "sqlite"),
+        ("authelia/internal/storage/migrations/postgres", "postgres"),
+        ("authelia/internal/storage/migrations/mysql", "mysql"),
+        ("authelia/internal/storage/migrations/sqlite", "sqlite"),
+        ("river/riverdriver/riverpgxv5/migration/main", "postgres"),
+        ("river/riverdriver/riversqlite/migration/main", "sqlite"),
+        ("river/rivermigrate/migration/commit_required", "postgres"),
+        ("atuin/crates/atuin-server-postgres/migrations", "postgres"),
+        ("atuin/crates/atuin-server-sqlite/migrations", "sqlite"),
+    ];
+    let cwd = tempfile::tempdir().unwrap();
+    for (tree, want) in cases {
+        let out = assert_cmd::Command::cargo_bin("strata")
+            .unwrap()
+            .current_dir(cwd.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("DB_HOST")
+            .env_remove("DB_NAME")
+            .args(["--json", "lint", "--dir"])
+            .arg(root.join(tree))
+            .output()
+            .unwrap();
+        let report = json(&out);
+        assert_eq!(
+            report["dialect"], want,
+            "{tree}: {}",
+            report["dialect_from"]
+        );
+        assert!(
+            !report["dialect_from"]
+                .as_str()
+                .unwrap_or("")
+                .contains("default"),
+            "{tree}: {}",
+            report["dialect_from"]
+        );
+    }
+}

@@ -59,7 +59,10 @@ fn completions_are_written_for_every_shell() {
     for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
         let out = bare(dir.path(), &["completions", shell]);
         let text = ok(&out);
-        assert!(text.contains("strata") && text.contains("rollback"), "{shell}");
+        assert!(
+            text.contains("strata") && text.contains("rollback"),
+            "{shell}"
+        );
         if shell == "bash" {
             let file = dir.path().join("strata.bash");
             std::fs::write(&file, &text).unwrap();
@@ -68,7 +71,11 @@ fn completions_are_written_for_every_shell() {
                 .arg(&file)
                 .output()
                 .unwrap();
-            assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+            assert!(
+                check.status.success(),
+                "{}",
+                String::from_utf8_lossy(&check.stderr)
+            );
         }
     }
 }
@@ -85,6 +92,9 @@ fn fleet_without_a_file_uses_the_config() {
     .unwrap();
     ok(&bare(p.root(), &["up", "--fleet"]));
     let status = ok(&bare(p.root(), &["status", "--fleet"]));
-    assert!(status.contains("sqlite://one.db") && status.contains("sqlite://two.db"), "{status}");
+    assert!(
+        status.contains("sqlite://one.db") && status.contains("sqlite://two.db"),
+        "{status}"
+    );
     assert!(status.contains("0 not at head"), "{status}");
 }

@@ -51,6 +51,16 @@ pub struct Source {
     pub dir: PathBuf,
     pub migrations: Vec<Migration>,
     pub manifest: Option<Manifest>,
+    /// Files named like migrations that strata cannot run (goose `.go` migrations,
+    /// code of other languages), with why: reported, never silently skipped.
+    pub not_runnable: Vec<NotRunnable>,
+}
+
+/// A file that looks like a migration but is not one strata can run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NotRunnable {
+    pub file: PathBuf,
+    pub reason: String,
 }
 
 /// Reads a migrations directory. A missing directory reads as empty.
@@ -105,6 +115,7 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
 
     // Entries that are no migration, reported when nothing else is found.
     let mut skipped: Vec<&str> = Vec::new();
+    let mut not_runnable_files: Vec<NotRunnable> = Vec::new();
     for (name, is_dir) in &names {
         let path = &dir.join(name);
         if *is_dir {
@@ -115,6 +126,12 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
             continue;
         }
         let Some(layout) = FileLayout::classify(name) else {
+            if let Some(reason) = not_runnable(name) {
+                not_runnable_files.push(NotRunnable {
+                    file: path.clone(),
+                    reason,
+                });
+            }
             skipped.push(name);
             continue;
         };
@@ -268,10 +285,14 @@ pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
     diesel_order(&mut found);
     check_duplicates(&found)?;
     let migrations = crate::plan::order(found)?;
+    for n in &not_runnable_files {
+        tracing::warn!("{}: not run: {}", n.file.display(), n.reason);
+    }
     Ok(Source {
         dir: dir.to_path_buf(),
         migrations,
         manifest,
+        not_runnable: not_runnable_files,
     })
 }
 
@@ -321,8 +342,33 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, SourceError> {
     Ok(bytes)
 }
 
-/// Files a migrations directory holds besides migrations.
-const KNOWN_FILES: &[&str] = &["strata.sum", "migration_config.yaml", "README.md", "README"];
+/// Files a migrations directory holds besides migrations (Prisma's
+/// `migration_lock.toml` names the provider).
+const KNOWN_FILES: &[&str] = &[
+    "strata.sum",
+    "migration_config.yaml",
+    "migration_lock.toml",
+    "README.md",
+    "README",
+];
+
+/// Why a file named like a migration (`00002_add_users.go`) cannot run, or `None`
+/// for a file that does not look like one.
+fn not_runnable(name: &str) -> Option<String> {
+    let (stem, ext) = name.rsplit_once('.')?;
+    let stem = stem.strip_suffix(".up").unwrap_or(stem);
+    split_version(stem)?;
+    let what = match ext {
+        "go" => "a goose Go migration: it is compiled into the application; port it to SQL or a strata code migration",
+        "rs" => "Rust source: register it as a code migration (strata::code) in the application",
+        "js" | "ts" | "mjs" | "cjs" | "py" | "rb" | "java" | "kt" | "cs" | "php" => {
+            "code in a language strata does not run; port it to SQL"
+        }
+        "sh" | "bash" => "a shell script; strata runs SQL and JSON operations only",
+        _ => return None,
+    };
+    Some(what.to_string())
+}
 
 pub(crate) fn read_text(path: &Path) -> Result<String, SourceError> {
     let bytes = read_file(path)?;
@@ -500,10 +546,14 @@ fn split_version(stem: &str) -> Option<(String, String)> {
 /// A directory migration: diesel (`up.sql`, `down.sql`, `metadata.toml`) or one with
 /// `metadata.yaml` listing `parents`. Directories without `up.sql` are not migrations.
 fn read_migration_dir(dir_name: &str, dir: &Path) -> Result<Option<Migration>, SourceError> {
-    let up_path = dir.join("up.sql");
-    if !up_path.is_file() {
+    // diesel and friends: up.sql (+ down.sql); Prisma: migration.sql, forward only.
+    let up_path = ["up.sql", "migration.sql"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file());
+    let Some(up_path) = up_path else {
         return Ok(None);
-    }
+    };
     let Some((version, name)) = split_version(dir_name) else {
         return Err(SourceError::new(
             dir,
