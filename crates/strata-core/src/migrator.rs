@@ -485,8 +485,45 @@ impl Migrator {
         opts: &RunOptions,
         rep: &mut dyn Reporter,
     ) -> Result<RunReport> {
-        self.check_sum()?;
+        self.check_sum_for_up(d).await?;
         self.run(d, Request::Up(target), opts, rep).await
+    }
+
+    /// `strata.sum` before `up`: an inserted, removed or reordered migration (a merge)
+    /// is an error, as is an edit to a migration this database has applied; an edit to
+    /// one it has not (`create`, then edit, then `up`) is recorded in `strata.sum`
+    /// instead of refused.
+    async fn check_sum_for_up(&self, d: &mut dyn Driver) -> Result<()> {
+        let sum::Check::Edited(edits) =
+            sum::check(&self.source.dir, &self.source.migrations).map_err(Error::SumMismatch)?
+        else {
+            return Ok(());
+        };
+        let applied: std::collections::HashSet<String> = self
+            .applied_rows(d)
+            .await?
+            .into_iter()
+            .map(|a| a.version)
+            .collect();
+        for (id, err) in edits.iter() {
+            let m = self.source.migrations.iter().find(|m| &m.id == id);
+            if m.is_none_or(|m| applied.contains(m.version.as_str())) {
+                return Err(Error::SumMismatch(err.clone()));
+            }
+        }
+        let ids: Vec<&str> = edits.iter().map(|(id, _)| id.as_str()).collect();
+        match sum::write(&self.source.dir, &self.source.migrations) {
+            Ok(()) => tracing::info!(
+                "strata.sum updated: {} edited before it was applied",
+                ids.join(", ")
+            ),
+            Err(e) => tracing::warn!(
+                "strata.sum not updated ({}): {} edited before it was applied",
+                e.message,
+                ids.join(", ")
+            ),
+        }
+        Ok(())
     }
 
     /// Rolls back everything applied after `target` (`-1`: the last one; `base`: all).

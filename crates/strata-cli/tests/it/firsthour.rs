@@ -98,3 +98,57 @@ fn fleet_without_a_file_uses_the_config() {
     );
     assert!(status.contains("0 not at head"), "{status}");
 }
+
+/// `create`, edit the new file, `up`: no extra command (the edit of a migration this
+/// database has not applied is recorded in strata.sum). A merge that inserts a
+/// migration before others, or an edit to an applied one, is still refused.
+#[test]
+fn create_edit_up_needs_no_extra_command() {
+    let db = TestDb::sqlite();
+    let p = Project::new();
+    ok(&p.strata(&db, &["create", "users"]));
+    let created: Vec<_> = std::fs::read_dir(p.migrations())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".sql"))
+        .collect();
+    assert_eq!(created.len(), 1, "{created:?}");
+    let file = p.migrations().join(&created[0]);
+    std::fs::write(
+        &file,
+        "CREATE TABLE users (id INTEGER);\n-- strata:down\nDROP TABLE users;\n",
+    )
+    .unwrap();
+    ok(&p.strata(&db, &["up"]));
+    assert_eq!(db.tables(), ["users"]);
+    ok(&p.strata(&db, &["validate"]));
+
+    // A merge puts a migration before the applied one.
+    let stem = created[0].trim_end_matches(".sql").to_string();
+    let (version, _) = stem.split_once('_').unwrap();
+    let earlier = format!("{}_from_a_branch.sql", "0".repeat(version.len()));
+    p.file(&earlier, "CREATE TABLE other (id INTEGER);\n");
+    let merged = p.strata(&db, &["up"]);
+    assert_eq!(code(&merged), 3, "{}", stderr(&merged));
+    assert!(
+        stderr(&merged).contains("inserted, removed or reordered"),
+        "{}",
+        stderr(&merged)
+    );
+    p.remove(&earlier);
+
+    // An applied migration edited afterwards.
+    std::fs::write(
+        &file,
+        "CREATE TABLE users (id INTEGER, name TEXT);\n-- strata:down\nDROP TABLE users;\n",
+    )
+    .unwrap();
+    let edited = p.strata(&db, &["up"]);
+    assert_eq!(code(&edited), 3, "{}", stderr(&edited));
+    assert!(
+        stderr(&edited).contains("changed since strata.sum was written"),
+        "{}",
+        stderr(&edited)
+    );
+}
