@@ -116,15 +116,91 @@ fn snippet(path: &Path, line: usize, column: Option<usize>) -> String {
     out
 }
 
-/// Prints progress as text; silent in JSON mode (the result is printed at the end).
+/// Prints progress as text; silent in JSON mode (the result is printed at the end). In
+/// a terminal, a run of several migrations also shows a progress bar (indicatif) under
+/// the lines of the steps done; piped, it prints the lines only.
 pub struct TextReporter {
-    pub json: bool,
+    json: bool,
+    terminal: bool,
+    bar: Option<indicatif::ProgressBar>,
+    /// With a bar: the running step's line, printed above the bar when it ends.
+    running: String,
+}
+
+impl TextReporter {
+    pub fn new(json: bool) -> TextReporter {
+        use std::io::IsTerminal;
+        TextReporter {
+            json,
+            terminal: std::io::stdout().is_terminal(),
+            bar: None,
+            running: String::new(),
+        }
+    }
+
+    /// The bar for a run of `total` steps, made at its first step.
+    fn bar(&mut self, total: usize) -> Option<&indicatif::ProgressBar> {
+        if !self.terminal || total < 2 {
+            return None;
+        }
+        Some(self.bar.get_or_insert_with(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} {elapsed} {wide_msg}",
+                )
+                .expect("a valid template"),
+            );
+            bar
+        }))
+    }
 }
 
 impl Reporter for TextReporter {
     fn report(&mut self, event: Event<'_>) {
         if self.json {
             return;
+        }
+        if let Some(bar) = self.bar.as_ref() {
+            // The bar keeps the last line of the terminal; step lines print above it.
+            match &event {
+                Event::StepFinished { elapsed, .. } => {
+                    bar.println(format!(
+                        "{} {} {}",
+                        self.running,
+                        paint("ok", GREEN),
+                        paint(&format!("({} ms)", elapsed.as_millis()), DIM)
+                    ));
+                    bar.inc(1);
+                    if bar.position() >= bar.length().unwrap_or(0) {
+                        bar.finish_and_clear();
+                        self.bar = None;
+                    }
+                    return;
+                }
+                Event::StepFailed { .. } => {
+                    bar.println(format!("{} {}", self.running, paint("FAILED", RED)));
+                    bar.abandon();
+                    self.bar = None;
+                    return;
+                }
+                _ => {}
+            }
+        }
+        if let Event::StepStarted { step, index, total } = &event {
+            let verb = if step.direction == Direction::Up {
+                "Applying"
+            } else {
+                "Rolling back"
+            };
+            let line = format!("[{}/{total}] {verb} {} …", index + 1, step.id);
+            let (index, id) = (*index as u64, step.id.clone());
+            if let Some(bar) = self.bar(*total) {
+                bar.set_position(index);
+                bar.set_message(id);
+                self.running = line;
+                return;
+            }
         }
         match event {
             Event::PlanReady {

@@ -21,9 +21,7 @@ pub async fn run(ctx: &Context, a: MarkArgs, mark: Mark) -> Result<i32, Error> {
             &a.target_version,
             mark,
             &RunOptions::default(),
-            &mut TextReporter {
-                json: ctx.global.json,
-            },
+            &mut TextReporter::new(ctx.global.json),
         )
         .await?;
     print_run(&report, "applied", ctx.global.json);

@@ -23,9 +23,7 @@ pub async fn run(ctx: &Context, command: Command) -> Result<i32, Error> {
                 ..ctx.run_options(a.dry_run, false)
             };
             let mut p = project(ctx, true).await?;
-            let mut rep = TextReporter {
-                json: ctx.global.json,
-            };
+            let mut rep = TextReporter::new(ctx.global.json);
             let result = p.up(&target, &opts, &mut rep).await;
             finish(result, "applied", a.dry_run, ctx.global.json)
         }
@@ -36,9 +34,7 @@ pub async fn run(ctx: &Context, command: Command) -> Result<i32, Error> {
             }
             let opts = ctx.run_options(a.dry_run, true);
             let mut p = project(ctx, true).await?;
-            let mut rep = TextReporter {
-                json: ctx.global.json,
-            };
+            let mut rep = TextReporter::new(ctx.global.json);
             let result = p.rollback(&target, &opts, &mut rep).await;
             finish(result, "rolled_back", a.dry_run, ctx.global.json)
         }
@@ -57,9 +53,7 @@ pub async fn run(ctx: &Context, command: Command) -> Result<i32, Error> {
             }
             let opts = ctx.run_options(a.dry_run, true);
             let mut p = project(ctx, true).await?;
-            let mut rep = TextReporter {
-                json: ctx.global.json,
-            };
+            let mut rep = TextReporter::new(ctx.global.json);
             let result = p
                 .down(db, &a.target_version, a.cascade, &opts, &mut rep)
                 .await

@@ -16,9 +16,7 @@ pub async fn run(ctx: &Context, a: RepairArgs) -> Result<i32, Error> {
         .repair(
             db.as_mut(),
             a.dry_run,
-            &mut TextReporter {
-                json: ctx.global.json,
-            },
+            &mut TextReporter::new(ctx.global.json),
         )
         .await?;
     if ctx.global.json {

@@ -21,9 +21,7 @@ pub async fn down(ctx: &Context, a: DownArgs) -> Result<i32, Error> {
             &a.target_version,
             a.cascade,
             &opts,
-            &mut TextReporter {
-                json: ctx.global.json,
-            },
+            &mut TextReporter::new(ctx.global.json),
         )
         .await?;
     print_run(&report, "rolled_back", ctx.global.json);
@@ -45,9 +43,7 @@ pub async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<i32, Error> {
             db.as_mut(),
             &target,
             &opts,
-            &mut TextReporter {
-                json: ctx.global.json,
-            },
+            &mut TextReporter::new(ctx.global.json),
         )
         .await?;
     print_run(&report, "rolled_back", ctx.global.json);

@@ -56,9 +56,7 @@ pub async fn run(ctx: &Context, a: UpArgs) -> Result<i32, Error> {
             db.as_mut(),
             &target,
             &opts,
-            &mut TextReporter {
-                json: ctx.global.json,
-            },
+            &mut TextReporter::new(ctx.global.json),
         )
         .await?;
     if report.dry_run {

@@ -152,3 +152,48 @@ fn create_edit_up_needs_no_extra_command() {
         stderr(&edited)
     );
 }
+
+/// In a terminal (a pseudo-terminal from `script`), `up` of several migrations shows a
+/// progress bar under the steps' lines and clears it at the end; piped, only the lines;
+/// with `--json`, only the JSON.
+#[test]
+fn up_shows_a_progress_bar_only_in_a_terminal() {
+    let p = Project::new();
+    for i in 1..=4 {
+        p.file(
+            &format!("00{i}_m.sql"),
+            &format!("CREATE TABLE t{i} (id INTEGER);\n"),
+        );
+    }
+    let bin = assert_cmd::cargo::cargo_bin("strata");
+    let tty = std::process::Command::new("script")
+        .current_dir(p.root())
+        .env_remove("DATABASE_URL")
+        .args(["-qec"])
+        .arg(format!(
+            "{} --database-url sqlite://tty.db up",
+            bin.display()
+        ))
+        .arg("/dev/null")
+        .output()
+        .expect("script (util-linux) runs a command in a pseudo-terminal");
+    let text = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{text}");
+    assert!(text.contains("4/4"), "the bar counts the steps: {text}");
+    assert!(text.contains("[4/4] Applying 004_m"), "{text}");
+    assert!(text.contains('\u{2588}'), "a drawn bar: {text}");
+
+    let db = TestDb::sqlite();
+    let piped = ok(&p.strata(&db, &["up"]));
+    assert!(piped.contains("[4/4] Applying 004_m"), "{piped}");
+    assert!(
+        !piped.contains('\u{2588}') && !piped.contains('\r'),
+        "no bar when piped: {piped}"
+    );
+    let quiet = Project::new();
+    quiet
+        .file("001_m.sql", "CREATE TABLE a (id INTEGER);\n")
+        .file("002_m.sql", "CREATE TABLE b (id INTEGER);\n");
+    let json_out = ok(&quiet.strata(&TestDb::sqlite(), &["--json", "up"]));
+    serde_json::from_str::<serde_json::Value>(&json_out).expect("only JSON on stdout");
+}
