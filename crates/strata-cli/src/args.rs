@@ -104,11 +104,24 @@ pub enum Command {
     Generate(GenerateCommand),
     /// Replace the migrations up to V by one baseline for new databases
     Squash(SquashArgs),
+    /// Take over a database another tool migrated (diesel, sqlx, golang-migrate, Flyway,
+    /// dbmate, goose, refinery, Prisma): record what it applied, without running it
+    Adopt(AdoptArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AdoptArgs {
+    /// Whose history to adopt when the database has several tools' tables
+    #[arg(long, value_name = "TOOL")]
+    pub from: Option<String>,
+    /// Show what would be recorded; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -148,6 +148,17 @@ pub struct LockOptions {
 pub trait Driver: Send {
     /// `postgres`, `sqlite`, ...
     fn kind(&self) -> &'static str;
+
+    /// A read-only query's rows as text (NULL as `None`), for reading what other tools
+    /// keep in the database ([`crate::adopt`]). `None` where the engine has no SQL
+    /// (document stores).
+    async fn query_text(
+        &mut self,
+        sql: &str,
+    ) -> Result<Option<Vec<Vec<Option<String>>>>, DriverError> {
+        let _ = sql;
+        Ok(None)
+    }
     fn capabilities(&self) -> Capabilities;
     /// The server's version string.
     async fn server_version(&mut self) -> Result<String, DriverError>;

@@ -2,6 +2,7 @@
 //! `strata.sum`, ordering and planning, the [`Driver`] trait and the [`Migrator`] run
 //! loop. No database client crates here: drivers live in `strata-drivers`.
 
+pub mod adopt;
 pub mod backup;
 mod code;
 mod config;

@@ -203,8 +203,18 @@ pub enum Mark {
 enum Request<'a> {
     Up(&'a Target),
     Rollback(&'a Target),
-    Down { version: &'a str, cascade: bool },
-    Mark { version: &'a str, mark: Mark },
+    Down {
+        version: &'a str,
+        cascade: bool,
+    },
+    Mark {
+        version: &'a str,
+        mark: Mark,
+    },
+    /// Record exactly these versions, which another tool applied (`strata adopt`).
+    Adopt {
+        versions: &'a [String],
+    },
 }
 
 impl Request<'_> {
@@ -486,6 +496,9 @@ impl Migrator {
         rep: &mut dyn Reporter,
     ) -> Result<RunReport> {
         self.check_sum_for_up(d).await?;
+        if !opts.dry_run {
+            self.refuse_unadopted(d).await?;
+        }
         self.run(d, Request::Up(target), opts, rep).await
     }
 
@@ -563,6 +576,60 @@ impl Migrator {
     ) -> Result<RunReport> {
         self.run(d, Request::Mark { version, mark }, opts, rep)
             .await
+    }
+
+    /// Takes over a database another tool migrated: records what `foreign` says is
+    /// applied in strata's history, without running it (checksums from the files, an
+    /// `adopt` audit row each). The other tool's table is only read. A failed or dirty
+    /// state there, or an applied version no file here has, is refused.
+    pub async fn adopt(
+        &self,
+        d: &mut dyn Driver,
+        foreign: &crate::adopt::Foreign,
+        opts: &RunOptions,
+        rep: &mut dyn Reporter,
+    ) -> Result<RunReport> {
+        if let Some(problem) = &foreign.problem {
+            return Err(Error::Refused(format!("cannot adopt: {problem}")));
+        }
+        let versions: Vec<String> = foreign
+            .matching(&self.source.migrations)
+            .map_err(|e| {
+                Error::Refused(format!(
+                    "cannot adopt from {} ({}): {e}; point --dir at the tool's migrations",
+                    foreign.tool, foreign.table
+                ))
+            })?
+            .iter()
+            .map(|m| m.version.to_string())
+            .collect();
+        self.run(
+            d,
+            Request::Adopt {
+                versions: &versions,
+            },
+            opts,
+            rep,
+        )
+        .await
+    }
+
+    /// Refuses `up` on a database another tool manages and strata has not adopted:
+    /// it would run again migrations whose objects exist.
+    async fn refuse_unadopted(&self, d: &mut dyn Driver) -> Result<()> {
+        if d.has_history().await? {
+            return Ok(());
+        }
+        for f in crate::adopt::detect(d).await? {
+            let n = f.count(&self.source.migrations);
+            if n > 0 {
+                return Err(Error::Refused(format!(
+                    "this database is managed by {} ({}: {n} applied); `strata adopt` records those in strata's history first, so they are not run again",
+                    f.tool, f.table
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Re-records checksums of edited migrations and clears `failed` rows, each with an
@@ -902,6 +969,7 @@ impl Migrator {
             Request::Mark { version, mark } => {
                 plan::plan_mark(ms, applied, version, *mark == Mark::Baseline)?
             }
+            Request::Adopt { versions } => plan::plan_exact(ms, applied, versions),
         };
         for step in &mut plan.steps {
             let Some(row) = applied
@@ -1171,7 +1239,10 @@ impl Migrator {
             dry_run: false,
         });
         if let Some(policy) = &opts.backup {
-            if policy.before_run && !plan.steps.is_empty() && !matches!(req, Request::Mark { .. }) {
+            if policy.before_run
+                && !plan.steps.is_empty()
+                && !matches!(req, Request::Mark { .. } | Request::Adopt { .. })
+            {
                 let reason = if req.rolls_back() {
                     "before rollback"
                 } else {
@@ -1198,7 +1269,7 @@ impl Migrator {
                     Direction::Up => recorded && step.resume_from == 0,
                     Direction::Down => !rows.iter().any(|a| a.version == step.version),
                 };
-                if done_elsewhere && !matches!(req, Request::Mark { .. }) {
+                if done_elsewhere && !matches!(req, Request::Mark { .. } | Request::Adopt { .. }) {
                     tracing::info!(version = %step.version, "done by another run meanwhile");
                     if step.direction == Direction::Down {
                         live.remove(step.migration);
@@ -1208,12 +1279,15 @@ impl Migrator {
             }
             let m = step.migration.map(|i| &self.source.migrations[i]);
             match req {
-                Request::Mark { mark, .. } => {
+                Request::Mark { .. } | Request::Adopt { .. } => {
                     let m = m.expect("mark plans only hold migrations on disk");
-                    let op = if *mark == Mark::Baseline {
-                        "baseline"
-                    } else {
-                        "stamp"
+                    let op = match req {
+                        Request::Mark {
+                            mark: Mark::Baseline,
+                            ..
+                        } => "baseline",
+                        Request::Mark { .. } => "stamp",
+                        _ => "adopt",
                     };
                     let row = self.history_row(m, 0)?;
                     let change = self.change(

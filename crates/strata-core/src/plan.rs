@@ -715,6 +715,30 @@ pub fn plan_down(
 }
 
 /// Migrations `stamp V` (only V) or `baseline V` (V and every pending one before it) records.
+/// Steps for exactly `versions` (those not applied yet), in plan order.
+pub fn plan_exact(
+    migrations: &[Migration],
+    applied: &[AppliedMigration],
+    versions: &[String],
+) -> Plan {
+    let done: HashSet<&str> = applied
+        .iter()
+        .filter(|a| a.success)
+        .map(|a| a.version.as_str())
+        .collect();
+    let steps = migrations
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| versions.iter().any(|v| v == m.version.as_str()))
+        .filter(|(_, m)| !done.contains(m.version.as_str()))
+        .map(|(j, m)| up_step(j, m, 0))
+        .collect();
+    Plan {
+        direction: Direction::Up,
+        steps,
+    }
+}
+
 pub fn plan_mark(
     migrations: &[Migration],
     applied: &[AppliedMigration],

@@ -1,5 +1,6 @@
 //! One file per command; each takes the [`Context`] and returns the exit code.
 
+mod adopt;
 mod backup;
 mod create;
 mod diff;
@@ -68,6 +69,7 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<i32, Error> {
         Command::Stamp(a) => mark::run(ctx, a, strata_core::Mark::Stamp).await,
         Command::Baseline(a) => mark::run(ctx, a, strata_core::Mark::Baseline).await,
         Command::Sum => sum::run(ctx),
+        Command::Adopt(a) => adopt::run(ctx, a).await,
         Command::Repair(a) => repair::run(ctx, a).await,
         Command::Health => health::run(ctx).await,
         Command::Backup(c) => backup::run(ctx, c).await,

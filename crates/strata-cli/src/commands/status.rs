@@ -11,11 +11,24 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
     let migrator = ctx.migrator()?;
     let mut db = ctx.connect().await?;
     let not_runnable = &migrator.source().not_runnable;
+    // Another tool's history, while strata has none: the database is theirs until
+    // `strata adopt`.
+    let managed_by = if db.has_history().await? {
+        vec![]
+    } else {
+        strata_core::adopt::detect(db.as_mut()).await?
+    };
     if ctx.global.json {
         let status = migrator.status(db.as_mut()).await?;
         let mut json = status.to_json(&ctx.database());
         if !not_runnable.is_empty() {
             json["not_runnable"] = serde_json::json!(not_runnable);
+        }
+        if !managed_by.is_empty() {
+            json["managed_by"] = serde_json::json!(managed_by
+                .iter()
+                .map(|f| serde_json::json!({"tool": f.tool, "table": f.table, "applied": f.count(migrator.migrations()), "problem": f.problem}))
+                .collect::<Vec<_>>());
         }
         print_json(&json);
         return Ok(0);
@@ -27,6 +40,20 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
         migrator.status_rows(&applied)
     });
     print_not_runnable(not_runnable);
+    for f in &managed_by {
+        println!(
+            "\n{}",
+            paint(
+                &format!(
+                    "This database is managed by {} ({}): {} applied. `strata adopt` records them in strata's history.",
+                    f.tool,
+                    f.table,
+                    f.count(migrator.migrations())
+                ),
+                YELLOW
+            )
+        );
+    }
     Ok(0)
 }
 

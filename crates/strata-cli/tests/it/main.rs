@@ -1,6 +1,7 @@
 //! Integration tests: the real `strata` binary against real SQLite files and a real
 //! PostgreSQL server (a fresh database per test).
 
+mod adopt;
 mod api;
 mod authoring;
 mod bad_input;

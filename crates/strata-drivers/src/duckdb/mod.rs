@@ -103,6 +103,18 @@ impl Driver for DuckDbDriver {
         "duckdb"
     }
 
+    /// Nothing to read from a file that does not exist (and it is not created).
+    async fn query_text(
+        &mut self,
+        sql: &str,
+    ) -> Result<Option<Vec<Vec<Option<String>>>>, DriverError> {
+        // Opened at connect when the file exists.
+        match self.conn.as_ref() {
+            Some(c) => c.text_rows(sql).map(Some),
+            None => Ok(Some(vec![])),
+        }
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             transactional_ddl: true,

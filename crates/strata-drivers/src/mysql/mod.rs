@@ -188,6 +188,13 @@ impl Driver for MySqlDriver {
         "mysql"
     }
 
+    async fn query_text(
+        &mut self,
+        sql: &str,
+    ) -> Result<Option<Vec<Vec<Option<String>>>>, DriverError> {
+        history::rows(&mut self.conn, sql).await.map(Some)
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             transactional_ddl: false,

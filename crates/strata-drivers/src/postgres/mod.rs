@@ -167,6 +167,13 @@ impl Driver for PgDriver {
         "postgres"
     }
 
+    async fn query_text(
+        &mut self,
+        sql: &str,
+    ) -> Result<Option<Vec<Vec<Option<String>>>>, DriverError> {
+        history::rows(&self.client, sql).await.map(Some)
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             transactional_ddl: true,
