@@ -45,6 +45,34 @@ impl Foreign {
         }
     }
 
+    /// How many of the migrations here it has applied: an unrelated table of the same
+    /// name (Rails' `schema_migrations`, say) matches none.
+    pub fn overlap(&self, migrations: &[Migration]) -> usize {
+        match &self.up_to {
+            // Its version must be one of ours, or the table records another tree.
+            Some(v)
+                if migrations
+                    .iter()
+                    .any(|m| same_version(m.version.as_str(), v)) =>
+            {
+                self.count(migrations)
+            }
+            Some(_) => 0,
+            None => migrations
+                .iter()
+                .filter(|m| {
+                    self.applied.iter().any(|v| {
+                        if self.tool == "prisma" {
+                            m.id == *v
+                        } else {
+                            same_version(m.version.as_str(), v)
+                        }
+                    })
+                })
+                .count(),
+        }
+    }
+
     /// The migrations it has applied, or an error naming what it applied that no file
     /// here is.
     pub fn matching<'m>(&self, migrations: &'m [Migration]) -> Result<Vec<&'m Migration>, String> {

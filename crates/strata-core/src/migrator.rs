@@ -621,7 +621,7 @@ impl Migrator {
             return Ok(());
         }
         for f in crate::adopt::detect(d).await? {
-            let n = f.count(&self.source.migrations);
+            let n = f.overlap(&self.source.migrations);
             if n > 0 {
                 return Err(Error::Refused(format!(
                     "this database is managed by {} ({}: {n} applied); `strata adopt` records those in strata's history first, so they are not run again",

@@ -191,17 +191,36 @@ fn sum_file_catches_edits_and_reordering() {
         .file("002_b.sql", "CREATE TABLE b (id INTEGER);\n");
     ok(&p.strata(&db, &["sum"]));
     ok(&p.strata(&db, &["up", "--target", "001"]));
+    // An edit to a migration this database has not applied: recorded, then applied.
     p.file("002_b.sql", "CREATE TABLE b (id INTEGER, x INTEGER);\n");
     let o = p.strata(&db, &["up"]);
-    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("changed since strata.sum was written"),
+        stderr(&o).contains("strata.sum updated: 002_b"),
         "{}",
         stderr(&o)
     );
-    assert_eq!(db.tables(), ["a"]);
-    ok(&p.strata(&db, &["sum"]));
-    ok(&p.strata(&db, &["up"]));
+    assert_eq!(db.tables(), ["a", "b"]);
+    // An edit to an applied one: refused.
+    p.file("001_a.sql", "CREATE TABLE a (id INTEGER, y INTEGER);\n");
+    let o = p.strata(&db, &["up"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("migration 001_a changed since strata.sum was written"),
+        "{}",
+        stderr(&o)
+    );
+    // Reordered (a merge): refused too.
+    p.file("001_a.sql", "CREATE TABLE a (id INTEGER);\n");
+    p.file("000_c.sql", "CREATE TABLE c (id INTEGER);\n");
+    let o = p.strata(&db, &["up"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("inserted, removed or reordered"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(db.tables(), ["a", "b"]);
 }
 
 #[test]
