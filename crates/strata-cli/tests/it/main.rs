@@ -11,6 +11,7 @@ mod commands;
 mod concurrency;
 mod corpora;
 mod crash;
+mod docsref;
 mod docstores;
 mod docsupport;
 mod failures;
