@@ -427,6 +427,16 @@ pub(crate) fn probe_row(mut c: Cells) -> (String, String, String) {
     )
 }
 
+/// `Driver::query_text` for an embedded engine: its connection is opened at connect when
+/// the file exists, and a file that does not exist has nothing to read (and is not
+/// created for it).
+pub(crate) fn query_text<C: InProcess>(
+    conn: Option<&C>,
+    sql: &str,
+) -> Result<Option<Vec<Cells>>, DriverError> {
+    conn.map_or(Ok(Some(vec![])), |c| c.text_rows(sql).map(Some))
+}
+
 /// An engine running in this process (SQLite, DuckDB): its whole bookkeeping is
 /// [`InProcess::probe`], [`InProcess::ensure`] and [`InProcess::run`] over two
 /// primitives.

@@ -1,23 +1,7 @@
 //! A newcomer's first hour: what sqlx-cli, diesel_cli and dbmate users expect to work.
 
-use std::path::Path;
-use std::process::Output;
-
+use crate::support::strata_bare as bare;
 use crate::support::*;
-
-/// `strata` in `cwd` with no URL flag and a clean environment.
-fn bare(cwd: &Path, args: &[&str]) -> Output {
-    assert_cmd::Command::cargo_bin("strata")
-        .unwrap()
-        .current_dir(cwd)
-        .env_remove("DATABASE_URL")
-        .env_remove("STRATA_ENV")
-        .env_remove("ENV")
-        .env("NO_COLOR", "1")
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 /// `.env` is read by default, with a comment after a quoted value (the hand-written
 /// parser kept it in the value); `.env.NAME` wins over it for `--env NAME`, and the

@@ -3,23 +3,9 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
-
 use crate::support::*;
-
-/// `strata` in `cwd` with only the project's strata.toml to go on.
-fn strata(cwd: &Path, args: &[&str]) -> std::process::Output {
-    Command::cargo_bin("strata")
-        .unwrap()
-        .current_dir(cwd)
-        .env_remove("DATABASE_URL")
-        .env_remove("STRATA_ENV")
-        .env_remove("ENV")
-        .env("NO_COLOR", "1")
-        .args(args)
-        .output()
-        .unwrap()
-}
+// `strata` in a directory with only the project's strata.toml to go on.
+use crate::support::strata_bare as strata;
 
 fn write(root: &Path, rel: &str, text: &str) {
     let p = root.join(rel);

@@ -528,6 +528,21 @@ impl Project {
     }
 }
 
+/// `strata` in `cwd` with no URL flag and none of the variables that choose a database
+/// or environment: what a project's own files say decides.
+pub fn strata_bare(cwd: &Path, args: &[&str]) -> Output {
+    Command::cargo_bin("strata")
+        .expect("the strata binary")
+        .current_dir(cwd)
+        .env_remove("DATABASE_URL")
+        .env_remove("STRATA_ENV")
+        .env_remove("ENV")
+        .env("NO_COLOR", "1")
+        .args(args)
+        .output()
+        .expect("run strata")
+}
+
 pub fn strata_in(cwd: &Path, url: &str, dir: &Path, args: &[&str]) -> Output {
     let mut cmd = Command::cargo_bin("strata").expect("the strata binary");
     cmd.current_dir(cwd)

@@ -103,16 +103,11 @@ impl Driver for DuckDbDriver {
         "duckdb"
     }
 
-    /// Nothing to read from a file that does not exist (and it is not created).
     async fn query_text(
         &mut self,
         sql: &str,
     ) -> Result<Option<Vec<Vec<Option<String>>>>, DriverError> {
-        // Opened at connect when the file exists.
-        match self.conn.as_ref() {
-            Some(c) => c.text_rows(sql).map(Some),
-            None => Ok(Some(vec![])),
-        }
+        crate::history::query_text(self.conn.as_ref(), sql)
     }
 
     fn capabilities(&self) -> Capabilities {
