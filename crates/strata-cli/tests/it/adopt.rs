@@ -176,3 +176,83 @@ fn a_dirty_history_is_not_adopted() {
         ["2|1"]
     );
 }
+
+/// dbmate itself (from npm, scripts/othertools) migrates the first half of a tree on
+/// SQLite and PostgreSQL; `strata adopt` + `strata up` apply the second half once, and
+/// dbmate's table stays as dbmate wrote it (dbmate still sees all four applied).
+#[test]
+fn a_database_dbmate_migrated_is_adopted() {
+    let Some(dbmate) = std::env::var_os("STRATA_DBMATE") else {
+        assert!(
+            !required("dbmate"),
+            "STRATA_TEST_REQUIRE includes dbmate but STRATA_DBMATE is unset (scripts/othertools installs it)"
+        );
+        eprintln!("skipped a_database_dbmate_migrated_is_adopted: dbmate not installed (scripts/othertools)");
+        return;
+    };
+    let mut dbs = vec![TestDb::sqlite()];
+    if let Some(pg) = TestDb::postgres("adopt_dbmate") {
+        dbs.push(pg);
+    }
+    for db in dbs {
+        let dbmate_url = match &db {
+            TestDb::Sqlite { path, .. } => format!("sqlite:{}", path.display()),
+            other => format!("{}&sslmode=disable", other.url()),
+        };
+        let run_dbmate = |p: &Project, args: &[&str]| {
+            let out = std::process::Command::new(&dbmate)
+                .arg("--url")
+                .arg(&dbmate_url)
+                .arg("--migrations-dir")
+                .arg(p.migrations())
+                .arg("--no-dump-schema")
+                .args(args)
+                .output()
+                .expect("dbmate");
+            assert!(
+                out.status.success(),
+                "dbmate {args:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let p = Project::new();
+        let file = |n: usize| {
+            (
+                format!("2024010100000{n}_t{n}.sql"),
+                format!(
+                    "-- migrate:up\n{}\n-- migrate:down\nDROP TABLE t{n};\n",
+                    create(n)
+                ),
+            )
+        };
+        for n in 1..=2 {
+            let (f, t) = file(n);
+            p.file(&f, &t);
+        }
+        run_dbmate(&p, &["up"]);
+        for n in 3..=4 {
+            let (f, t) = file(n);
+            p.file(&f, &t);
+        }
+        let before = db.query("SELECT version FROM schema_migrations ORDER BY 1");
+        assert_eq!(before, ["20240101000001", "20240101000002"]);
+        let status = ok(&p.strata(&db, &["status"]));
+        assert!(
+            status.contains("managed by dbmate (schema_migrations): 2 applied"),
+            "{status}"
+        );
+        ok(&p.strata(&db, &["adopt"]));
+        let up = ok(&p.strata(&db, &["up"]));
+        assert!(up.contains("Applied 2 migration(s)"), "{up}");
+        assert_eq!(db.tables().iter().filter(|t| t.starts_with('t')).count(), 4);
+        assert_eq!(
+            db.query("SELECT version FROM schema_migrations ORDER BY 1"),
+            before
+        );
+        // dbmate, unaware of strata, sees 3 and 4 pending: its table was never written.
+        let dbmate_status = run_dbmate(&p, &["status"]);
+        assert!(dbmate_status.contains("Pending: 2"), "{dbmate_status}");
+    }
+}

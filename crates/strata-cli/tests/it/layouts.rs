@@ -157,8 +157,9 @@ fn prisma_directories_are_migrations() {
     );
 }
 
-/// goose `.go` migrations (and other code strata cannot run) are listed in a warning
-/// and in `list`/`status` as not runnable, never skipped without a word.
+/// goose `.go` migrations (and other code strata cannot run), and SQL files without a
+/// version number, are listed in a warning and in `list`/`status` as not runnable,
+/// never skipped without a word.
 #[test]
 fn migrations_strata_cannot_run_are_reported() {
     let db = TestDb::sqlite();
@@ -175,7 +176,8 @@ fn migrations_strata_cannot_run_are_reported() {
         "00003_tags.sql",
         "-- +goose Up\nCREATE TABLE tags (id INTEGER);\n",
     )
-    .file("helpers.go", "package migrations\n");
+    .file("helpers.go", "package migrations\n")
+    .file("add_index.sql", "CREATE INDEX users_id ON users (id);\n");
     let up = p.strata(&db, &["up"]);
     ok(&up);
     assert!(
@@ -186,17 +188,23 @@ fn migrations_strata_cannot_run_are_reported() {
     assert!(!stderr(&up).contains("helpers.go"), "{}", stderr(&up));
     for cmd in ["list", "status"] {
         let text = ok(&p.strata(&db, &[cmd]));
-        assert!(text.contains("Not runnable (1):"), "{cmd}: {text}");
+        assert!(text.contains("Not runnable (2):"), "{cmd}: {text}");
         assert!(text.contains("00002_backfill.go"), "{cmd}: {text}");
+        assert!(
+            text.contains("add_index.sql  no version number"),
+            "{cmd}: {text}"
+        );
     }
     let status = json(&p.strata(&db, &["--json", "status"]));
+    let reasons: Vec<&str> = status["not_runnable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["reason"].as_str().unwrap().split(':').next().unwrap())
+        .collect();
     assert_eq!(
-        status["not_runnable"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .split(':')
-            .next(),
-        Some("a goose Go migration"),
+        reasons,
+        ["a goose Go migration", "no version number"],
         "{status}"
     );
 }

@@ -352,10 +352,14 @@ const KNOWN_FILES: &[&str] = &[
     "README",
 ];
 
-/// Why a file named like a migration (`00002_add_users.go`) cannot run, or `None`
-/// for a file that does not look like one.
+/// Why a file named like a migration (`00002_add_users.go`, or `add_users.sql` without
+/// a version) cannot run, or `None` for a file that does not look like one.
 fn not_runnable(name: &str) -> Option<String> {
     let (stem, ext) = name.rsplit_once('.')?;
+    if ext == "sql" {
+        // Classified already when it has a version: this one has none.
+        return Some("no version number: migrations are ordered by the number their name starts with (001_name.sql, V1__name.sql, 20240101120000_name.sql)".into());
+    }
     let stem = stem.strip_suffix(".up").unwrap_or(stem);
     split_version(stem)?;
     let what = match ext {
