@@ -18,6 +18,7 @@ mod auth;
 mod console;
 mod error;
 mod metrics;
+mod origin;
 mod runs;
 mod serve;
 mod state;
@@ -60,5 +61,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/console.css", get(console::style))
         .route("/favicon.svg", get(console::favicon))
         .fallback(api::not_found)
+        // Outermost: a cross-site request is refused before anything reads it.
+        .layer(middleware::from_fn(origin::same_origin_json))
         .with_state(state)
 }
