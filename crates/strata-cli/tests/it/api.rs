@@ -741,30 +741,74 @@ async fn cross_site_requests_change_nothing() {
     let p = Project::new();
     three(&p);
     let app = app(&db.url(), &p.migrations(), Tokens::default());
-    let raw = |content_type: Option<&str>, origin: Option<&str>, fetch_site: Option<&str>, body: &str| {
-        let mut req = Request::builder()
-            .method("POST")
-            .uri("/api/v1/migrations/migrate")
-            .header("host", "127.0.0.1:8080");
-        if let Some(t) = content_type {
-            req = req.header("content-type", t);
-        }
-        if let Some(o) = origin {
-            req = req.header("origin", o);
-        }
-        if let Some(s) = fetch_site {
-            req = req.header("sec-fetch-site", s);
-        }
-        req.body(Body::from(body.to_string())).unwrap()
-    };
+    let raw =
+        |content_type: Option<&str>, origin: Option<&str>, fetch_site: Option<&str>, body: &str| {
+            let mut req = Request::builder()
+                .method("POST")
+                .uri("/api/v1/migrations/migrate")
+                .header("host", "127.0.0.1:8080");
+            if let Some(t) = content_type {
+                req = req.header("content-type", t);
+            }
+            if let Some(o) = origin {
+                req = req.header("origin", o);
+            }
+            if let Some(s) = fetch_site {
+                req = req.header("sec-fetch-site", s);
+            }
+            req.body(Body::from(body.to_string())).unwrap()
+        };
     let cases = [
-        (raw(Some("text/plain"), Some("http://evil.example"), None, "{}"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-        (raw(Some("application/x-www-form-urlencoded"), None, None, "dry_run=false"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-        (raw(Some("text/plain"), None, None, "{}"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-        (raw(Some("application/json"), Some("http://evil.example"), None, "{}"), StatusCode::FORBIDDEN, "cross_origin"),
-        (raw(Some("application/json"), Some("null"), None, "{}"), StatusCode::FORBIDDEN, "cross_origin"),
-        (raw(Some("application/json"), Some("http://127.0.0.1:8081"), None, "{}"), StatusCode::FORBIDDEN, "cross_origin"),
-        (raw(Some("application/json"), None, Some("cross-site"), "{}"), StatusCode::FORBIDDEN, "cross_origin"),
+        (
+            raw(Some("text/plain"), Some("http://evil.example"), None, "{}"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            raw(
+                Some("application/x-www-form-urlencoded"),
+                None,
+                None,
+                "dry_run=false",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            raw(Some("text/plain"), None, None, "{}"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            raw(
+                Some("application/json"),
+                Some("http://evil.example"),
+                None,
+                "{}",
+            ),
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+        ),
+        (
+            raw(Some("application/json"), Some("null"), None, "{}"),
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+        ),
+        (
+            raw(
+                Some("application/json"),
+                Some("http://127.0.0.1:8081"),
+                None,
+                "{}",
+            ),
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+        ),
+        (
+            raw(Some("application/json"), None, Some("cross-site"), "{}"),
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+        ),
     ];
     for (req, status, kind) in cases {
         let res = app.clone().oneshot(req).await.unwrap();
@@ -777,7 +821,12 @@ async fn cross_site_requests_change_nothing() {
     // The console's own request: same origin, JSON.
     let res = app
         .clone()
-        .oneshot(raw(Some("application/json; charset=utf-8"), Some("http://127.0.0.1:8080"), Some("same-origin"), "{}"))
+        .oneshot(raw(
+            Some("application/json; charset=utf-8"),
+            Some("http://127.0.0.1:8080"),
+            Some("same-origin"),
+            "{}",
+        ))
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
