@@ -560,22 +560,23 @@ pub fn strata_in(cwd: &Path, url: &str, dir: &Path, args: &[&str]) -> Output {
     cmd.output().expect("run strata")
 }
 
+/// `strata up` in `cwd` (its `migrations` directory) against `url`, started and left
+/// running, its output piped.
+pub fn spawn_up(cwd: &Path, url: &str) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("strata"))
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .args(["--database-url", url, "--dir", "migrations", "up"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn strata")
+}
+
 /// `processes` concurrent `strata up` runs in `cwd` (its `migrations` directory); each
 /// must succeed.
 pub fn up_in_parallel(cwd: &Path, url: &str, processes: usize) {
-    let bin = assert_cmd::cargo::cargo_bin("strata");
-    let children: Vec<_> = (0..processes)
-        .map(|_| {
-            std::process::Command::new(&bin)
-                .current_dir(cwd)
-                .env("NO_COLOR", "1")
-                .args(["--database-url", url, "--dir", "migrations", "up"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn strata")
-        })
-        .collect();
+    let children: Vec<_> = (0..processes).map(|_| spawn_up(cwd, url)).collect();
     for c in children {
         ok(&c.wait_with_output().unwrap());
     }

@@ -95,15 +95,7 @@ fn a_standby_is_named_and_refused_and_failover_finishes_once() {
         "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write",
         primary.port, standby.port
     );
-    let bin = assert_cmd::cargo::cargo_bin("strata");
-    let run = std::process::Command::new(&bin)
-        .current_dir(p.root())
-        .env("NO_COLOR", "1")
-        .args(["--database-url", &both, "--dir", "migrations", "up"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let run = spawn_up(p.root(), &both);
     std::thread::sleep(std::time::Duration::from_millis(800));
     primary.stop();
     standby.promote();
@@ -463,7 +455,6 @@ fn galera_runs_on_every_node_apply_each_migration_once() {
         );
     }
     let expected: Vec<String> = (1..=steps).map(|s| format!("{s}\t3")).collect();
-    let bin = assert_cmd::cargo::cargo_bin("strata");
     for round in 0..5 {
         let db = format!("app{round}");
         cluster.sql(0, &format!("CREATE DATABASE {db}"));
@@ -472,20 +463,7 @@ fn galera_runs_on_every_node_apply_each_migration_once() {
                 if n > 0 {
                     std::thread::sleep(std::time::Duration::from_millis(700));
                 }
-                std::process::Command::new(&bin)
-                    .current_dir(p.root())
-                    .env("NO_COLOR", "1")
-                    .args([
-                        "--database-url",
-                        &cluster.url(n, &db),
-                        "--dir",
-                        "migrations",
-                        "up",
-                    ])
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .expect("spawn strata")
+                spawn_up(p.root(), &cluster.url(n, &db))
             })
             .collect();
         for run in runs {
@@ -535,20 +513,7 @@ fn galera_runs_on_every_node_apply_each_migration_once() {
         &p.migrations(),
         &["sum"],
     ));
-    let run = std::process::Command::new(&bin)
-        .current_dir(p.root())
-        .env("NO_COLOR", "1")
-        .args([
-            "--database-url",
-            &cluster.url(2, "crash"),
-            "--dir",
-            "migrations",
-            "up",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn strata");
+    let run = spawn_up(p.root(), &cluster.url(2, "crash"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let sleeping =
         "SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'DO SLEEP(5)%'";
