@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
+use strata_core::policy::{self, Consent};
 use strata_core::{BackupStore, Config, Driver, Error, Migrator, Overrides, RunOptions};
 
 use crate::args::GlobalArgs;
@@ -95,14 +96,16 @@ impl Context {
     /// In a protected environment, asks before a dangerous command; `--yes` answers.
     /// Refuses (exit 3) when nobody can answer.
     pub fn confirm(&self, action: &str) -> Result<(), Error> {
-        if !self.config.protected || self.global.yes {
+        let given = Consent {
+            confirmed: self.global.yes,
+            ..Consent::default()
+        };
+        let Err(refusal) = policy::confirm(&self.config, action, &given) else {
             return Ok(());
-        }
+        };
         let env = self.config.env.as_deref().unwrap_or("this environment");
         if !std::io::stdin().is_terminal() {
-            return Err(Error::Refused(format!(
-                "{env} is protected: `{action}` needs confirmation; pass --yes to confirm"
-            )));
+            return Err(Error::Refused(format!("{refusal}; pass --yes to confirm")));
         }
         eprint!(
             "{env} is protected. {action} on {}? Type `yes` to continue: ",

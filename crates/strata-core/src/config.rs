@@ -192,6 +192,15 @@ pub struct ServerConfig {
     pub bind: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Host names the server answers to besides IP addresses and `localhost` (the
+    /// name clients and a reverse proxy use). Any other `Host` is refused, so a DNS
+    /// rebinding page cannot reach a loopback server through a name it controls.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Origins (`https://ops.example.com`) whose pages may send state-changing
+    /// requests, besides the server's own console.
+    #[serde(default)]
+    pub origins: Vec<String>,
     /// `[server.tokens] NAME = { role = "operator", sha256 = "<hex>" }`: the SHA-256
     /// of each bearer token, never the token itself.
     #[serde(default)]

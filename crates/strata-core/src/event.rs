@@ -10,7 +10,8 @@ use crate::plan::{Plan, Step};
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Event<'a> {
-    /// Waiting for the migration lock.
+    /// Another holder has the migration lock: this run waits for it (up to
+    /// `lock_timeout`). Not reported when the lock was free.
     LockWaiting,
     LockAcquired {
         waited: Duration,

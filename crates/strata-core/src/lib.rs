@@ -21,6 +21,7 @@ pub mod lint;
 mod migration;
 mod migrator;
 mod plan;
+pub mod policy;
 mod project;
 pub mod schema;
 pub mod source;

@@ -12,7 +12,7 @@ use crate::code::{self, CodeContext, CodeMigration, CodeRef};
 use crate::config::Settings;
 use crate::driver::{AuditEntry, AuditRecord, Change, Driver, LockOptions, Record};
 use crate::error::{DriverError, DriverErrorKind, Error, Result};
-use crate::event::{Event, Reporter};
+use crate::event::{Event, Reporter, Silent};
 use crate::migration::{AppliedMigration, Migration, MigrationKind, MigrationState, Script};
 use crate::plan::{self, Direction, Plan, StatusRow, Step, Target, UpOptions};
 use crate::source::{self, Source};
@@ -656,7 +656,7 @@ impl Migrator {
                 dry_run,
             });
         }
-        self.lock(d).await?;
+        self.lock(d, &mut Silent).await?;
         let result = async {
             let applied = self.applied_rows(d).await?;
             let (repairs, missing) = self.repairs(&applied)?;
@@ -916,7 +916,7 @@ impl Migrator {
         store: &BackupStore,
         id: &str,
     ) -> Result<BackupInfo> {
-        self.lock(d).await?;
+        self.lock(d, &mut Silent).await?;
         let result = store.restore(d, id).await;
         let unlocked = d.unlock().await;
         let info = result?;
@@ -1123,8 +1123,7 @@ impl Migrator {
         done: &mut Vec<StepResult>,
     ) -> Result<Plan> {
         let started = Instant::now();
-        rep.report(Event::LockWaiting);
-        self.lock(d).await?;
+        self.lock(d, rep).await?;
         rep.report(Event::LockAcquired {
             waited: started.elapsed(),
         });
@@ -1140,7 +1139,11 @@ impl Migrator {
     /// Takes the migration lock for a change, refusing at once a server that accepts
     /// no writes (a standby): the change would otherwise fail on its first statement
     /// and look like the migration's fault.
-    async fn lock(&self, d: &mut dyn Driver) -> Result<()> {
+    ///
+    /// One attempt first: only when another holder has it does the run report
+    /// [`Event::LockWaiting`] and wait up to `lock_timeout` (so "lock waits" count
+    /// waits, not runs).
+    async fn lock(&self, d: &mut dyn Driver, rep: &mut dyn Reporter) -> Result<()> {
         if let Some(why) = d.topology().await?.read_only {
             return Err(Error::Driver(
                 DriverError::new(
@@ -1150,7 +1153,18 @@ impl Migrator {
                 .with_detail("connect strata to the primary"),
             ));
         }
-        d.lock(&self.lock_options()).await?;
+        let opts = self.lock_options();
+        let once = LockOptions {
+            timeout: Duration::ZERO,
+            ..opts
+        };
+        match d.lock(&once).await {
+            Err(e) if e.kind == DriverErrorKind::LockTimeout && !opts.timeout.is_zero() => {
+                rep.report(Event::LockWaiting);
+                d.lock(&opts).await?;
+            }
+            other => other?,
+        }
         Ok(())
     }
 

@@ -5,15 +5,17 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, State};
 use axum::http::{header, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use strata_core::{HealthReport, HealthStatus, MigrationState, Target};
+use strata_core::policy::Consent;
+use strata_core::{HealthReport, HealthStatus, Target, UpOptions};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::runs::Op;
+use crate::runs::{Ask, Op};
 use crate::state::{ApiState, Db};
 
 type Answer = Result<Json<Value>, ApiError>;
@@ -56,6 +58,18 @@ pub struct MigrateBody {
     target_version: Option<String>,
     #[serde(default)]
     dry_run: bool,
+    /// Apply migrations older than the newest applied one (after a rollback).
+    #[serde(default)]
+    allow_out_of_order: bool,
+    /// Continue a failed non-transactional migration where it stopped.
+    #[serde(default)]
+    resume: bool,
+    #[serde(default)]
+    confirm: bool,
+    #[serde(default)]
+    allow_unsafe: bool,
+    #[serde(default)]
+    wait_for_lock_seconds: u64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +79,43 @@ pub struct RollbackBody {
     dry_run: bool,
     #[serde(default)]
     cascade: bool,
+    #[serde(default)]
+    confirm: bool,
+    #[serde(default)]
+    allow_unsafe: bool,
+    #[serde(default)]
+    wait_for_lock_seconds: u64,
+}
+
+/// `repair` and `stamp`: a dry run, or the change with its consent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeBody {
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    confirm: bool,
+    #[serde(default)]
+    allow_unsafe: bool,
+    #[serde(default)]
+    wait_for_lock_seconds: u64,
+}
+
+/// What every state-changing request may add: the operator's confirmation and
+/// override in a protected environment, and how long to wait for a lock another
+/// process holds (default 0: answer 409 at once). Inlined in each body because serde
+/// cannot both flatten and refuse unknown fields.
+macro_rules! ask {
+    ($b:expr) => {
+        Ask {
+            dry_run: $b.dry_run,
+            consent: Consent {
+                confirmed: $b.confirm,
+                allow_unsafe: $b.allow_unsafe,
+            },
+            wait_for_lock_seconds: $b.wait_for_lock_seconds.min(3600),
+        }
+    };
 }
 
 /// `GET /api/v1/databases`: what `?database=` may name.
@@ -93,8 +144,7 @@ pub async fn status(State(s): State<ApiState>, Query(q): Query<DbQuery>) -> Answ
     let migrator = s.migrator(&db.config)?;
     let mut d = strata_drivers::connect_config(&db.config).await?;
     let st = migrator.status(d.as_mut()).await?;
-    s.metrics()
-        .set_pending(&db.name, st.count(MigrationState::Pending), true);
+    s.metrics().observe(&db.name, Some(&st));
     Ok(Json(st.to_json(&db.config.redacted_url())))
 }
 
@@ -182,8 +232,6 @@ async fn health_of(s: &ApiState, db: &Db) -> Result<HealthReport, ApiError> {
         Ok(mut d) => migrator.health(Ok(d.as_mut())).await,
         Err(e) => migrator.health(Err(&e)).await,
     };
-    s.metrics()
-        .set_pending(&db.name, report.pending, report.reachable);
     Ok(report)
 }
 
@@ -197,7 +245,8 @@ pub async fn info(State(s): State<ApiState>, Query(q): Query<DbQuery>) -> Answer
     ))
 }
 
-/// `POST /api/v1/migrations/migrate` `{"target_version","dry_run"}`.
+/// `POST /api/v1/migrations/migrate` `{"target_version","dry_run","allow_out_of_order",
+/// "resume","confirm","allow_unsafe","wait_for_lock_seconds"}`.
 pub async fn migrate(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -208,11 +257,20 @@ pub async fn migrate(
     let target = Target::parse(b.target_version.as_deref().unwrap_or("head"))
         .map_err(|e| ApiError::from(strata_core::Error::from(e)))?;
     let db = s.database(q.database.as_deref())?;
-    Ok(Json(s.run(db, caller, Op::Up(target), b.dry_run).await?))
+    let op = Op::Up {
+        target,
+        up: UpOptions {
+            allow_out_of_order: b.allow_out_of_order,
+            resume: b.resume,
+            in_doubt: None,
+        },
+    };
+    Ok(Json(s.run(db, caller, op, ask!(b)).await?))
 }
 
-/// `POST /api/v1/migrations/rollback/{version}` `{"dry_run","cascade"}`: rolls back
-/// one applied migration (`strata down V`).
+/// `POST /api/v1/migrations/rollback/{version}` `{"dry_run","cascade","confirm",...}`:
+/// rolls back one applied migration (`strata down V`). The answer's
+/// `leaves_out_of_order` names what it leaves pending below applied migrations.
 pub async fn rollback(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -226,19 +284,168 @@ pub async fn rollback(
         version,
         cascade: b.cascade,
     };
-    Ok(Json(s.run(db, caller, op, b.dry_run).await?))
+    Ok(Json(s.run(db, caller, op, ask!(b)).await?))
 }
 
-/// `GET /metrics`: refreshes each database's pending count, then the Prometheus text.
+/// `POST /api/v1/migrations/repair` `{"dry_run","confirm"}` (`strata repair`).
+pub async fn repair(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<DbQuery>,
+    bytes: Bytes,
+) -> Answer {
+    let b: ChangeBody = body(&bytes)?;
+    let db = s.database(q.database.as_deref())?;
+    Ok(Json(s.run(db, caller, Op::Repair, ask!(b)).await?))
+}
+
+/// `POST /api/v1/migrations/stamp/{version}` `{"dry_run","confirm"}` (`strata stamp V`):
+/// records a migration as applied without running it.
+pub async fn stamp(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(version): Path<String>,
+    Query(q): Query<DbQuery>,
+    bytes: Bytes,
+) -> Answer {
+    let b: ChangeBody = body(&bytes)?;
+    let db = s.database(q.database.as_deref())?;
+    let op = Op::Stamp { version };
+    Ok(Json(s.run(db, caller, op, ask!(b)).await?))
+}
+
+/// `GET /api/v1/migrations/{version}`: one migration in full: its files' SQL, checksum,
+/// state, who applied it and when, its dependencies and its last failure.
+pub async fn detail(
+    State(s): State<ApiState>,
+    Path(version): Path<String>,
+    Query(q): Query<DbQuery>,
+) -> Answer {
+    let db = s.database(q.database.as_deref())?;
+    let migrator = s.migrator(&db.config)?;
+    let Some(m) = migrator
+        .migrations()
+        .iter()
+        .find(|m| m.version.as_str() == version || m.id == version)
+    else {
+        return Err(ApiError::not_found(
+            "unknown_target",
+            format!("no migration `{version}` on disk"),
+        ));
+    };
+    let text = |r: Result<Option<String>, strata_core::SourceError>| match r {
+        Ok(t) => json!(t),
+        Err(e) => json!(format!("-- {e}")),
+    };
+    let mut v = json!({
+        "version": m.version.as_str(), "name": m.name, "description": m.description,
+        "file": m.source, "checksum": m.checksum.to_string(),
+        "depends_on": m.dependencies.iter().map(|d| d.target.clone()).collect::<Vec<_>>(),
+        "transactional": m.transactional, "outside_transaction": m.outside_transaction,
+        "up_sql": text(m.up.text().map(|t| Some(t.into_owned())).map_err(Into::into)),
+        "down_sql": text(m.down_text()),
+        "state": null, "applied_at": null, "applied_by": null, "execution_time_ms": null,
+        "last_failure": null,
+    });
+    // The database's side; the files alone when it does not answer.
+    match strata_drivers::connect_config(&db.config).await {
+        Ok(mut d) => {
+            let st = migrator.status(d.as_mut()).await?;
+            if let Some(row) = st
+                .migrations
+                .iter()
+                .find(|r| r.version == m.version.as_str())
+            {
+                v["state"] = json!(row.state);
+                v["applied_at"] = json!(row.applied_at);
+                v["execution_time_ms"] = json!(row.execution_time_ms);
+                v["stopped"] = json!(row.stopped);
+            }
+            let events = migrator.history(d.as_mut(), 1000).await?;
+            if let Some(applied) = events
+                .iter()
+                .find(|e| e.operation == "apply" && e.record_id == m.version.as_str())
+            {
+                v["applied_by"] = json!(applied.changed_by);
+            }
+            if let Some(f) = events
+                .iter()
+                .find(|e| e.operation == "failure" && e.record_id == m.version.as_str())
+            {
+                v["last_failure"] = json!({ "at": f.changed_at, "detail": f.new_values });
+            }
+        }
+        Err(e) => v["database_error"] = json!(e.to_string()),
+    }
+    Ok(Json(v))
+}
+
+/// `GET /api/v1/runs`: this server's recent runs, newest first (`?database=` narrows).
+pub async fn runs(State(s): State<ApiState>, Query(q): Query<DbQuery>) -> Json<Value> {
+    Json(json!({ "runs": s.book().list(q.database.as_deref()) }))
+}
+
+/// `GET /api/v1/runs/{id}`: one run with every event it emitted.
+pub async fn run(State(s): State<ApiState>, Path(id): Path<u64>) -> Answer {
+    s.book().get(id).map(Json).ok_or_else(|| {
+        ApiError::not_found(
+            "unknown_run",
+            format!("no run {id} (this server keeps its last 100 runs)"),
+        )
+    })
+}
+
+/// `GET /api/v1/events`: run events as they happen (server-sent events, one JSON object
+/// per `data:` line), with a comment every 15 s to keep proxies from closing it.
+pub async fn events(
+    State(s): State<ApiState>,
+) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
+    let rx = s.book().subscribe();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) => {
+                    return Some((Ok(SseEvent::default().event("run").data(e.to_string())), rx))
+                }
+                // A slow reader missed events: it should reload; say so and go on.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    let e = json!({ "type": "lagged", "missed": n });
+                    return Some((Ok(SseEvent::default().event("run").data(e.to_string())), rx));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+}
+
+/// `GET /api/v1/whoami`: the caller's token name and role, so the console shows only
+/// what the caller may do.
+pub async fn whoami(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+) -> Json<Value> {
+    Json(json!({
+        "name": caller.name,
+        "role": caller.role,
+        "tokens": !s.tokens().is_empty(),
+    }))
+}
+
+/// `GET /metrics`: reads each database's history for the gauges, then the OpenMetrics
+/// text.
 pub async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
     for db in s.all() {
-        let _ = health_of(&s, &db).await;
+        let status = async {
+            let migrator = s.migrator(&db.config).ok()?;
+            let mut d = strata_drivers::connect_config(&db.config).await.ok()?;
+            migrator.status(d.as_mut()).await.ok()
+        }
+        .await;
+        s.metrics().observe(&db.name, status.as_ref());
     }
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         s.metrics().encode(),
     )
 }

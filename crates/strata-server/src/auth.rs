@@ -194,20 +194,18 @@ impl FromRequestParts<ApiState> for Caller {
                 user_agent,
             });
         }
-        let presented = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim);
-        let Some(token) = presented.and_then(|p| tokens.find(p)) else {
+        let Some(presented) = bearer(&parts.headers) else {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "a valid bearer token is required (Authorization: Bearer <token>)",
+                "this server needs a bearer token (Authorization: Bearer <token>)",
+            ));
+        };
+        let Some(token) = tokens.find(presented) else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "the bearer token was not accepted: it matches no configured token",
             ));
         };
         if token.role < needed {
@@ -227,6 +225,21 @@ impl FromRequestParts<ApiState> for Caller {
             user_agent,
         })
     }
+}
+
+/// The token of `Authorization: Bearer <token>`; the scheme is case-insensitive
+/// (RFC 9110 section 11.1).
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(char::is_whitespace)?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The configured token's name for a presented token (refusals are audited under it).
+pub(crate) fn token_name(state: &ApiState, headers: &axum::http::HeaderMap) -> Option<String> {
+    let t = bearer(headers)?;
+    state.tokens().find(t).map(|t| t.name.clone())
 }
 
 /// Middleware: authenticates the request and hands its [`Caller`] to the handler.

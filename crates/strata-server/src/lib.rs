@@ -14,11 +14,13 @@
 //! ```
 
 mod api;
+mod audit;
 mod auth;
+mod book;
 mod console;
 mod error;
+mod guard;
 mod metrics;
-mod origin;
 mod runs;
 mod serve;
 mod state;
@@ -38,6 +40,10 @@ use axum::Router;
 pub fn router(state: ApiState) -> Router {
     let protected = Router::new()
         .route("/api/v1/databases", get(api::databases))
+        .route("/api/v1/whoami", get(api::whoami))
+        .route("/api/v1/runs", get(api::runs))
+        .route("/api/v1/runs/{id}", get(api::run))
+        .route("/api/v1/events", get(api::events))
         .route("/api/v1/migrations/", get(api::list))
         .route("/api/v1/migrations", get(api::list))
         .route("/api/v1/migrations/status", get(api::status))
@@ -47,6 +53,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/migrations/info", get(api::info))
         .route("/api/v1/migrations/migrate", post(api::migrate))
         .route("/api/v1/migrations/rollback/{version}", post(api::rollback))
+        .route("/api/v1/migrations/repair", post(api::repair))
+        .route("/api/v1/migrations/stamp/{version}", post(api::stamp))
+        .route("/api/v1/migrations/{version}", get(api::detail))
         .route("/metrics", get(api::metrics))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -61,7 +70,17 @@ pub fn router(state: ApiState) -> Router {
         .route("/console.css", get(console::style))
         .route("/favicon.svg", get(console::favicon))
         .fallback(api::not_found)
-        // Outermost: a cross-site request is refused before anything reads it.
-        .layer(middleware::from_fn(origin::same_origin_json))
+        .layer(middleware::from_fn(error::json_errors))
+        // A request from another site, or to a name this server does not answer to,
+        // is refused before anything reads it...
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::same_site_json,
+        ))
+        // ...and, like every refused attempt to change something, audited.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            audit::refusals,
+        ))
         .with_state(state)
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use strata_core::{Config, Error, Migrator};
 
 use crate::auth::Tokens;
+use crate::book::RunBook;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
@@ -26,6 +27,7 @@ struct Inner {
     /// Databases with a run in progress through this server.
     busy: Mutex<HashSet<String>>,
     metrics: Arc<Metrics>,
+    book: RunBook,
 }
 
 /// One database a request addresses: the project member named by `?database=`, or the
@@ -48,6 +50,7 @@ impl ApiState {
             migrators: Arc::new(|c: &Config| c.migrator()),
             busy: Mutex::new(HashSet::new()),
             metrics: Arc::new(Metrics::default()),
+            book: RunBook::default(),
         }))
     }
 
@@ -73,6 +76,10 @@ impl ApiState {
 
     pub(crate) fn metrics(&self) -> &Arc<Metrics> {
         &self.0.metrics
+    }
+
+    pub(crate) fn book(&self) -> &RunBook {
+        &self.0.book
     }
 
     pub(crate) fn migrator(&self, config: &Config) -> Result<Migrator, Error> {

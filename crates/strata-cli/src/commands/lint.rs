@@ -127,13 +127,3 @@ pub fn print_findings(findings: &[LintFinding]) {
         }
     }
 }
-
-/// The findings of the migrations `up` is about to apply, for its dry run and its
-/// protected-environment gate; `None` where lint has no rules (document stores).
-pub fn findings_for<'a>(
-    ctx: &Context,
-    migrations: impl IntoIterator<Item = &'a Migration>,
-) -> Option<Vec<LintFinding>> {
-    let engine = Engine::of_url(&ctx.config.database_url)?;
-    Some(lint::lint(migrations, engine))
-}

@@ -1,7 +1,8 @@
 //! `strata up` (alias `migrate`).
 
-use strata_core::lint::{self, Severity};
-use strata_core::{Error, Migrator, Plan, RunOptions, Silent, Target, UpOptions};
+use strata_core::lint;
+use strata_core::policy::{self, Consent};
+use strata_core::{Error, RunOptions, Silent, Target, UpOptions};
 
 use crate::args::UpArgs;
 use crate::context::Context;
@@ -36,19 +37,14 @@ pub async fn run(ctx: &Context, a: UpArgs) -> Result<i32, Error> {
             .up(db.as_mut(), &target, &dry, &mut Silent)
             .await?
             .plan;
-        let findings = planned_findings(ctx, &migrator, &plan);
-        let errors: Vec<_> = findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .collect();
-        if !errors.is_empty() {
+        let findings = policy::plan_findings(&ctx.config, &migrator, &plan);
+        let consent = Consent {
+            confirmed: true,
+            allow_unsafe: a.allow_unsafe,
+        };
+        if let Err(e) = policy::lint_gate(&ctx.config, &findings, &consent) {
             super::lint::print_findings(&findings);
-            return Err(Error::Refused(format!(
-                "{} is protected and the plan has {} error-level lint finding(s) ({}); fix them or pass --allow-unsafe",
-                ctx.config.env.as_deref().unwrap_or("this environment"),
-                errors.len(),
-                errors.iter().map(|f| format!("{}:{} {}", f.migration, f.line, f.rule)).collect::<Vec<_>>().join(", ")
-            )));
+            return Err(e);
         }
     }
     let report = migrator
@@ -61,7 +57,7 @@ pub async fn run(ctx: &Context, a: UpArgs) -> Result<i32, Error> {
         .await?;
     if report.dry_run {
         // A dry run shows what lint says about the plan.
-        let findings = planned_findings(ctx, &migrator, &report.plan);
+        let findings = policy::plan_findings(&ctx.config, &migrator, &report.plan);
         if ctx.global.json {
             let mut v = report.to_json("applied");
             v["lint"] = serde_json::json!(findings);
@@ -75,13 +71,4 @@ pub async fn run(ctx: &Context, a: UpArgs) -> Result<i32, Error> {
     }
     print_run(&report, "applied", ctx.global.json);
     Ok(0)
-}
-
-/// Lint findings of the migrations a plan applies (none where lint has no rules).
-fn planned_findings(ctx: &Context, migrator: &Migrator, plan: &Plan) -> Vec<lint::LintFinding> {
-    let planned = plan
-        .steps
-        .iter()
-        .filter_map(|s| s.migration.map(|i| &migrator.migrations()[i]));
-    super::lint::findings_for(ctx, planned).unwrap_or_default()
 }

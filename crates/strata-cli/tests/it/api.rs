@@ -58,6 +58,7 @@ pub async fn send(
     let mut req = Request::builder()
         .method(method)
         .uri(uri)
+        .header("host", "127.0.0.1:8080")
         .header("user-agent", "strata-api-test/1");
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
@@ -176,13 +177,14 @@ async fn every_read_endpoint_answers_with_its_shape() {
 
     let m = send(&app, "GET", "/metrics", None, None).await;
     assert!(
-        m.content_type.starts_with("text/plain"),
+        m.content_type
+            .starts_with("application/openmetrics-text; version=1.0.0"),
         "{}",
         m.content_type
     );
     assert!(
         m.text
-            .contains("strata_pending_migrations{database=\"default\"} 3"),
+            .contains("strata_migrations{database=\"default\",state=\"pending\"} 3"),
         "{}",
         m.text
     );
@@ -459,11 +461,17 @@ async fn dry_run_migrate_rollback_and_audit() {
     );
     assert!(
         m.contains(
-            "strata_runs_total{database=\"default\",operation=\"rollback\",outcome=\"failed\"} 1"
+            "strata_runs_total{database=\"default\",operation=\"rollback\",outcome=\"refused\"} 1"
+        ),
+        "a refusal (has_dependents) is not a failure: {m}"
+    );
+    assert!(!m.contains("outcome=\"failed\""), "nothing failed: {m}");
+    assert!(
+        m.contains(
+            "strata_migration_duration_seconds_count{database=\"default\",direction=\"down\"} 2"
         ),
         "{m}"
     );
-    assert!(m.contains("strata_migration_duration_seconds_count{database=\"default\",version=\"002\",direction=\"down\"} 1"), "{m}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -505,6 +513,8 @@ async fn bad_requests_are_json_errors_and_change_nothing() {
     let raw = Request::builder()
         .method("POST")
         .uri("/api/v1/migrations/migrate")
+        .header("host", "localhost:8080")
+        .header("content-type", "application/json")
         .body(Body::from("{not json"))
         .unwrap();
     let r = app.clone().oneshot(raw).await.unwrap();
