@@ -12,10 +12,10 @@ use tower::ServiceExt;
 
 use crate::support::*;
 
-const OPERATOR: &str = "op-secret-token";
-const VIEWER: &str = "viewer-secret-token";
+pub const OPERATOR: &str = "op-secret-token";
+pub const VIEWER: &str = "viewer-secret-token";
 
-fn config(url: &str, dir: &std::path::Path) -> Config {
+pub fn config(url: &str, dir: &std::path::Path) -> Config {
     Config::load(
         &Overrides {
             database_url: Some(url.to_string()),
@@ -31,7 +31,7 @@ fn app(url: &str, dir: &std::path::Path, tokens: Tokens) -> Router {
     strata_server::router(ApiState::new(config(url, dir), tokens))
 }
 
-fn tokens() -> Tokens {
+pub fn tokens() -> Tokens {
     Tokens::single("deployer", Role::Operator, OPERATOR).with("dash", Role::Viewer, VIEWER)
 }
 

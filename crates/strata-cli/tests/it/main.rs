@@ -21,6 +21,7 @@ mod fleet;
 mod galera;
 mod layouts;
 mod lint;
+mod operate;
 mod pgbouncer;
 mod projects;
 mod refusals;
