@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use sha2::{Digest, Sha256};
@@ -145,8 +145,8 @@ fn redact_entry(entry: &str) -> String {
 }
 
 /// Who made a request: the token's name and role, the client's address and user
-/// agent. Extracting it authenticates the request: GET needs any token, other methods
-/// an operator's.
+/// agent. Extracting it authenticates the request (any valid token); what the role
+/// allows is checked where the request changes something ([`Caller::may_change`]).
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub name: String,
@@ -166,6 +166,23 @@ impl Caller {
     }
 }
 
+impl Caller {
+    /// Changing a database needs an operator's token; a viewer reads and dry-runs.
+    pub(crate) fn may_change(&self) -> Result<(), ApiError> {
+        if self.role >= Role::Operator {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "token `{}` is a viewer: it may read and dry-run; changing the database needs an operator token",
+                self.name
+            ),
+        ))
+    }
+}
+
 impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 
@@ -179,11 +196,6 @@ impl FromRequestParts<ApiState> for Caller {
             .get(USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let needed = if parts.method == Method::GET || parts.method == Method::HEAD {
-            Role::Viewer
-        } else {
-            Role::Operator
-        };
         let tokens = state.tokens();
         if tokens.is_empty() {
             // Loopback only (enforced at bind): whoever can reach it runs this machine.
@@ -208,16 +220,6 @@ impl FromRequestParts<ApiState> for Caller {
                 "the bearer token was not accepted: it matches no configured token",
             ));
         };
-        if token.role < needed {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!(
-                    "token `{}` is a viewer; this needs an operator token",
-                    token.name
-                ),
-            ));
-        }
         Ok(Caller {
             name: token.name.clone(),
             role: token.role,

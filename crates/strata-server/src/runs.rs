@@ -102,6 +102,9 @@ impl ApiState {
         op: Op,
         ask: Ask,
     ) -> Result<Value, ApiError> {
+        if !ask.dry_run {
+            caller.may_change()?;
+        }
         let claimed = if ask.dry_run {
             None
         } else {

@@ -304,7 +304,7 @@ async fn tokens_and_roles() {
     .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
-    // A viewer reads but may not POST (403), even a dry run.
+    // A viewer reads and dry-runs, but may not change anything (403).
     let r = get(&app, "/api/v1/migrations/status").await;
     assert_eq!(r.status, StatusCode::OK);
     let r = get(&app, "/metrics").await;
@@ -313,10 +313,19 @@ async fn tokens_and_roles() {
         "/api/v1/migrations/migrate",
         "/api/v1/migrations/rollback/001",
     ] {
-        let r = send(&app, "POST", uri, Some(VIEWER), Some(migrate.clone())).await;
+        let r = send(&app, "POST", uri, Some(VIEWER), Some(json!({}))).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{uri}");
         assert_eq!(r.json()["error"]["kind"], "forbidden");
     }
+    let r = send(
+        &app,
+        "POST",
+        "/api/v1/migrations/migrate",
+        Some(VIEWER),
+        Some(json!({"dry_run": true})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "a viewer may dry-run: {}", r.text);
     assert!(db.tables().is_empty(), "refused requests changed nothing");
 
     // The operator does both.
