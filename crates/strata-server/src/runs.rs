@@ -150,8 +150,9 @@ impl ApiState {
                     if let Some(run) = &run {
                         err.body["run_id"] = json!(run.id());
                         run.finished(label, err.body.clone());
-                        err.audited = true;
                     }
+                    // A run is audited above; a dry run changes nothing and is not.
+                    err.audited = true;
                     Err(err)
                 }
             }

@@ -390,22 +390,29 @@ fn console_in_headless_chromium() {
     let Some((dir, chromium)) = console_runner() else {
         return;
     };
+    // PostgreSQL, for a step slow enough to watch (pg_sleep).
+    let Some(db) = TestDb::postgres("console_browser") else {
+        return;
+    };
     let p = Project::new();
-    p.file("001_accounts.sql", "-- Description: accounts\nCREATE TABLE accounts (id INTEGER PRIMARY KEY, email TEXT NOT NULL);\n-- strata:down\nDROP TABLE accounts;\n")
-        .file("002_profiles.sql", "-- Depends: 001\nCREATE TABLE profiles (account_id INTEGER REFERENCES accounts (id), bio TEXT);\n-- strata:down\nDROP TABLE profiles;\n")
-        .file("003_email_index.sql", "CREATE INDEX accounts_email ON accounts (email);\n-- strata:down\nDROP INDEX accounts_email;\n");
-    let db = TestDb::sqlite();
+    p.file("001_accounts.sql", "-- Description: accounts\nCREATE TABLE accounts (id int PRIMARY KEY, email text NOT NULL);\n-- strata:down\nDROP TABLE accounts;\n")
+        .file("002_profiles.sql", "-- Depends: 001\nCREATE TABLE profiles (account_id int REFERENCES accounts (id), bio text);\n-- strata:down\nDROP TABLE profiles;\n")
+        .file("003_email_index.sql", "CREATE INDEX accounts_email ON accounts (email);\n-- strata:down\nDROP INDEX accounts_email;\n")
+        .file("004_slow_backfill.sql", "SELECT pg_sleep(3);\nCREATE TABLE audit_trail (id int);\n-- strata:down\nDROP TABLE audit_trail;\n")
+        .file("005_no_way_back.sql", "CREATE TABLE settings (k text PRIMARY KEY, v text);\n")
+        .file("006_a_migration_with_a_rather_long_descriptive_name.sql", "-- Depends: 002, 005\nCREATE TABLE profile_settings (account_id int, k text);\n-- strata:down\nDROP TABLE profile_settings;\n");
     let s = Served::with_tokens(&p, &db.url());
+    // The same project on a database that does not answer.
+    let down = Served::with_tokens(&p, "postgres://postgres@127.0.0.1:1/nothing");
     // Screenshots are the test's artifacts, kept under target/.
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
+    let _ = std::fs::remove_dir_all(&shots);
     std::fs::create_dir_all(&shots).unwrap();
-    let _ = std::fs::remove_file(shots.join("console.png"));
     let o = Command::new("node")
         .current_dir(&dir)
         .env("CHROMIUM", &chromium)
         .arg("console.mjs")
-        .arg(&s.base)
-        .arg(OPERATOR)
+        .args([&s.base, OPERATOR, VIEWER, &down.base])
         .arg(&shots)
         .output()
         .expect("run node");
@@ -417,23 +424,45 @@ fn console_in_headless_chromium() {
         s.log()
     );
     let seen: Value = serde_json::from_slice(o.stdout.trim_ascii()).expect("one JSON line");
-    assert_eq!(seen["states"], json!(["applied", "applied", "pending"]));
-    // What the page showed is what the database holds.
+    assert_eq!(seen["states"], json!(vec!["applied"; 6]));
+    // What the page showed is what the database holds: 002 and 006 applied twice (the
+    // second time out of order, after the rollback), everything by the deployer.
     assert_eq!(
-        db.query("SELECT version, applied_by FROM {history} ORDER BY id"),
-        ["001|deployer", "002|deployer"]
+        db.query("SELECT version || '|' || applied_by FROM {history} ORDER BY version"),
+        [
+            "001|deployer",
+            "002|deployer",
+            "003|deployer",
+            "004|deployer",
+            "005|deployer",
+            "006|deployer"
+        ]
     );
     assert_eq!(
-        db.query("SELECT count(*) FROM {audit} WHERE operation = 'rollback' AND record_id = '003' AND ip_address = '127.0.0.1'"),
-        ["1"]
+        db.query("SELECT record_id FROM {audit} WHERE operation = 'rollback' ORDER BY id"),
+        ["006", "002"]
     );
-    let png = std::fs::read(shots.join("console.png")).expect("the screenshot");
-    assert!(
-        png.starts_with(b"\x89PNG") && png.len() > 20_000,
-        "a real screenshot ({} bytes)",
-        png.len()
+    assert_eq!(
+        db.query("SELECT count(*) FROM {audit} WHERE operation = 'api_migrate' AND replace(old_values::text, ' ', '') LIKE '%\"allow_out_of_order\":true%'"),
+        ["1"],
+        "the recovery ran through the API"
     );
-    eprintln!("console screenshots: {}", shots.display());
+    for shot in [
+        "desktop.png",
+        "desktop-live-run.png",
+        "desktop-recovery.png",
+        "phone.png",
+        "viewer.png",
+        "database-down.png",
+    ] {
+        let png = std::fs::read(shots.join(shot)).unwrap_or_else(|e| panic!("{shot}: {e}"));
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "{shot} is a real screenshot ({} bytes)",
+            png.len()
+        );
+    }
+    eprintln!("console screenshots: {} ({seen})", shots.display());
 }
 
 /// schemathesis from PyPI: `STRATA_SCHEMATHESIS`, else the venv scripts/test makes.
