@@ -39,6 +39,18 @@ fn body<T: serde::de::DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, Ap
     serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("request body: {e}")))
 }
 
+/// The longest a request may ask to wait for the migration lock.
+const MAX_LOCK_WAIT_SECONDS: u64 = 3600;
+
+fn lock_wait(seconds: u64) -> Result<(), ApiError> {
+    if seconds > MAX_LOCK_WAIT_SECONDS {
+        return Err(ApiError::bad_request(format!(
+            "wait_for_lock_seconds must be at most {MAX_LOCK_WAIT_SECONDS}, not {seconds}"
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DbQuery {
@@ -113,7 +125,7 @@ macro_rules! ask {
                 confirmed: $b.confirm,
                 allow_unsafe: $b.allow_unsafe,
             },
-            wait_for_lock_seconds: $b.wait_for_lock_seconds.min(3600),
+            wait_for_lock_seconds: $b.wait_for_lock_seconds,
         }
     };
 }
@@ -265,6 +277,7 @@ pub async fn migrate(
             in_doubt: None,
         },
     };
+    lock_wait(b.wait_for_lock_seconds)?;
     Ok(Json(s.run(db, caller, op, ask!(b)).await?))
 }
 
@@ -284,6 +297,7 @@ pub async fn rollback(
         version,
         cascade: b.cascade,
     };
+    lock_wait(b.wait_for_lock_seconds)?;
     Ok(Json(s.run(db, caller, op, ask!(b)).await?))
 }
 
@@ -296,6 +310,7 @@ pub async fn repair(
 ) -> Answer {
     let b: ChangeBody = body(&bytes)?;
     let db = s.database(q.database.as_deref())?;
+    lock_wait(b.wait_for_lock_seconds)?;
     Ok(Json(s.run(db, caller, Op::Repair, ask!(b)).await?))
 }
 
@@ -311,6 +326,7 @@ pub async fn stamp(
     let b: ChangeBody = body(&bytes)?;
     let db = s.database(q.database.as_deref())?;
     let op = Op::Stamp { version };
+    lock_wait(b.wait_for_lock_seconds)?;
     Ok(Json(s.run(db, caller, op, ask!(b)).await?))
 }
 
@@ -381,8 +397,13 @@ pub async fn detail(
 }
 
 /// `GET /api/v1/runs`: this server's recent runs, newest first (`?database=` narrows).
-pub async fn runs(State(s): State<ApiState>, Query(q): Query<DbQuery>) -> Json<Value> {
-    Json(json!({ "runs": s.book().list(q.database.as_deref()) }))
+pub async fn runs(State(s): State<ApiState>, Query(q): Query<DbQuery>) -> Answer {
+    if let Some(name) = q.database.as_deref() {
+        s.database(Some(name))?;
+    }
+    Ok(Json(
+        json!({ "runs": s.book().list(q.database.as_deref()) }),
+    ))
 }
 
 /// `GET /api/v1/runs/{id}`: one run with every event it emitted.
