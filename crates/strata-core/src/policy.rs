@@ -5,10 +5,12 @@
 //! asks (a prompt or `--yes`, a field in the request).
 
 use crate::config::Config;
+use crate::driver::Driver;
 use crate::error::{Error, Result};
+use crate::event::Silent;
 use crate::lint::{self, Engine, LintFinding, Severity};
-use crate::migrator::Migrator;
-use crate::plan::Plan;
+use crate::migrator::{Migrator, RunOptions};
+use crate::plan::{Plan, Target, UpOptions};
 
 /// What the caller has said about a change.
 #[derive(Debug, Clone, Copy, Default)]
@@ -45,6 +47,29 @@ pub fn plan_findings(config: &Config, migrator: &Migrator, plan: &Plan) -> Vec<L
         .iter()
         .filter_map(|s| s.migration.map(|i| &migrator.migrations()[i]));
     lint::lint(planned, engine)
+}
+
+/// The findings on what `up` to `target` would apply now, for the gate before a run.
+/// Planned without the lock: a `success=false` row may be a live run's migration in
+/// progress, not a failure, so it is planned as a resume here; the real run re-plans
+/// under the lock and refuses a real failure there.
+pub async fn planned_findings(
+    config: &Config,
+    migrator: &Migrator,
+    d: &mut dyn Driver,
+    target: &Target,
+    opts: &RunOptions,
+) -> Result<Vec<LintFinding>> {
+    let dry = RunOptions {
+        dry_run: true,
+        up: UpOptions {
+            resume: true,
+            ..opts.up
+        },
+        ..opts.clone()
+    };
+    let plan = migrator.up(d, target, &dry, &mut Silent).await?.plan;
+    Ok(plan_findings(config, migrator, &plan))
 }
 
 /// Refuses, in a protected environment, a plan with error-level findings unless the

@@ -8,8 +8,7 @@
 use serde_json::{json, Value};
 use strata_core::policy::{self, Consent};
 use strata_core::{
-    AuditEntry, Config, Driver, Error, Mark, Migrator, RunOptions, RunReport, Silent, Target,
-    UpOptions,
+    AuditEntry, Config, Driver, Error, Mark, Migrator, RunOptions, RunReport, Target, UpOptions,
 };
 
 use crate::audit;
@@ -296,20 +295,8 @@ async fn gate(
     if !config.protected || consent.allow_unsafe {
         return Ok(());
     }
-    let dry = RunOptions {
-        dry_run: true,
-        up: UpOptions {
-            resume: true,
-            ..opts.up
-        },
-        ..opts.clone()
-    };
-    let plan = migrator.up(d, target, &dry, &mut Silent).await?.plan;
-    policy::lint_gate(
-        config,
-        &policy::plan_findings(config, migrator, &plan),
-        consent,
-    )
+    let findings = policy::planned_findings(config, migrator, d, target, opts).await?;
+    policy::lint_gate(config, &findings, consent)
 }
 
 /// An up run's JSON; a dry run also carries lint's findings on what it would apply.

@@ -2,7 +2,7 @@
 
 use strata_core::lint;
 use strata_core::policy::{self, Consent};
-use strata_core::{Error, RunOptions, Silent, Target, UpOptions};
+use strata_core::{Error, RunOptions, Target, UpOptions};
 
 use crate::args::UpArgs;
 use crate::context::Context;
@@ -22,22 +22,8 @@ pub async fn run(ctx: &Context, a: UpArgs) -> Result<i32, Error> {
     };
     // A protected environment refuses error-level lint findings before anything runs.
     if ctx.config.protected && !a.dry_run && !a.allow_unsafe {
-        // Read without the lock: a `success=false` row may be a live run's migration
-        // in progress, not a failure, so it is planned as a resume here; the real run
-        // re-plans under the lock and refuses a real failure there.
-        let dry = RunOptions {
-            dry_run: true,
-            up: UpOptions {
-                resume: true,
-                ..opts.up
-            },
-            ..opts.clone()
-        };
-        let plan = migrator
-            .up(db.as_mut(), &target, &dry, &mut Silent)
-            .await?
-            .plan;
-        let findings = policy::plan_findings(&ctx.config, &migrator, &plan);
+        let findings =
+            policy::planned_findings(&ctx.config, &migrator, db.as_mut(), &target, &opts).await?;
         let consent = Consent {
             confirmed: true,
             allow_unsafe: a.allow_unsafe,
