@@ -42,13 +42,19 @@ fn body<T: serde::de::DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, Ap
 /// The longest a request may ask to wait for the migration lock.
 const MAX_LOCK_WAIT_SECONDS: u64 = 3600;
 
-fn lock_wait(seconds: u64) -> Result<(), ApiError> {
+fn lock_wait(seconds: u64) -> Result<u64, ApiError> {
     if seconds > MAX_LOCK_WAIT_SECONDS {
         return Err(ApiError::bad_request(format!(
             "wait_for_lock_seconds must be at most {MAX_LOCK_WAIT_SECONDS}, not {seconds}"
         )));
     }
-    Ok(())
+    Ok(seconds)
+}
+
+/// Every POST's tail: the database it names, then the run.
+async fn change(s: &ApiState, caller: Caller, q: &DbQuery, op: Op, ask: Ask) -> Answer {
+    let db = s.database(q.database.as_deref())?;
+    Ok(Json(s.run(db, caller, op, ask).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,14 +125,14 @@ pub struct ChangeBody {
 /// cannot both flatten and refuse unknown fields.
 macro_rules! ask {
     ($b:expr) => {
-        Ask {
+        lock_wait($b.wait_for_lock_seconds).map(|wait_for_lock_seconds| Ask {
             dry_run: $b.dry_run,
             consent: Consent {
                 confirmed: $b.confirm,
                 allow_unsafe: $b.allow_unsafe,
             },
-            wait_for_lock_seconds: $b.wait_for_lock_seconds,
-        }
+            wait_for_lock_seconds,
+        })
     };
 }
 
@@ -268,7 +274,6 @@ pub async fn migrate(
     let b: MigrateBody = body(&bytes)?;
     let target = Target::parse(b.target_version.as_deref().unwrap_or("head"))
         .map_err(|e| ApiError::from(strata_core::Error::from(e)))?;
-    let db = s.database(q.database.as_deref())?;
     let op = Op::Up {
         target,
         up: UpOptions {
@@ -277,8 +282,7 @@ pub async fn migrate(
             in_doubt: None,
         },
     };
-    lock_wait(b.wait_for_lock_seconds)?;
-    Ok(Json(s.run(db, caller, op, ask!(b)).await?))
+    change(&s, caller, &q, op, ask!(b)?).await
 }
 
 /// `POST /api/v1/migrations/rollback/{version}` `{"dry_run","cascade","confirm",...}`:
@@ -292,13 +296,11 @@ pub async fn rollback(
     bytes: Bytes,
 ) -> Answer {
     let b: RollbackBody = body(&bytes)?;
-    let db = s.database(q.database.as_deref())?;
     let op = Op::Down {
         version,
         cascade: b.cascade,
     };
-    lock_wait(b.wait_for_lock_seconds)?;
-    Ok(Json(s.run(db, caller, op, ask!(b)).await?))
+    change(&s, caller, &q, op, ask!(b)?).await
 }
 
 /// `POST /api/v1/migrations/repair` `{"dry_run","confirm"}` (`strata repair`).
@@ -309,9 +311,7 @@ pub async fn repair(
     bytes: Bytes,
 ) -> Answer {
     let b: ChangeBody = body(&bytes)?;
-    let db = s.database(q.database.as_deref())?;
-    lock_wait(b.wait_for_lock_seconds)?;
-    Ok(Json(s.run(db, caller, Op::Repair, ask!(b)).await?))
+    change(&s, caller, &q, Op::Repair, ask!(b)?).await
 }
 
 /// `POST /api/v1/migrations/stamp/{version}` `{"dry_run","confirm"}` (`strata stamp V`):
@@ -324,10 +324,7 @@ pub async fn stamp(
     bytes: Bytes,
 ) -> Answer {
     let b: ChangeBody = body(&bytes)?;
-    let db = s.database(q.database.as_deref())?;
-    let op = Op::Stamp { version };
-    lock_wait(b.wait_for_lock_seconds)?;
-    Ok(Json(s.run(db, caller, op, ask!(b)).await?))
+    change(&s, caller, &q, Op::Stamp { version }, ask!(b)?).await
 }
 
 /// `GET /api/v1/migrations/{version}`: one migration in full: its files' SQL, checksum,

@@ -36,6 +36,13 @@ async fn raw(app: &Router, req: Request<Body>) -> (StatusCode, axum::http::Heade
     (status, headers, v)
 }
 
+/// A SQLite database and a project of five reversible migrations.
+fn five_on_sqlite() -> (TestDb, Project) {
+    let p = Project::new();
+    five(&p);
+    (TestDb::sqlite(), p)
+}
+
 fn five(p: &Project) {
     for (v, name) in [
         ("001", "a"),
@@ -63,9 +70,7 @@ fn audit_rows(db: &TestDb, operation: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosts_tokens_and_errors_follow_the_rules_and_refusals_are_audited() {
-    let db = TestDb::sqlite();
-    let p = Project::new();
-    five(&p);
+    let (db, p) = five_on_sqlite();
     // Token-less loopback: the mode a DNS-rebinding page aims at.
     let open = router(config(&db.url(), &p.migrations()), Tokens::default());
     let get_host = |host: &str| {
@@ -361,9 +366,7 @@ async fn a_partial_failure_answers_what_ran_what_failed_and_where() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_out_of_order_repair_and_stamp_recover_without_the_cli() {
-    let db = TestDb::sqlite();
-    let p = Project::new();
-    five(&p);
+    let (db, p) = five_on_sqlite();
     let app = router(config(&db.url(), &p.migrations()), tokens());
     let post = |uri: &'static str, body: Value| {
         let app = app.clone();
@@ -452,9 +455,7 @@ async fn rollback_out_of_order_repair_and_stamp_recover_without_the_cli() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_held_elsewhere_is_409_at_once_or_waited_for_when_asked() {
-    let db = TestDb::sqlite();
-    let p = Project::new();
-    five(&p);
+    let (db, p) = five_on_sqlite();
     let app = router(config(&db.url(), &p.migrations()), tokens());
     assert_eq!(
         post_as(
@@ -657,9 +658,7 @@ fn sample(samples: &[Value], name: &str, labels: Value) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_as_openmetrics_and_count_what_they_say() {
-    let db = TestDb::sqlite();
-    let p = Project::new();
-    five(&p);
+    let (db, p) = five_on_sqlite();
     p.file("006_bad.sql", "INSERT INTO nowhere VALUES (1);\n");
     let app = router(config(&db.url(), &p.migrations()), tokens());
     let post = |uri: &'static str, body: Value| {
