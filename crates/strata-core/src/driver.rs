@@ -132,14 +132,29 @@ pub struct Change<'a> {
 /// How to take the migration lock.
 #[derive(Debug, Clone, Copy)]
 pub struct LockOptions {
-    /// Give up after this long, naming the holder.
+    /// The run's `lock_timeout`: how long a wait for the lock may last, this one (when
+    /// `wait`) and any re-acquisition during the run (SQLite's checkpoints).
     pub timeout: Duration,
+    /// False: one attempt, a held lock answers `LockTimeout` at once (the core tries
+    /// so first, to report a wait only when there is one).
+    pub wait: bool,
     pub mode: LockMode,
     /// Lease mode: the lease's length; it is renewed at a third of it while held.
     pub lease: Duration,
     /// The user chose `mode` (`lock` in strata.toml). Otherwise a driver takes the lock
     /// that is exact on the topology it detected (the lease on a Galera node).
     pub explicit: bool,
+}
+
+impl LockOptions {
+    /// How long this acquisition may wait: `timeout`, or nothing for a single attempt.
+    pub fn patience(&self) -> Duration {
+        if self.wait {
+            self.timeout
+        } else {
+            Duration::ZERO
+        }
+    }
 }
 
 /// A database behind strata. One connection; every method may be called in any order,

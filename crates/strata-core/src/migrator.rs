@@ -1155,7 +1155,7 @@ impl Migrator {
         }
         let opts = self.lock_options();
         let once = LockOptions {
-            timeout: Duration::ZERO,
+            wait: false,
             ..opts
         };
         match d.lock(&once).await {
@@ -1171,6 +1171,7 @@ impl Migrator {
     fn lock_options(&self) -> LockOptions {
         LockOptions {
             timeout: self.settings.lock_timeout(),
+            wait: true,
             mode: self.settings.lock_mode(),
             lease: self.settings.lease(),
             explicit: self.settings.lock.is_some(),

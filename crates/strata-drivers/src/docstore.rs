@@ -218,7 +218,7 @@ pub(crate) async fn lock(
     opts: &LockOptions,
 ) -> Result<(), DriverError> {
     doc.ensure().await?;
-    *slot = Some(acquire(doc, opts.lease, opts.timeout).await?);
+    *slot = Some(acquire(doc, opts.lease, opts.patience()).await?);
     Ok(())
 }
 

@@ -30,7 +30,7 @@ pub async fn run(ctx: &Context, a: UpArgs) -> Result<i32, Error> {
         };
         if let Err(e) = policy::lint_gate(&ctx.config, &findings, &consent) {
             super::lint::print_findings(&findings);
-            return Err(e);
+            return Err(Error::Refused(format!("{e} (--allow-unsafe)")));
         }
     }
     let report = migrator

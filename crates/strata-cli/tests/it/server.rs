@@ -406,6 +406,21 @@ fn console_in_headless_chromium() {
     let s = Served::with_tokens(&p, &db.url());
     // The same project on a database that does not answer.
     let down = Served::with_tokens(&p, "postgres://postgres@127.0.0.1:1/nothing");
+    // Sixty migrations, each depending on one or two before it, for the graph.
+    let many = Project::new();
+    for i in 1..=60 {
+        let deps = match i {
+            1 => String::new(),
+            i if i % 3 == 0 => format!("-- Depends: {:03}, {:03}\n", i - 1, i - 2),
+            i => format!("-- Depends: {:03}\n", i - 1),
+        };
+        many.file(
+            &format!("{i:03}_step_{i}_adds_the_table_for_feature_number_{i}.sql"),
+            &format!("{deps}CREATE TABLE f{i} (id int);\n-- strata:down\nDROP TABLE f{i};\n"),
+        );
+    }
+    let big_db = TestDb::sqlite();
+    let big = Served::with_tokens(&many, &big_db.url());
     // Screenshots are the test's artifacts, kept under target/.
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
     let _ = std::fs::remove_dir_all(&shots);
@@ -414,7 +429,7 @@ fn console_in_headless_chromium() {
         .current_dir(&dir)
         .env("CHROMIUM", &chromium)
         .arg("console.mjs")
-        .args([&s.base, OPERATOR, VIEWER, &down.base])
+        .args([&s.base, OPERATOR, VIEWER, &down.base, &big.base])
         .arg(&shots)
         .output()
         .expect("run node");

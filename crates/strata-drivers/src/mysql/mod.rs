@@ -256,7 +256,9 @@ impl Driver for MySqlDriver {
             (_, _, mode) => mode,
         };
         match mode {
-            LockMode::Session => lock::acquire(&mut self.conn, &self.lock_name, opts.timeout).await,
+            LockMode::Session => {
+                lock::acquire(&mut self.conn, &self.lock_name, opts.patience()).await
+            }
             LockMode::Lease => {
                 let lease = lock::acquire_lease(
                     &mut self.conn,
@@ -264,7 +266,7 @@ impl Driver for MySqlDriver {
                     &self.book.current,
                     &self.holder,
                     opts.lease,
-                    opts.timeout,
+                    opts.patience(),
                 )
                 .await?;
                 self.lease = Some(lease);

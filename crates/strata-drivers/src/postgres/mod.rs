@@ -252,7 +252,7 @@ impl Driver for PgDriver {
             (_, _, mode) => mode,
         };
         match mode {
-            LockMode::Session => lock::acquire(&self.client, self.lock_key, opts.timeout).await,
+            LockMode::Session => lock::acquire(&self.client, self.lock_key, opts.patience()).await,
             LockMode::Lease => {
                 let lease = lock::acquire_lease(
                     &self.client,
@@ -260,7 +260,7 @@ impl Driver for PgDriver {
                     &history::Tables::new(&self.book.current),
                     &self.holder,
                     opts.lease,
-                    opts.timeout,
+                    opts.patience(),
                 )
                 .await?;
                 self.lease = Some(lease);

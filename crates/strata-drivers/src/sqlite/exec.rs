@@ -156,7 +156,7 @@ fn non_transactional(
     }
     let elapsed = started.elapsed();
     if locked {
-        super::lock::acquire(conn, lock_timeout)?;
+        super::lock::acquire(conn, lock_timeout, lock_timeout)?;
     }
     ran?;
     let record = crate::tracked::finished(

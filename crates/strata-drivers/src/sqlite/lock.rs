@@ -8,13 +8,22 @@ use strata_core::{DriverError, DriverErrorKind};
 
 use super::sqlite_error;
 
-pub(super) fn acquire(conn: &Connection, timeout: Duration) -> Result<(), DriverError> {
-    conn.busy_timeout(timeout).map_err(|e| sqlite_error(&e))?;
-    match conn.execute_batch("BEGIN IMMEDIATE") {
+/// Takes the write lock, waiting up to `attempt` for another writer; then sets the
+/// connection's busy timeout to `hold` (the run's lock timeout), which its COMMITs need
+/// to wait out readers.
+pub(super) fn acquire(
+    conn: &Connection,
+    attempt: Duration,
+    hold: Duration,
+) -> Result<(), DriverError> {
+    conn.busy_timeout(attempt).map_err(|e| sqlite_error(&e))?;
+    let taken = conn.execute_batch("BEGIN IMMEDIATE");
+    conn.busy_timeout(hold).map_err(|e| sqlite_error(&e))?;
+    match taken {
         Ok(()) => Ok(()),
         Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == ErrorCode::DatabaseBusy || f.code == ErrorCode::DatabaseLocked => Err(DriverError::new(
             DriverErrorKind::LockTimeout,
-            format!("the database is locked by another writer (another strata run or an open write transaction); gave up after {}s", timeout.as_secs_f64()),
+            format!("the database is locked by another writer (another strata run or an open write transaction); gave up after {}s", attempt.as_secs_f64()),
         )),
         Err(e) => Err(sqlite_error(&e)),
     }

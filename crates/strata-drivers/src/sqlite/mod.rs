@@ -154,9 +154,10 @@ impl Driver for SqliteDriver {
     /// SQLite's write lock is a file lock: it works without a server session, so
     /// lease mode uses it too.
     async fn lock(&mut self, opts: &LockOptions) -> Result<(), DriverError> {
-        let timeout = opts.timeout;
-        self.lock_timeout = timeout;
-        lock::acquire(self.conn()?, timeout)?;
+        // Checkpoints re-take the lock with the run's full timeout, even when this
+        // first acquisition was a single attempt.
+        self.lock_timeout = opts.timeout;
+        lock::acquire(self.conn()?, opts.patience(), opts.timeout)?;
         self.locked = true;
         Ok(())
     }
@@ -178,7 +179,7 @@ impl Driver for SqliteDriver {
         // Read while still holding the lock: nobody else can have committed since.
         let before = version(conn)?;
         lock::release(conn)?;
-        lock::acquire(conn, timeout)?;
+        lock::acquire(conn, timeout, timeout)?;
         Ok(version(conn)? != before)
     }
 
@@ -328,7 +329,7 @@ impl Driver for SqliteDriver {
             )
             .map_err(|e| sqlite_error(&e));
         if self.locked {
-            lock::acquire(conn, self.lock_timeout)?;
+            lock::acquire(conn, self.lock_timeout, self.lock_timeout)?;
         }
         restored
     }

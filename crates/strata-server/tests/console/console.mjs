@@ -5,11 +5,12 @@
 // console alone; the detail view opens from the graph; a viewer sees no button that
 // changes anything; with the database down the page shows the health report and the
 // migrations on disk. Screenshots of each go to SCREENSHOT_DIR.
-// Usage: node console.mjs BASE_URL OPERATOR_TOKEN VIEWER_TOKEN DOWN_BASE_URL SCREENSHOT_DIR
+// Usage: node console.mjs BASE_URL OPERATOR_TOKEN VIEWER_TOKEN DOWN_BASE_URL BIG_BASE_URL SCREENSHOT_DIR
+// (BIG_BASE_URL serves a project of 60 migrations with dependencies, for the graph).
 // Prints one JSON line of what it saw; exits non-zero on the first failed check.
 import { chromium } from "playwright-core";
 
-const [base, operator, viewer, downBase, shots] = process.argv.slice(2);
+const [base, operator, viewer, downBase, bigBase, shots] = process.argv.slice(2);
 const seen = { requests: [], errors: [], checks: 0 };
 
 function check(ok, what) {
@@ -195,7 +196,27 @@ try {
   check((await down.textContent("#lock-holder")) !== "none", "no claim that nobody holds the lock");
   await down.screenshot({ path: shots + "/database-down.png", fullPage: true });
 
-  const foreign = seen.requests.filter((u) => !u.startsWith(base) && !u.startsWith(downBase));
+  // ---- a graph of 60 migrations ------------------------------------------------
+  const big = await open(bigBase, { width: 1366, height: 900 }, operator);
+  await big.locator("body[data-loaded=true]").waitFor();
+  check((await big.locator("#graph svg g.node").count()) === 60, "sixty nodes");
+  const bigLabels = await big.$$eval("#graph svg g.node text", (ts) => ts.map((t) => t.textContent));
+  check(bigLabels.every((l) => !l.endsWith("…")) && bigLabels.some((l) => l.length > 40), "every label whole");
+  const scrolls = await big.$eval("#graph", (g) => g.scrollHeight > g.clientHeight || g.scrollWidth > g.clientWidth);
+  check(scrolls, "the graph scrolls within its panel");
+  const before = await big.$eval("#graph svg", (s) => Number(s.getAttribute("width")));
+  await big.click("#zoom-out");
+  const after = await big.$eval("#graph svg", (s) => Number(s.getAttribute("width")));
+  check(after < before, `zoom out shrinks the graph (${before} -> ${after})`);
+  const last = big.locator("#graph svg g.node[data-version='060']");
+  await last.scrollIntoViewIfNeeded();
+  await last.click();
+  await big.locator("#detail-dialog").waitFor({ state: "visible" });
+  check((await big.textContent("#detail-title")).startsWith("060 "), "a node deep in the graph opens its detail");
+  await big.click("#detail-close");
+  await big.screenshot({ path: shots + "/graph-60.png" });
+
+  const foreign = seen.requests.filter((u) => !u.startsWith(base) && !u.startsWith(downBase) && !u.startsWith(bigBase));
   check(foreign.length === 0, "no request leaves the server: " + foreign.join(", "));
   check(seen.errors.length === 0, "no errors in the page: " + seen.errors.join("; "));
   console.log(JSON.stringify({ ok: true, checks: seen.checks, desktopControls, phoneControls, states: await states(page), requests: seen.requests.length }));
