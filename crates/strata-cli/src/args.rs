@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// strata: version, apply, verify and roll back database schema migrations.
 #[derive(Parser, Debug)]
-#[command(name = "strata", version, about, propagate_version = true)]
+#[command(name = "strata", version, about)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -319,7 +319,7 @@ pub struct UpArgs {
 /// Fleet flags shared by `up` and `status`.
 #[derive(Args, Debug, Clone)]
 pub struct FleetArgs {
-    /// Apply to every database in FILE (one URL a line, or TOML `targets = [...]`);
+    /// Run on every database in FILE (one URL a line, or TOML `targets = [...]`);
     /// without FILE, the [fleet] of strata.toml
     // Parsed as an OS string: clap's path parser refuses the empty "no FILE" value.
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "",

@@ -11,7 +11,10 @@ fn main() {
     // `strata status | head` ends quietly, as other command-line tools do, instead of
     // panicking on the closed pipe.
     sigpipe::reset();
-    let cli = args::Cli::parse();
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => usage_error(e),
+    };
     output::init_logging(&cli.global);
     let json = cli.global.json;
     // One thread starts fastest; the server needs several so a run on a blocking
@@ -36,4 +39,32 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// clap's answer to bad arguments. With `--json` anywhere on the line, a machine is
+/// reading: the usage error is SPEC's JSON error on stdout (exit 2). Help and version
+/// print as usual.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let wants_json = std::env::args_os().any(|a| a == "--json");
+    let is_help = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !wants_json || is_help {
+        e.exit()
+    }
+    let message = e.render().to_string();
+    let first = message
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("error: ")
+        .to_string();
+    output::print_json(&serde_json::json!({
+        "error": { "kind": "usage", "message": first, "file": null, "line": null, "usage": message.trim() }
+    }));
+    std::process::exit(2)
 }

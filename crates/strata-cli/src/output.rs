@@ -24,6 +24,7 @@ pub fn init_logging(g: &GlobalArgs) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(color_enabled(Stream::Stderr))
         .with_target(false);
     match g.log_format {
         LogFormat::Json => builder.json().init(),
@@ -31,20 +32,40 @@ pub fn init_logging(g: &GlobalArgs) {
     }
 }
 
-/// Asked once: a terminal check is a system call, and `status` paints every row.
-fn color_enabled() -> bool {
-    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENABLED
-        .get_or_init(|| std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+/// Colour only for a terminal, and never with `NO_COLOR`. Asked once per stream: a
+/// terminal check is a system call, and `status` paints every row.
+fn color_enabled(stream: Stream) -> bool {
+    static STDOUT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    static STDERR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let no_color = || std::env::var_os("NO_COLOR").is_some();
+    match stream {
+        Stream::Stdout => *STDOUT.get_or_init(|| std::io::stdout().is_terminal() && !no_color()),
+        Stream::Stderr => *STDERR.get_or_init(|| std::io::stderr().is_terminal() && !no_color()),
+    }
 }
 
-/// Wraps text in an ANSI colour when stdout is a terminal.
-pub fn paint(text: &str, code: &str) -> String {
-    if color_enabled() {
+#[derive(Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+fn painted(text: &str, code: &str, stream: Stream) -> String {
+    if color_enabled(stream) {
         format!("\x1b[{code}m{text}\x1b[0m")
     } else {
         text.to_string()
     }
+}
+
+/// Wraps text for stdout in an ANSI colour when stdout is a terminal.
+pub fn paint(text: &str, code: &str) -> String {
+    painted(text, code, Stream::Stdout)
+}
+
+/// The same for stderr, judged by stderr: `2>log` gets no escape codes.
+pub fn paint_err(text: &str, code: &str) -> String {
+    painted(text, code, Stream::Stderr)
 }
 
 pub const GREEN: &str = "32";
@@ -75,7 +96,7 @@ pub fn print_error(e: &Error, json_mode: bool) {
         .map(|(p, l)| (Some(p), l))
         .unwrap_or((None, None));
     let message = e.to_string();
-    eprintln!("{} {message}", paint("error:", RED));
+    eprintln!("{} {message}", paint_err("error:", RED));
     if let (Some(path), Some(line)) = (&file, line) {
         let column = match e {
             Error::Source(s) | Error::SumMismatch(s) => s.column,
@@ -87,7 +108,7 @@ pub fn print_error(e: &Error, json_mode: bool) {
     }
     if let Error::Source(s) | Error::SumMismatch(s) = e {
         if let Some(h) = &s.help {
-            eprintln!("{} {h}", paint("help:", YELLOW));
+            eprintln!("{} {h}", paint_err("help:", YELLOW));
         }
     }
 }

@@ -281,6 +281,18 @@ pub enum UrlSource {
     Default,
 }
 
+impl std::fmt::Display for UrlSource {
+    /// Where the URL came from, in the words a user configured it with.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UrlSource::Flag => "--database-url",
+            UrlSource::Environment => "DATABASE_URL",
+            UrlSource::ConfigFile => "strata.toml",
+            UrlSource::Default => "the default",
+        })
+    }
+}
+
 /// What the caller (CLI flags, server options) says, before merging.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {

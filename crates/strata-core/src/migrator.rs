@@ -1598,6 +1598,16 @@ impl Migrator {
             values["error"] = serde_json::json!(e.to_string());
             values["direction"] = serde_json::json!(step.direction);
         }
+        // The text that ran, so a later edit of the file can be shown as a diff (the
+        // history row keeps only its checksum). Bounded: a huge data migration keeps
+        // its checksum alone.
+        if operation == "apply" {
+            if let Ok(text) = step.script.text() {
+                if text.len() <= APPLIED_TEXT_KEPT {
+                    values["sql"] = serde_json::json!(text);
+                }
+            }
+        }
         let (old_values, new_values) = if operation == "rollback" {
             (Some(values), None)
         } else {
@@ -1606,6 +1616,9 @@ impl Migrator {
         self.entry(operation, step.version.clone(), old_values, new_values)
     }
 }
+
+/// The largest migration text an `apply` audit row keeps (64 KiB).
+const APPLIED_TEXT_KEPT: usize = 64 * 1024;
 
 /// Where a step whose history row says a tracked run stopped (`success=false`) goes on:
 /// after the statements that completed, once the user has said what a statement left

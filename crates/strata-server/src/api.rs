@@ -328,7 +328,8 @@ pub async fn stamp(
 }
 
 /// `GET /api/v1/migrations/{version}`: one migration in full: its files' SQL, checksum,
-/// state, who applied it and when, its dependencies and its last failure.
+/// state, who applied it and when, its dependencies, its last failure, and (`drift`)
+/// how the file differs from the text that was applied.
 pub async fn detail(
     State(s): State<ApiState>,
     Path(version): Path<String>,
@@ -380,6 +381,20 @@ pub async fn detail(
                 .find(|e| e.operation == "apply" && e.record_id == m.version.as_str())
             {
                 v["applied_by"] = json!(applied.changed_by);
+                let ran = applied.new_values.as_ref().and_then(|n| n["sql"].as_str());
+                // Only while the history still records the old checksum (not after a repair).
+                let modified = v["state"] == json!(strata_core::MigrationState::Modified);
+                if let (Some(ran), Ok(now), true) = (ran, m.up.text(), modified) {
+                    if ran != now {
+                        v["drift"] = json!({
+                            "applied_at": applied.changed_at,
+                            "diff": similar::TextDiff::from_lines(ran, now.as_ref())
+                                .unified_diff()
+                                .header("as applied", "on disk now")
+                                .to_string(),
+                        });
+                    }
+                }
             }
             if let Some(f) = events
                 .iter()

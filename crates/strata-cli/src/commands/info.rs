@@ -15,7 +15,7 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
     } else {
         println!("strata {}", env!("CARGO_PKG_VERSION"));
         println!(
-            "database:     {} ({}, from {:?})",
+            "database:     {} ({}, from {})",
             ctx.database(),
             info["database"]["server_version"].as_str().unwrap_or(""),
             c.url_source

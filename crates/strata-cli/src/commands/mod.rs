@@ -85,7 +85,21 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<i32, Error> {
                 crate::args::GraphFormat::Mermaid => Format::Mermaid,
                 crate::args::GraphFormat::Dot => Format::Dot,
             };
-            print!("{}", render(ctx.migrator()?.migrations(), format));
+            let migrations = ctx.migrator()?;
+            let migrations = migrations.migrations();
+            if ctx.global.json {
+                // The graph as data: nodes and their dependency edges.
+                let nodes: Vec<_> = migrations
+                    .iter()
+                    .map(|m| serde_json::json!({
+                        "version": m.version.as_str(), "name": m.name,
+                        "depends_on": m.dependencies.iter().map(|d| d.target.clone()).collect::<Vec<_>>(),
+                    }))
+                    .collect();
+                crate::output::print_json(&serde_json::json!({ "migrations": nodes }));
+            } else {
+                print!("{}", render(migrations, format));
+            }
             Ok(0)
         }
         Command::Completions { .. } => unreachable!("answered before the project is read"),

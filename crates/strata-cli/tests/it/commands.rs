@@ -395,3 +395,59 @@ fn create_code_scaffolds_a_code_migration_the_reader_ignores() {
         "{st}"
     );
 }
+
+#[test]
+fn help_json_and_logs_say_what_a_user_expects() {
+    let db = TestDb::sqlite();
+    let p = Project::new();
+    p.file("001_a.sql", "CREATE TABLE a (id INTEGER);\n").file(
+        "002_b.sql",
+        "-- Depends: 001\nCREATE TABLE b (id INTEGER);\n",
+    );
+    // `--json` answers with JSON on every command it covers, graph and sum included.
+    let g = json(&p.strata(&db, &["--json", "graph"]));
+    assert_eq!(
+        g["migrations"][1]["depends_on"],
+        serde_json::json!(["001"]),
+        "{g}"
+    );
+    let s = json(&p.strata(&db, &["--json", "sum"]));
+    assert_eq!(s["migrations"], 2, "{s}");
+    // A usage error under --json is JSON on stdout, exit 2.
+    let bad = p.strata(&db, &["--json", "up", "--no-such-flag"]);
+    assert_eq!(code(&bad), 2);
+    let e = json(&bad);
+    assert_eq!(e["error"]["kind"], "usage", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--no-such-flag"),
+        "{e}"
+    );
+    // Help: the version flag on the program only; fleet help says run, not apply.
+    let help = ok(&p.strata(&db, &["status", "--help"]));
+    assert!(!help.contains("--version"), "{help}");
+    assert!(help.contains("Run on every database in FILE"), "{help}");
+    // info names where the URL came from in the user's words.
+    let info = ok(&p.strata(&db, &["info"]));
+    assert!(info.contains("from --database-url)"), "{info}");
+    // stdout on a terminal, stderr to a file: the error on stderr has no colour codes
+    // (`script` gives the command a terminal).
+    let err_file = p.root().join("stderr.txt");
+    let cmd = format!(
+        "{} --database-url '{}' --dir '{}' up --target nope 2>'{}'",
+        assert_cmd::cargo::cargo_bin("strata").display(),
+        db.url(),
+        p.migrations().display(),
+        err_file.display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("script (util-linux) runs the command on a terminal");
+    assert_ne!(o.status.code(), Some(0), "{o:?}");
+    let err = std::fs::read_to_string(&err_file).unwrap();
+    assert!(err.contains("error:") && !err.contains('\x1b'), "{err:?}");
+}

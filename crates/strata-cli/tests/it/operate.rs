@@ -410,6 +410,18 @@ async fn rollback_out_of_order_repair_and_stamp_recover_without_the_cli() {
         "{}",
         r.text
     );
+    // The detail view shows what changed since it ran.
+    let d = send(&app, "GET", "/api/v1/migrations/003", Some(VIEWER), None)
+        .await
+        .json();
+    let diff = d["drift"]["diff"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no drift in {d}"));
+    assert!(
+        diff.contains("-CREATE TABLE t003 (id INTEGER);\n")
+            && diff.contains("+CREATE TABLE t003 (id INTEGER);  -- reviewed\n"),
+        "{diff}"
+    );
     let dry = post("/api/v1/migrations/repair", json!({"dry_run": true}))
         .await
         .json();
@@ -420,6 +432,10 @@ async fn rollback_out_of_order_repair_and_stamp_recover_without_the_cli() {
     db.exec("CREATE TABLE t006 (id INTEGER)");
     let r = post("/api/v1/migrations/stamp/006", json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let d = send(&app, "GET", "/api/v1/migrations/003", Some(VIEWER), None)
+        .await
+        .json();
+    assert!(d["drift"].is_null(), "repaired: no drift shown: {d}");
     let st = send(&app, "GET", "/api/v1/migrations/status", Some(VIEWER), None)
         .await
         .json();
