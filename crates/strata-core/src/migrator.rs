@@ -1067,9 +1067,14 @@ impl Migrator {
                     // said so, with a code) did not take effect, so its recorded progress
                     // is exact and the next attempt resumes it, running it again; the
                     // in-flight mark it may have left is that very statement.
+                    //
+                    // Otherwise (the connection closed) the next attempt still resumes
+                    // what the history recorded as done: resuming refuses a statement left
+                    // in doubt, so only a migration cut between statements (its last one
+                    // done, the success mark lost) goes on, and exactly.
                     if let Error::Migration { source, .. } = &e {
+                        resume = true;
                         if source.code.is_some() && source.statement.is_some() {
-                            resume = true;
                             in_doubt = in_doubt.or(Some(crate::InDoubt::Rerun));
                         }
                     }
