@@ -181,7 +181,7 @@ def main():
     if a.quick:
         a.n, a.repeat = 200, 3
     load0 = open("/proc/loadavg").read().split()[:3]
-    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "strata-cli"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "strata-migrate-cli"], cwd=ROOT, check=True)
     strata = str(ROOT / "target/release/strata")
     work = Path(tempfile.mkdtemp(prefix="strata-bench-"))
     env = dict(os.environ, NO_COLOR="1")

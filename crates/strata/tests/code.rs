@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use strata::{CodeContext, CodeError, CodeMigration, Migrator, RunOptions, Silent, Target};
+use strata::{CodeContext, CodeError, CodeMigration, Migrator, RunOptions, Target};
 
 /// Inserts into `log` through the native SQLite client; fails its first `fail_first` runs.
 struct Logged {
@@ -22,7 +22,9 @@ impl CodeMigration for Logged {
     }
     async fn up(&self, db: &mut CodeContext<'_>) -> Result<(), CodeError> {
         let n = self.runs.fetch_add(1, Ordering::SeqCst);
-        let conn = db.client::<rusqlite::Connection>().ok_or("not SQLite")?;
+        let conn = db
+            .client::<strata::rusqlite::Connection>()
+            .ok_or("not SQLite")?;
         conn.execute("INSERT INTO log (what) VALUES ('up')", [])?;
         if n < self.fail_first {
             return Err("backfill source unavailable".into());
@@ -30,7 +32,9 @@ impl CodeMigration for Logged {
         Ok(())
     }
     async fn down(&self, db: &mut CodeContext<'_>) -> Result<(), CodeError> {
-        let conn = db.client::<rusqlite::Connection>().ok_or("not SQLite")?;
+        let conn = db
+            .client::<strata::rusqlite::Connection>()
+            .ok_or("not SQLite")?;
         conn.execute("INSERT INTO log (what) VALUES ('down')", [])?;
         Ok(())
     }
@@ -58,7 +62,7 @@ fn setup(fail_first: usize) -> (tempfile::TempDir, Migrator, Arc<AtomicUsize>) {
 }
 
 fn log(dir: &std::path::Path) -> Vec<String> {
-    let c = rusqlite::Connection::open(dir.join("app.db")).unwrap();
+    let c = strata::rusqlite::Connection::open(dir.join("app.db")).unwrap();
     let mut st = c.prepare("SELECT what FROM log ORDER BY rowid").unwrap();
     st.query_map([], |r| r.get(0))
         .unwrap()
@@ -77,25 +81,12 @@ async fn code_runs_in_plan_order_and_rolls_back() {
     assert_eq!(ids, ["001_log", "002_logged", "003_after"]);
     let url = format!("sqlite://{}", dir.path().join("app.db").display());
     let mut db = strata::connect(&url, &Default::default()).await.unwrap();
-    migrator
-        .up(
-            db.as_mut(),
-            &Target::Head,
-            &RunOptions::default(),
-            &mut Silent,
-        )
-        .await
-        .unwrap();
+    migrator.up(&mut db, Target::Head).await.unwrap();
     assert_eq!(log(dir.path()), ["up", "003"]);
-    let status = migrator.status(db.as_mut()).await.unwrap();
+    let status = migrator.status(&mut db).await.unwrap();
     assert_eq!(status.current.as_deref(), Some("003"));
     migrator
-        .rollback(
-            db.as_mut(),
-            &Target::Version("001".into()),
-            &RunOptions::default(),
-            &mut Silent,
-        )
+        .rollback(&mut db, Target::Version("001".into()))
         .await
         .unwrap();
     assert_eq!(log(dir.path()), ["up", "down"]);
@@ -114,15 +105,7 @@ async fn failed_code_is_recorded_and_resumed() {
     let (dir, migrator, runs) = setup(1);
     let url = format!("sqlite://{}", dir.path().join("app.db").display());
     let mut db = strata::connect(&url, &Default::default()).await.unwrap();
-    let err = migrator
-        .up(
-            db.as_mut(),
-            &Target::Head,
-            &RunOptions::default(),
-            &mut Silent,
-        )
-        .await
-        .unwrap_err();
+    let err = migrator.up(&mut db, Target::Head).await.unwrap_err();
     assert!(
         err.to_string().contains("backfill source unavailable"),
         "{err}"
@@ -140,20 +123,14 @@ async fn failed_code_is_recorded_and_resumed() {
     );
 
     // A plain run refuses to go past the failed row (exit 3); --resume runs the code again.
-    let refused = migrator
-        .up(
-            db.as_mut(),
-            &Target::Head,
-            &RunOptions::default(),
-            &mut Silent,
-        )
-        .await
-        .unwrap_err();
+    let refused = migrator.up(&mut db, Target::Head).await.unwrap_err();
     assert_eq!(refused.exit_code(), 3, "{refused}");
     let mut resume = RunOptions::default();
     resume.up.resume = true;
     migrator
-        .up(db.as_mut(), &Target::Head, &resume, &mut Silent)
+        .clone()
+        .options(resume)
+        .up(&mut db, Target::Head)
         .await
         .unwrap();
     assert_eq!(runs.load(Ordering::SeqCst), 2);

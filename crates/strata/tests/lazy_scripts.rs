@@ -2,14 +2,11 @@
 //! was read: status needs no script at all, and a file edited in between is refused
 //! rather than run under the checksum of its old text.
 
-use strata::{Driver, Migrator, RunOptions, Silent, Target};
+use strata::core::Driver;
+use strata::{Migrator, Target};
 
 async fn up(migrator: &Migrator, db: &mut dyn Driver) -> Result<(), strata::Error> {
-    let opts = RunOptions::default();
-    migrator
-        .up(db, &Target::Head, &opts, &mut Silent)
-        .await
-        .map(drop)
+    migrator.up(db, Target::Head).await.map(drop)
 }
 
 fn write(dir: &std::path::Path, name: &str, text: &str) {
@@ -17,7 +14,7 @@ fn write(dir: &std::path::Path, name: &str, text: &str) {
 }
 
 fn tables(db: &std::path::Path) -> Vec<String> {
-    let c = rusqlite::Connection::open(db).unwrap();
+    let c = strata::rusqlite::Connection::open(db).unwrap();
     let mut st = c
         .prepare(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 't%' ORDER BY name",
@@ -54,7 +51,7 @@ async fn a_file_edited_after_the_directory_was_read_is_refused_not_run() {
         )
         .unwrap();
     }
-    let status = migrator.status(db.as_mut()).await.unwrap();
+    let status = migrator.status(&mut db).await.unwrap();
     assert_eq!(status.migrations.len(), 3);
     for v in 1..=3 {
         std::fs::rename(

@@ -2,12 +2,14 @@
 //!
 //! ```text
 //! AUTO_MIGRATE=true DATABASE_URL=sqlite://app.db cargo run -p embedded-app
+//! AUTO_MIGRATE=true DATABASE_URL=postgres://postgres@127.0.0.1/app cargo run -p embedded-app
 //! DATABASE_URL=sqlite://app.db cargo run -p embedded-app -- health
 //! DATABASE_URL=sqlite://app.db cargo run -p embedded-app -- serve 127.0.0.1:3000
 //! ```
-//! On start-up it applies the embedded SQL files and one code migration (003, which
-//! fills in slugs in Rust) when `AUTO_MIGRATE=true`, then reports what its health
-//! endpoint would return: the migration status as JSON. `serve` runs the application's
+//! On start-up it opens its own database connection (a `rusqlite::Connection` or a
+//! `tokio_postgres::Client`) and, when `AUTO_MIGRATE=true`, applies the embedded SQL
+//! files and one code migration (003, which fills in slugs in Rust) on that same
+//! connection before using it. `health` prints what its health endpoint would return. `serve` runs the application's
 //! own HTTP server with strata's API and console mounted in it, serving these same
 //! embedded and code migrations, and a `/healthz` that fails while any is pending.
 
@@ -32,7 +34,7 @@ impl CodeMigration for FillSlugs {
         match db.kind() {
             "sqlite" => {
                 let conn = db
-                    .client::<rusqlite::Connection>()
+                    .client::<strata::rusqlite::Connection>()
                     .ok_or("no SQLite connection")?;
                 let notes: Vec<(i64, String)> = conn
                     .prepare("SELECT id, title FROM notes")?
@@ -41,13 +43,13 @@ impl CodeMigration for FillSlugs {
                 for (id, title) in notes {
                     conn.execute(
                         "UPDATE notes SET slug = ?1 WHERE id = ?2",
-                        rusqlite::params![slug(&title), id],
+                        strata::rusqlite::params![slug(&title), id],
                     )?;
                 }
             }
             "postgres" => {
                 let client = db
-                    .client::<tokio_postgres::Client>()
+                    .client::<strata::tokio_postgres::Client>()
                     .ok_or("no PostgreSQL client")?;
                 for row in client.query("SELECT id, title FROM notes", &[]).await? {
                     let (id, title): (i32, String) = (row.get(0), row.get(1));
@@ -92,8 +94,7 @@ fn migrator() -> Result<Migrator, strata::Error> {
 
 /// What a `/health` endpoint returns: current version, pending count, problems.
 async fn health(url: &str) -> Result<serde_json::Value, strata::Error> {
-    let mut db = strata::connect(url, &Default::default()).await?;
-    let report = migrator()?.health(Ok(db.as_mut())).await;
+    let report = migrator()?.health(url).await;
     Ok(serde_json::to_value(&report).expect("the report serialises"))
 }
 
@@ -102,8 +103,8 @@ async fn serve(url: &str, bind: &str) -> Result<(), Box<dyn std::error::Error>> 
     use axum::{http::StatusCode, routing::get, Json};
     use strata::server::{ApiState, Tokens};
 
-    let config = strata::Config::load(
-        &strata::Overrides {
+    let config = strata::core::Config::load(
+        &strata::core::Overrides {
             database_url: Some(url.to_string()),
             ..Default::default()
         },
@@ -115,7 +116,8 @@ async fn serve(url: &str, bind: &str) -> Result<(), Box<dyn std::error::Error>> 
         std::env::var("STRATA_API_TOKENS").ok().as_deref(),
     )?;
     // The API serves the migrations compiled into this binary, code migration included.
-    let state = ApiState::new(config, tokens).with_migrations(|_| migrator());
+    let state =
+        ApiState::new(config, tokens).with_migrations(|_| migrator().map(Migrator::into_core));
     let db_url = url.to_string();
     let healthz = move || {
         let url = db_url.clone();
@@ -157,20 +159,37 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => {}
     }
-    if strata::Embedded::auto_migrate_enabled() {
-        let mut db = strata::connect(&url, &Default::default()).await?;
-        let run = migrator()?
-            .up(
-                db.as_mut(),
-                &strata::Target::Head,
-                &Default::default(),
-                &mut strata::Silent,
-            )
-            .await?;
-        eprintln!("migrated: {} applied", run.done.len());
-    } else {
+    let migrate = std::env::var("AUTO_MIGRATE").is_ok_and(|v| v == "true");
+    if !migrate {
         eprintln!("AUTO_MIGRATE is not true: not migrating");
     }
-    println!("ready");
+    // The application's own connection: strata migrates on it, then the application
+    // goes on using it.
+    let notes = if url.starts_with("postgres") {
+        use strata::tokio_postgres;
+        let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        if migrate {
+            let run = migrator()?.up(&mut client, strata::Target::Head).await?;
+            eprintln!("migrated: {} applied", run.done.len());
+        }
+        match client.query_one("SELECT count(*) FROM notes", &[]).await {
+            Ok(row) => Some(row.get::<_, i64>(0)),
+            Err(_) => None,
+        }
+    } else {
+        let path = url.trim_start_matches("sqlite://");
+        let mut conn = strata::rusqlite::Connection::open(path)?;
+        if migrate {
+            let run = migrator()?.up(&mut conn, strata::Target::Head).await?;
+            eprintln!("migrated: {} applied", run.done.len());
+        }
+        conn.query_row("SELECT count(*) FROM notes", [], |r| r.get::<_, i64>(0))
+            .ok()
+    };
+    match notes {
+        Some(n) => println!("ready: {n} notes"),
+        None => println!("ready: no notes table"),
+    }
     Ok(())
 }

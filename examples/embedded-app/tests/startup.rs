@@ -4,10 +4,24 @@
 use std::process::Command;
 
 fn app(db: &std::path::Path, auto: Option<&str>, args: &[&str]) -> std::process::Output {
+    app_on(
+        db.parent().unwrap(),
+        &format!("sqlite://{}", db.display()),
+        auto,
+        args,
+    )
+}
+
+fn app_on(
+    cwd: &std::path::Path,
+    url: &str,
+    auto: Option<&str>,
+    args: &[&str],
+) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_embedded-app"));
     // Run away from the sources: the binary must not need the migrations directory.
-    cmd.current_dir(db.parent().unwrap())
-        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+    cmd.current_dir(cwd)
+        .env("DATABASE_URL", url)
         .env_remove("AUTO_MIGRATE")
         .args(args);
     if let Some(v) = auto {
@@ -19,13 +33,13 @@ fn app(db: &std::path::Path, auto: Option<&str>, args: &[&str]) -> std::process:
 }
 
 fn query(db: &std::path::Path, sql: &str) -> Vec<String> {
-    let c = rusqlite::Connection::open(db).unwrap();
+    let c = strata::rusqlite::Connection::open(db).unwrap();
     let mut st = c.prepare(sql).unwrap();
     let n = st.column_count();
     st.query_map([], |r| {
         Ok((0..n)
             .map(|i| {
-                r.get::<_, rusqlite::types::Value>(i)
+                r.get::<_, strata::rusqlite::types::Value>(i)
                     .map(|v| format!("{v:?}"))
             })
             .collect::<Result<Vec<_>, _>>()?
@@ -50,6 +64,11 @@ fn migrates_a_fresh_database_on_start_up_only_when_asked() {
     let o = app(&db, Some("true"), &[]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("migrated: 3 applied"));
     assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "ready: 1 notes",
+        "the application goes on using the connection it migrated on"
+    );
+    assert_eq!(
         query(&db, "SELECT slug FROM notes"),
         ["Text(\"welcome\")"],
         "code migration 003 ran"
@@ -68,7 +87,7 @@ fn migrates_a_fresh_database_on_start_up_only_when_asked() {
             format!(
                 "Text(\"{}\")|Text(\"{}\")",
                 &f[..3],
-                strata::Checksum::of(up)
+                strata::core::Checksum::of(up)
             )
         })
         .collect();
@@ -142,4 +161,80 @@ fn serves_the_api_inside_the_application() {
     assert!(page.contains("strata console"));
     child.kill().unwrap();
     let _ = child.wait();
+}
+
+/// The same start-up on PostgreSQL: the application's own `tokio_postgres::Client`
+/// carries the migrations (the code migration uses it through `CodeContext`), and the
+/// application then reads through it.
+#[tokio::test]
+async fn migrates_on_the_applications_own_postgres_client() {
+    use strata::tokio_postgres::{connect, NoTls};
+    let Ok(base) = std::env::var("STRATA_TEST_POSTGRES_URL") else {
+        let required = std::env::var("STRATA_TEST_REQUIRE").unwrap_or_default();
+        assert!(
+            !required.split(',').any(|e| e == "postgres"),
+            "STRATA_TEST_REQUIRE names postgres but STRATA_TEST_POSTGRES_URL is not set"
+        );
+        eprintln!("skipped: set STRATA_TEST_POSTGRES_URL to run the PostgreSQL start-up");
+        return;
+    };
+    let (admin, conn) = connect(&base, NoTls)
+        .await
+        .expect("connect to the test server");
+    tokio::spawn(conn);
+    let name = format!("embedded_app_{}", std::process::id());
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let url = match base.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("STRATA_TEST_POSTGRES_URL names no database: {base}"),
+    };
+    let cwd = tempfile::tempdir().unwrap();
+
+    let o = app_on(cwd.path(), &url, Some("true"), &[]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("migrated: 3 applied"), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ready: 1 notes");
+    let (db, conn) = connect(&url, NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let slugs: Vec<String> = db
+        .query("SELECT slug FROM notes", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(slugs, ["welcome"], "code migration 003 ran on the client");
+    let history: Vec<(String, bool)> = db
+        .query(
+            "SELECT version, success FROM strata.schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            ("001".into(), true),
+            ("002".into(), true),
+            ("003".into(), true)
+        ]
+    );
+
+    let again = app_on(cwd.path(), &url, Some("true"), &[]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("migrated: 0 applied"));
+    drop(db);
+    admin
+        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await
+        .unwrap();
 }

@@ -1,6 +1,6 @@
 //! `docs/commands.md` is the `--help` of every command, so the reference in the
 //! repository can never drift from the binary. After changing a command, regenerate it:
-//! `STRATA_UPDATE_DOCS=1 cargo test -p strata-cli --test it docsref`.
+//! `STRATA_UPDATE_DOCS=1 cargo test -p strata-migrate-cli --test it docsref`.
 
 use std::path::PathBuf;
 
@@ -38,7 +38,7 @@ fn render() -> String {
     let mut out = String::from(
         "# Command reference\n\n\
          Every command's `--help`, generated from the binary by `tests/it/docsref.rs` (a test fails when this\n\
-         file and the binary disagree; `STRATA_UPDATE_DOCS=1 cargo test -p strata-cli --test it docsref`\n\
+         file and the binary disagree; `STRATA_UPDATE_DOCS=1 cargo test -p strata-migrate-cli --test it docsref`\n\
          rewrites it). Global options (`--database-url`, `--dir`, `--config`, `--env`, `--json`, `--log-level`,\n\
          `--log-format`, `--yes`, `--databases`) are accepted before or after any command.\n",
     );
@@ -65,6 +65,6 @@ fn docs_commands_is_every_commands_help() {
     let have = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         have == want,
-        "docs/commands.md is out of date: run STRATA_UPDATE_DOCS=1 cargo test -p strata-cli --test it docsref"
+        "docs/commands.md is out of date: run STRATA_UPDATE_DOCS=1 cargo test -p strata-migrate-cli --test it docsref"
     );
 }

@@ -26,11 +26,12 @@ use strata_core::{
 };
 
 use crate::layout::{Bookkeeping, Dialect};
-use crate::HistoryNames;
+use crate::{Handle, HistoryNames};
 
-/// A connection to MySQL or MariaDB.
-pub struct MySqlDriver {
-    conn: Conn,
+/// A connection to MySQL or MariaDB: one strata opened from a URL
+/// ([`MySqlDriver::connect`]) or the application's own ([`MySqlDriver::borrowed`]).
+pub struct MySqlDriver<'a> {
+    conn: Handle<'a, Conn>,
     /// Kept to reconnect, to cancel a runaway query, for the lease heartbeat and dumps.
     opts: Opts,
     /// strata's tables ([`crate::layout`]).
@@ -46,7 +47,7 @@ pub struct MySqlDriver {
     galera: bool,
 }
 
-impl MySqlDriver {
+impl MySqlDriver<'static> {
     /// Connects. The URL must name a database; its password never appears in errors.
     pub async fn connect(url: &str, names: &HistoryNames) -> Result<Self, DriverError> {
         let (opts, tls) = parse_url(url)?;
@@ -59,7 +60,44 @@ impl MySqlDriver {
                 ),
             )
         })?;
-        let (mut conn, opts) = open_first(opts, &tls).await?;
+        let (conn, opts) = open_first(opts, &tls).await?;
+        MySqlDriver::with(Handle::Owned(conn), opts, database, names).await
+    }
+}
+
+impl<'a> MySqlDriver<'a> {
+    /// Runs on the application's own connection, which must have a default database
+    /// (strata's tables go there). strata sets its session `time_zone` to UTC, as on
+    /// its own connections, so history times read back as written; the lease lock's
+    /// heartbeat, a retry after a lost connection and dumps open connections with the
+    /// same options.
+    pub async fn borrowed(conn: &'a mut Conn, names: &HistoryNames) -> Result<Self, DriverError> {
+        let opts: Opts = OptsBuilder::from_opts(conn.opts().clone())
+            .init(vec!["SET time_zone = '+00:00'"])
+            .into();
+        conn.query_drop("SET time_zone = '+00:00'")
+            .await
+            .map_err(|e| exec::db_error(&e))?;
+        let database: Option<String> = conn
+            .query_first("SELECT DATABASE()")
+            .await
+            .map_err(|e| exec::db_error(&e))?
+            .flatten();
+        let database = database.ok_or_else(|| {
+            DriverError::new(
+                DriverErrorKind::InvalidUrl,
+                "the application's MySQL connection has no default database (USE one first)",
+            )
+        })?;
+        MySqlDriver::with(Handle::Borrowed(conn), opts, database, names).await
+    }
+
+    async fn with(
+        mut conn: Handle<'a, Conn>,
+        opts: Opts,
+        database: String,
+        names: &HistoryNames,
+    ) -> Result<Self, DriverError> {
         let version: String = conn
             .query_first("SELECT VERSION()")
             .await
@@ -183,7 +221,7 @@ fn describe(opts: &Opts) -> String {
 }
 
 #[async_trait]
-impl Driver for MySqlDriver {
+impl Driver for MySqlDriver<'_> {
     fn kind(&self) -> &'static str {
         "mysql"
     }
@@ -291,13 +329,13 @@ impl Driver for MySqlDriver {
 
     async fn reconnect(&mut self) -> Result<(), DriverError> {
         self.lease = None;
-        self.conn = open(&self.opts).await?;
+        self.conn = Handle::Owned(open(&self.opts).await?);
         Ok(())
     }
 
     /// The native client, for code migrations.
     fn client(&mut self) -> Option<&mut (dyn std::any::Any + Send)> {
-        Some(&mut self.conn)
+        Some(&mut *self.conn)
     }
 
     async fn ensure_history(&mut self) -> Result<(), DriverError> {

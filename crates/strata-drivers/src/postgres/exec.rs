@@ -31,7 +31,8 @@ use crate::tracked::Tracker;
 /// the same TLS), and whether a pooler is in between.
 pub(super) struct Session<'a> {
     pub client: &'a Client,
-    pub target: &'a Target,
+    /// `None` on a borrowed client: a cancel then goes without TLS.
+    pub target: Option<&'a Target>,
     pub pooled: bool,
 }
 
@@ -201,11 +202,18 @@ where
         Err(_) => {
             // Over the connection's own TLS settings: a server that requires TLS
             // would refuse a plaintext cancel request.
-            match session.target.tls.connector() {
-                Ok(tls) => {
+            match session.target.map(|t| t.tls.connector()) {
+                Some(Ok(tls)) => {
                     let _ = session.client.cancel_token().cancel_query(tls).await;
                 }
-                Err(e) => tracing::warn!("cannot cancel the query: {}", e.message),
+                Some(Err(e)) => tracing::warn!("cannot cancel the query: {}", e.message),
+                None => {
+                    let _ = session
+                        .client
+                        .cancel_token()
+                        .cancel_query(tokio_postgres::NoTls)
+                        .await;
+                }
             }
             Err(PgFailure::Deadline(timeout))
         }

@@ -25,13 +25,15 @@ use tokio_postgres::Client;
 use target::Target;
 
 use crate::layout::{Bookkeeping, Dialect};
-use crate::HistoryNames;
+use crate::{Handle, HistoryNames};
 
-/// A connection to PostgreSQL.
-pub struct PgDriver {
-    client: Client,
-    /// Kept to reconnect after a transient failure and for the lease heartbeat.
-    target: Target,
+/// A connection to PostgreSQL: one strata opened from a URL ([`PgDriver::connect`]) or
+/// the application's own client ([`PgDriver::borrowed`]).
+pub struct PgDriver<'a> {
+    client: Handle<'a, Client>,
+    /// Kept to reconnect after a transient failure, for the lease heartbeat and for
+    /// pg_dump; unknown for a borrowed client.
+    target: Option<Target>,
     /// strata's tables ([`crate::layout`]).
     book: Bookkeeping,
     /// The tables in use now (`book.active()`) and their prepared statements.
@@ -45,7 +47,7 @@ pub struct PgDriver {
     pooled: bool,
 }
 
-impl PgDriver {
+impl PgDriver<'static> {
     /// Connects. The URL's password never appears in errors.
     pub async fn connect(url: &str, names: &HistoryNames) -> Result<Self, DriverError> {
         // `?search_path=tenant_42` (a fleet of schemas) and TLS are ours, not
@@ -56,6 +58,28 @@ impl PgDriver {
         if let Some(want) = &search_path {
             verify_search_path(&client, want, &target).await?;
         }
+        PgDriver::with(Handle::Owned(client), Some(target), search_path, names).await
+    }
+}
+
+impl<'a> PgDriver<'a> {
+    /// Runs on the application's own client, in its session's `search_path`. The
+    /// migration lock is the same session advisory lock a URL run takes; behind a
+    /// connection pooler (which needs a lease and a second connection) and for
+    /// pg_dump backups, strata needs a URL instead.
+    pub async fn borrowed(
+        client: &'a mut Client,
+        names: &HistoryNames,
+    ) -> Result<Self, DriverError> {
+        PgDriver::with(Handle::Borrowed(client), None, None, names).await
+    }
+
+    async fn with(
+        client: Handle<'a, Client>,
+        target: Option<Target>,
+        search_path: Option<String>,
+        names: &HistoryNames,
+    ) -> Result<Self, DriverError> {
         // Qualify strata's tables with the schema they belong in, so a migration that
         // changes search_path cannot make the history insert land elsewhere.
         let first_in_path = search_path
@@ -135,7 +159,13 @@ async fn verify_search_path(
     ))
 }
 
-impl PgDriver {
+impl PgDriver<'_> {
+    fn target(&self, what: &str) -> Result<&Target, DriverError> {
+        self.target
+            .as_ref()
+            .ok_or_else(|| crate::borrowed_cannot(what))
+    }
+
     /// Points `tables` at the layout the last probe found (an earlier layout's tables
     /// until they are moved).
     fn follow_layout(&mut self) {
@@ -162,7 +192,7 @@ pub(crate) fn error_text(e: &tokio_postgres::Error) -> String {
 }
 
 #[async_trait]
-impl Driver for PgDriver {
+impl Driver for PgDriver<'_> {
     fn kind(&self) -> &'static str {
         "postgres"
     }
@@ -256,7 +286,7 @@ impl Driver for PgDriver {
             LockMode::Lease => {
                 let lease = lock::acquire_lease(
                     &self.client,
-                    &self.target,
+                    self.target("the migration lease (lock = \"lease\", or a connection pooler)")?,
                     &history::Tables::new(&self.book.current),
                     &self.holder,
                     opts.lease,
@@ -293,13 +323,17 @@ impl Driver for PgDriver {
     async fn reconnect(&mut self) -> Result<(), DriverError> {
         // Stop renewing; the row expires unless the next attempt takes it back.
         self.lease = None;
-        self.client = self.target.open().await?;
+        let fresh = self
+            .target("reconnecting after a lost connection")?
+            .open()
+            .await?;
+        self.client = Handle::Owned(fresh);
         Ok(())
     }
 
     /// The native client, for code migrations.
     fn client(&mut self) -> Option<&mut (dyn std::any::Any + Send)> {
-        Some(&mut self.client)
+        Some(&mut *self.client)
     }
 
     async fn ensure_history(&mut self) -> Result<(), DriverError> {
@@ -329,7 +363,7 @@ impl Driver for PgDriver {
     async fn execute(&mut self, change: &Change<'_>) -> Result<Duration, DriverError> {
         let session = exec::Session {
             client: &self.client,
-            target: &self.target,
+            target: self.target.as_ref(),
             pooled: self.pooled,
         };
         exec::execute(&session, &self.tables, change).await
@@ -375,10 +409,11 @@ impl Driver for PgDriver {
     }
 
     async fn backup(&mut self, dest: &Path) -> Result<(), DriverError> {
-        tools::dump(&self.target, dest).await
+        tools::dump(self.target("a pg_dump backup")?, dest).await
     }
 
     async fn restore(&mut self, src: &Path) -> Result<(), DriverError> {
-        tools::restore(&self.client, &self.target, src).await
+        let target = self.target("restoring a pg_dump backup")?;
+        tools::restore(&self.client, target, src).await
     }
 }

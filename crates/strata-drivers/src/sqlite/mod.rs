@@ -26,12 +26,13 @@ use strata_core::{
 };
 
 use crate::layout::{Bookkeeping, Dialect};
-use crate::HistoryNames;
+use crate::{Handle, HistoryNames};
 
-/// A connection to a SQLite database file.
-pub struct SqliteDriver {
+/// A connection to a SQLite database file: one strata opened from a URL
+/// ([`SqliteDriver::open`]) or the application's own ([`SqliteDriver::borrowed`]).
+pub struct SqliteDriver<'a> {
     /// Opened on first use; read-only commands on a missing file never create it.
-    conn: Option<Connection>,
+    conn: Option<Handle<'a, Connection>>,
     path: PathBuf,
     /// strata's tables ([`crate::layout`]).
     book: Bookkeeping,
@@ -48,7 +49,7 @@ pub fn path_of(url: &str) -> PathBuf {
     crate::sqlite_style_path(url)
 }
 
-impl SqliteDriver {
+impl SqliteDriver<'static> {
     /// Opens (creating if missing) the database file.
     pub fn open(url: &str, names: &HistoryNames) -> Result<Self, DriverError> {
         let path = path_of(url);
@@ -64,6 +65,26 @@ impl SqliteDriver {
             d.conn()?;
         }
         Ok(d)
+    }
+}
+
+impl<'a> SqliteDriver<'a> {
+    /// Runs on the application's own connection. Each migration commits on its own,
+    /// as with a URL; the connection must not be inside a transaction, and its busy
+    /// timeout becomes the run's `lock_timeout`.
+    pub fn borrowed(conn: &'a mut Connection, names: &HistoryNames) -> Self {
+        let path = match conn.path() {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => PathBuf::from(":memory:"),
+        };
+        SqliteDriver {
+            conn: Some(Handle::Borrowed(conn)),
+            path,
+            book: Bookkeeping::new(Dialect::Sqlite, names, None, false),
+            locked: false,
+            created: false,
+            lock_timeout: Duration::from_secs(60),
+        }
     }
 
     /// The connection, creating the database file if needed.
@@ -82,15 +103,19 @@ impl SqliteDriver {
                     format!("cannot open SQLite database {}: {e}", path.display()),
                 )
             })?;
-            self.conn = Some(conn);
+            self.conn = Some(Handle::Owned(conn));
         }
-        Ok(self.conn.as_ref().expect("set just above"))
+        Ok(self.conn.as_deref().expect("set just above"))
+    }
+
+    fn is_borrowed(&self) -> bool {
+        self.conn.as_ref().is_some_and(Handle::is_borrowed)
     }
 
     /// The connection and strata's tables, when the database has them (probed anew:
     /// another process may have created or moved them).
     fn history(&mut self) -> Result<Option<(&Connection, &history::Tables)>, DriverError> {
-        let Some(conn) = self.conn.as_ref() else {
+        let Some(conn) = self.conn.as_deref() else {
             return Ok(None);
         };
         conn.probe(&mut self.book)?;
@@ -115,7 +140,7 @@ pub(crate) fn sqlite_error(e: &rusqlite::Error) -> DriverError {
 }
 
 #[async_trait]
-impl Driver for SqliteDriver {
+impl Driver for SqliteDriver<'_> {
     fn kind(&self) -> &'static str {
         "sqlite"
     }
@@ -124,7 +149,7 @@ impl Driver for SqliteDriver {
         &mut self,
         sql: &str,
     ) -> Result<Option<Vec<Vec<Option<String>>>>, DriverError> {
-        crate::history::query_text(self.conn.as_ref(), sql)
+        crate::history::query_text(self.conn.as_deref(), sql)
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -197,7 +222,7 @@ impl Driver for SqliteDriver {
             })
             .is_ok_and(|n| n == 0)
         };
-        if self.created && self.conn.as_ref().is_some_and(empty) {
+        if self.created && self.conn.as_deref().is_some_and(empty) {
             self.conn = None;
             self.created = false;
             let _ = std::fs::remove_file(&self.path);
@@ -208,14 +233,14 @@ impl Driver for SqliteDriver {
     /// The native client, for code migrations.
     fn client(&mut self) -> Option<&mut (dyn std::any::Any + Send)> {
         self.conn
-            .as_mut()
+            .as_deref_mut()
             .map(|c| c as &mut (dyn std::any::Any + Send))
     }
 
     async fn ensure_history(&mut self) -> Result<(), DriverError> {
         self.conn()?;
         self.conn
-            .as_ref()
+            .as_deref()
             .expect("opened above")
             .ensure(&mut self.book)
     }
@@ -231,7 +256,7 @@ impl Driver for SqliteDriver {
     async fn execute(&mut self, change: &Change<'_>) -> Result<Duration, DriverError> {
         self.conn()?;
         exec::execute(
-            self.conn.as_ref().expect("opened above"),
+            self.conn.as_deref().expect("opened above"),
             self.book.active(),
             change,
             self.locked,
@@ -277,6 +302,15 @@ impl Driver for SqliteDriver {
     }
 
     async fn reconnect(&mut self) -> Result<(), DriverError> {
+        if let Some(conn) = self.conn.as_deref().filter(|_| self.is_borrowed()) {
+            // The application's connection stays open: roll back what is pending.
+            if !conn.is_autocommit() {
+                conn.execute_batch("ROLLBACK")
+                    .map_err(|e| sqlite_error(&e))?;
+            }
+            self.locked = false;
+            return Ok(());
+        }
         // Dropping the connection rolls back anything uncommitted and frees the lock.
         self.conn = None;
         self.locked = false;
@@ -315,7 +349,7 @@ impl Driver for SqliteDriver {
     /// Copies the backup's pages over the database in one write transaction.
     async fn restore(&mut self, src: &Path) -> Result<(), DriverError> {
         self.conn()?;
-        let conn = self.conn.as_mut().expect("opened above");
+        let conn = self.conn.as_deref_mut().expect("opened above");
         // The restore is a write transaction of its own: step out of the command's
         // lock transaction (nothing is pending in it) and take the lock back after.
         if self.locked {

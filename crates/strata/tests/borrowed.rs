@@ -1,0 +1,206 @@
+//! Runs on connections the application already has: every migration applied once
+//! when several connections race, a failure that leaves the connection usable and
+//! outside any transaction, and the application's client still its own afterwards.
+
+use std::path::Path;
+
+use strata::{Migrator, Target};
+
+fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("migrations")).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join("migrations").join(name), text).unwrap();
+    }
+    dir
+}
+
+fn five_inserts() -> Vec<(String, String)> {
+    let mut files = vec![(
+        "001_log.sql".to_string(),
+        "CREATE TABLE log (n INTEGER);\n".to_string(),
+    )];
+    for v in 2..=5 {
+        files.push((
+            format!("00{v}_row.sql"),
+            format!("INSERT INTO log (n) VALUES ({v});\n"),
+        ));
+    }
+    files
+}
+
+fn count(path: &Path, sql: &str) -> i64 {
+    let c = strata::rusqlite::Connection::open(path).unwrap();
+    c.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_borrowed_sqlite_connections_apply_each_migration_once() {
+    let files = five_inserts();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let dir = dir_with(&refs);
+    let db = dir.path().join("app.db");
+    let migrator = Migrator::from_dir(dir.path().join("migrations")).unwrap();
+    let runs: Vec<_> = (0..6)
+        .map(|_| {
+            let migrator = migrator.clone();
+            let db = db.clone();
+            tokio::spawn(async move {
+                let mut conn = strata::rusqlite::Connection::open(&db).unwrap();
+                let report = migrator.up(&mut conn, Target::Head).await.unwrap();
+                // The connection is the application's again, outside any transaction.
+                assert!(conn.is_autocommit());
+                report.done.len()
+            })
+        })
+        .collect();
+    let mut applied = 0;
+    for r in runs {
+        applied += r.await.unwrap();
+    }
+    assert_eq!(applied, 5, "five migrations, applied once between six runs");
+    assert_eq!(count(&db, "SELECT count(*) FROM log"), 4);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM strata_schema_migrations WHERE success = 1"
+        ),
+        5
+    );
+}
+
+#[tokio::test]
+async fn a_failure_on_a_borrowed_connection_names_the_line_and_leaves_it_usable() {
+    let dir = dir_with(&[
+        ("001_t.sql", "CREATE TABLE t (id INTEGER);\n"),
+        (
+            "002_bad.sql",
+            "INSERT INTO t VALUES (1);\nINSERT INTO nowhere VALUES (2);\n",
+        ),
+    ]);
+    let migrator = Migrator::from_dir(dir.path().join("migrations")).unwrap();
+    let mut conn = strata::rusqlite::Connection::open(dir.path().join("app.db")).unwrap();
+    let err = migrator.up(&mut conn, Target::Head).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("002_bad.sql:2"), "{text}");
+    assert!(text.contains("nowhere"), "{text}");
+    assert!(conn.is_autocommit(), "no transaction left open");
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        rows, 0,
+        "the failed migration's first statement was rolled back"
+    );
+    let status = migrator.status(&mut conn).await.unwrap();
+    assert_eq!(status.current.as_deref(), Some("001"));
+    assert_eq!(status.count(strata::MigrationState::Pending), 1);
+}
+
+fn postgres_url() -> Option<String> {
+    match std::env::var("STRATA_TEST_POSTGRES_URL") {
+        Ok(url) => Some(url),
+        Err(_) => {
+            let required = std::env::var("STRATA_TEST_REQUIRE").unwrap_or_default();
+            assert!(
+                !required.split(',').any(|e| e == "postgres"),
+                "STRATA_TEST_REQUIRE names postgres but STRATA_TEST_POSTGRES_URL is not set"
+            );
+            eprintln!("skipped: set STRATA_TEST_POSTGRES_URL");
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_borrowed_postgres_client_migrates_in_its_own_schema_and_stays_usable() {
+    use strata::tokio_postgres::{connect, NoTls};
+    let Some(url) = postgres_url() else { return };
+    let (mut client, conn) = connect(&url, NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let schema = format!("borrowed_{}", std::process::id());
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path = {schema}"
+        ))
+        .await
+        .unwrap();
+    let dir = dir_with(&[
+        (
+            "001_t.sql",
+            "CREATE TABLE t (id int);\n-- strata:down\nDROP TABLE t;\n",
+        ),
+        (
+            "002_row.sql",
+            "INSERT INTO t VALUES (1);\n-- strata:down\nDELETE FROM t;\n",
+        ),
+    ]);
+    let migrator = Migrator::from_dir(dir.path().join("migrations")).unwrap();
+    let report = migrator.up(&mut client, Target::Head).await.unwrap();
+    assert_eq!(report.done.len(), 2);
+    // The tables landed in the session's schema, and the client is still the app's.
+    let n: i64 = client
+        .query_one(&format!("SELECT count(*) FROM {schema}.t"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    let status = migrator.status(&mut client).await.unwrap();
+    assert_eq!(status.current.as_deref(), Some("002"));
+    migrator.rollback(&mut client, Target::Base).await.unwrap();
+    let left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = 't'",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "rolled back on the same client");
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test]
+async fn a_borrowed_mysql_connection_migrates_its_default_database() {
+    use strata::mysql_async::prelude::Queryable;
+    let Ok(url) = std::env::var("STRATA_TEST_MYSQL_URL") else {
+        let required = std::env::var("STRATA_TEST_REQUIRE").unwrap_or_default();
+        assert!(
+            !required.split(',').any(|e| e == "mysql"),
+            "STRATA_TEST_MYSQL_URL is not set"
+        );
+        eprintln!("skipped: set STRATA_TEST_MYSQL_URL");
+        return;
+    };
+    let mut admin = strata::mysql_async::Conn::from_url(&url).await.unwrap();
+    let name = format!("borrowed_{}", std::process::id());
+    admin
+        .query_drop(format!(
+            "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
+        ))
+        .await
+        .unwrap();
+    admin.query_drop(format!("USE {name}")).await.unwrap();
+    let dir = dir_with(&[
+        ("001_t.sql", "CREATE TABLE t (id int);\n"),
+        ("002_row.sql", "INSERT INTO t VALUES (1);\n"),
+    ]);
+    let migrator = Migrator::from_dir(dir.path().join("migrations")).unwrap();
+    let report = migrator.up(&mut admin, Target::Head).await.unwrap();
+    assert_eq!(report.done.len(), 2);
+    let n: Option<i64> = admin.query_first("SELECT count(*) FROM t").await.unwrap();
+    assert_eq!(n, Some(1));
+    let again = migrator.up(&mut admin, Target::Head).await.unwrap();
+    assert!(again.done.is_empty());
+    admin
+        .query_drop(format!("DROP DATABASE {name}"))
+        .await
+        .unwrap();
+}
