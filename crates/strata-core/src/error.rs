@@ -173,7 +173,7 @@ impl StatementRef {
 }
 
 /// A database operation failed.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DriverError {
     pub kind: DriverErrorKind,
@@ -186,6 +186,9 @@ pub struct DriverError {
     /// Worth retrying: the connection was lost or refused, or the server reported a
     /// serialization failure, deadlock, lock wait timeout or shutdown.
     pub transient: bool,
+    /// The underlying error (a code migration's own, say), for
+    /// [`std::error::Error::source`]; its text is already in `message`.
+    pub cause: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 /// A script that could not be read where the driver needed it.
@@ -204,7 +207,14 @@ impl DriverError {
             detail: None,
             statement: None,
             transient: false,
+            cause: None,
         }
+    }
+
+    /// Keeps `cause` as this error's source.
+    pub fn caused_by(mut self, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        self.cause = Some(std::sync::Arc::from(cause.into()));
+        self
     }
     /// Marks the error as worth retrying.
     pub fn retryable(mut self, transient: bool) -> Self {
@@ -218,6 +228,15 @@ impl DriverError {
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self
+    }
+}
+
+impl std::error::Error for DriverError {
+    /// The error itself (a `tokio_postgres::Error`, a `rusqlite::Error`, ...), so a
+    /// caller can downcast it.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let cause = self.cause.as_deref()?;
+        Some(cause)
     }
 }
 
@@ -242,6 +261,21 @@ impl fmt::Display for DriverError {
         }
         Ok(())
     }
+}
+
+/// `e` and every error under it, joined by `: ` (`db error: ERROR: relation "x" does
+/// not exist`), skipping a source whose text its parent already shows.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(inner) = next {
+        let part = inner.to_string();
+        if !text.contains(&part) {
+            text = format!("{text}: {part}");
+        }
+        next = inner.source();
+    }
+    text
 }
 
 /// Every error the library returns.

@@ -1489,10 +1489,12 @@ impl Migrator {
         };
         let elapsed = started.elapsed();
         if let Err(e) = result {
+            // The whole chain: tokio-postgres's `db error` says nothing without its source.
             let error = DriverError::new(
                 DriverErrorKind::Query,
-                format!("code migration failed: {e}"),
-            );
+                format!("code migration failed: {}", crate::error::chain(e.as_ref())),
+            )
+            .caused_by(e);
             let failure = self.audit("failure", step, Some(&error));
             if let Err(e) = d.audit(&failure).await {
                 tracing::warn!(version = %step.version, "could not write the failure to audit_log: {e}");

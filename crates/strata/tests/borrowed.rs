@@ -204,3 +204,90 @@ async fn a_borrowed_mysql_connection_migrates_its_default_database() {
         .await
         .unwrap();
 }
+
+/// A code migration whose client call fails: the error says what the server said
+/// (not just `db error`), and `source()` reaches the client crate's own error.
+struct BadQuery;
+
+#[strata::async_trait]
+impl strata::CodeMigration for BadQuery {
+    fn version(&self) -> &str {
+        "002"
+    }
+    fn name(&self) -> &str {
+        "bad_query"
+    }
+    async fn up(&self, db: &mut strata::CodeContext<'_>) -> Result<(), strata::CodeError> {
+        if let Some(c) = db.client::<strata::rusqlite::Connection>() {
+            c.execute("UPDATE nowhere SET x = 1", [])?;
+        } else if let Some(c) = db.client::<strata::tokio_postgres::Client>() {
+            c.execute("UPDATE nowhere SET x = 1", &[]).await?;
+        }
+        Ok(())
+    }
+}
+
+fn source_chain<'e>(
+    e: &'e (dyn std::error::Error + 'static),
+) -> Vec<&'e (dyn std::error::Error + 'static)> {
+    let mut out = vec![e];
+    while let Some(next) = out.last().unwrap().source() {
+        out.push(next);
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_failing_code_migration_keeps_its_error_and_its_source_chain() {
+    let dir = dir_with(&[("001_t.sql", "CREATE TABLE t (id INTEGER);\n")]);
+    let migrator = Migrator::from_dir(dir.path().join("migrations"))
+        .unwrap()
+        .register(BadQuery)
+        .unwrap();
+    let mut conn = strata::rusqlite::Connection::open(dir.path().join("app.db")).unwrap();
+    let err = migrator.up(&mut conn, Target::Head).await.unwrap_err();
+    assert!(err.to_string().contains("no such table: nowhere"), "{err}");
+    let chain = source_chain(&err);
+    assert!(
+        chain
+            .iter()
+            .any(|e| e.downcast_ref::<strata::rusqlite::Error>().is_some()),
+        "the rusqlite error is reachable through source(): {chain:?}"
+    );
+    let recorded: String = conn
+        .query_row(
+            "SELECT new_values FROM strata_audit_log WHERE operation = 'failure'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(recorded.contains("no such table: nowhere"), "{recorded}");
+
+    let Some(url) = postgres_url() else { return };
+    let (mut client, connection) =
+        strata::tokio_postgres::connect(&url, strata::tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let schema = format!("code_error_{}", std::process::id());
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path = {schema}"
+        ))
+        .await
+        .unwrap();
+    let err = migrator.up(&mut client, Target::Head).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("relation \"nowhere\" does not exist"),
+        "not just `db error`: {err}"
+    );
+    let chain = source_chain(&err);
+    assert!(chain
+        .iter()
+        .any(|e| e.downcast_ref::<strata::tokio_postgres::Error>().is_some()));
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
