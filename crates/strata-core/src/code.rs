@@ -105,6 +105,12 @@ impl fmt::Debug for CodeRef {
     }
 }
 
+/// What a code migration without a `down` records as its rollback: a marker that
+/// says the row is code's ([`crate::AppliedMigration::is_code`]), never run.
+pub(crate) fn irreversible_marker(version: &str) -> String {
+    format!("{CODE_MARKER} irreversible {version}")
+}
+
 /// The [`Migration`] that stands for registered code in plans, status and the history.
 pub(crate) fn migration(code: Arc<dyn CodeMigration>) -> Migration {
     let version = code.version().to_string();

@@ -89,6 +89,12 @@ pub enum PlanError {
     Failed { version: String, done: i64 },
     #[error("migration {version} is already applied")]
     AlreadyApplied { version: String },
+    /// A code migration's row, met by a program that does not register that code.
+    #[error("migration {version} ({name}) was applied by the application's code migration, which is not registered here; only the application can roll it back")]
+    CodeNotRegistered { version: String, name: String },
+    /// A code migration failed when the application ran it.
+    #[error("code migration {version} ({name}) failed when the application ran it; it runs again only in the application (resume), or its row is removed by a repair")]
+    CodeFailed { version: String, name: String },
     #[error("statement {statement} of migration {version} was running when its run stopped, so whether it took effect is unknown; check the database, then `--resume --in-doubt=done` (it did) or `--resume --in-doubt=rerun` (it did not)")]
     InDoubt { version: String, statement: i64 },
     #[error("the rollback of migration {version} stopped midway ({done} statements done); finish it with `strata rollback --resume` (or by hand, then `strata repair`)")]
@@ -321,7 +327,9 @@ impl Error {
                 | PlanError::Missing { .. }
                 | PlanError::Failed { .. }
                 | PlanError::InDoubt { .. }
-                | PlanError::RollbackStopped { .. } => 3,
+                | PlanError::RollbackStopped { .. }
+                | PlanError::CodeNotRegistered { .. }
+                | PlanError::CodeFailed { .. } => 3,
             },
             Error::Driver(d)
                 if matches!(
@@ -388,6 +396,8 @@ impl Error {
                 PlanError::AlreadyApplied { .. } => "already_applied",
                 PlanError::InDoubt { .. } => "in_doubt",
                 PlanError::RollbackStopped { .. } => "rollback_stopped",
+                PlanError::CodeNotRegistered { .. } => "code_not_registered",
+                PlanError::CodeFailed { .. } => "code_failed",
             },
             Error::Migration { .. } => "migration_failed",
             Error::Driver(d) => match d.kind {

@@ -340,6 +340,17 @@ pub struct AppliedMigration {
     pub progress: Progress,
 }
 
+impl AppliedMigration {
+    /// Written by a code migration ([`crate::CodeMigration`]): the application
+    /// registers it, so a program without it (the CLI) must not ask for its file, run
+    /// its stand-in rollback or offer to re-run it.
+    pub fn is_code(&self) -> bool {
+        self.rollback_sql
+            .as_deref()
+            .is_some_and(|s| s.starts_with(crate::code::CODE_MARKER))
+    }
+}
+
 /// The exact state of a migration run statement by statement (a non-transactional
 /// migration, any MySQL DDL migration, a rollback of one), kept in its history row so a
 /// crash at any instant leaves a history that says what happened.

@@ -13,7 +13,9 @@ use crate::config::Settings;
 use crate::driver::{AuditEntry, AuditRecord, Change, Driver, LockOptions, Record};
 use crate::error::{DriverError, DriverErrorKind, Error, Result};
 use crate::event::{Event, Reporter, Silent};
-use crate::migration::{AppliedMigration, Migration, MigrationKind, MigrationState, Script};
+use crate::migration::{
+    AppliedMigration, Format, Migration, MigrationKind, MigrationState, Script,
+};
 use crate::plan::{self, Direction, Plan, StatusRow, Step, Target, UpOptions};
 use crate::source::{self, Source};
 use crate::sum;
@@ -408,7 +410,19 @@ impl Migrator {
             .rev()
             .find(|m| m.kind == MigrationKind::Versioned)
             .map(|m| m.version.to_string());
-        (current, head)
+        // The application's code migrations that this program does not register count
+        // by version: they are part of the schema's history all the same.
+        let cat = plan::Catalog::new(&self.source.migrations);
+        let later = |a: Option<String>, b: &str| match a {
+            Some(a) if crate::Version::new(a.as_str()) >= crate::Version::new(b) => Some(a),
+            _ => Some(b.to_string()),
+        };
+        applied
+            .iter()
+            .filter(|a| a.success && a.is_code() && cat.find(&a.version).is_none())
+            .fold((current, head), |(c, h), a| {
+                (later(c, &a.version), later(h, &a.version))
+            })
     }
 
     /// The rows of [`Migrator::status`] one at a time: printing 10,000 of them needs
@@ -433,8 +447,8 @@ impl Migrator {
             });
         }
         let Some(applied) = applied else { return out };
-        // Row i is migration i, then come the rows whose file is gone.
-        for (i, row) in plan::states_iter(&self.source.migrations, applied).enumerate() {
+        let cat = plan::Catalog::new(&self.source.migrations);
+        for row in plan::states_iter(&self.source.migrations, applied) {
             let message = match row.state {
                 MigrationState::Modified => {
                     format!("migration {} was edited after it was applied", row.version)
@@ -443,13 +457,16 @@ impl Migrator {
                     "migration {} ({}) is applied but its file is missing",
                     row.version, row.name
                 ),
-                MigrationState::Failed => format!(
-                    "migration {} failed midway; `strata up --resume` or `strata repair`",
-                    row.version
+                MigrationState::Failed if row.code => format!(
+                    "code migration {} ({}) failed when the application ran it",
+                    row.version, row.name
                 ),
+                MigrationState::Failed => format!("migration {} failed midway", row.version),
                 _ => continue,
             };
-            let file = self.source.migrations.get(i).map(|m| m.source.clone());
+            let file = cat
+                .find(&row.version)
+                .map(|i| self.source.migrations[i].source.clone());
             out.push(Finding {
                 kind: state_kind(row.state),
                 version: Some(row.version),
@@ -725,6 +742,8 @@ impl Migrator {
                 continue;
             }
             match m {
+                // The application's code migration: not this program's to judge.
+                None if a.is_code() => {}
                 None => missing.push(a.version.clone()),
                 Some(m) if m.kind == MigrationKind::Versioned && m.checksum != a.checksum => out
                     .push((
@@ -1568,7 +1587,10 @@ impl Migrator {
             applied_at: chrono::Utc::now(),
             checksum: m.checksum.clone(),
             execution_time_ms: 0,
-            rollback_sql: m.down_text()?,
+            rollback_sql: match (m.format, m.down_text()?) {
+                (Format::Code, None) => Some(code::irreversible_marker(m.version.as_str())),
+                (_, down) => down,
+            },
             success: true,
             statements_done,
             applied_by: Some(self.actor.name.clone()),

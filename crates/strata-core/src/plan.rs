@@ -343,6 +343,10 @@ pub struct StatusRow {
     /// For a `failed` row: how far its run got.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<Stopped>,
+    /// Applied by the application's code migration, which this program does not have
+    /// (`"code": true`): neither missing nor runnable here.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub code: bool,
 }
 
 /// Where a run that went statement by statement stopped.
@@ -415,22 +419,40 @@ pub fn states_iter<'a>(
             execution_time_ms: a.map(|a| a.execution_time_ms),
             depends_on: m.dependencies.iter().map(|d| d.target.clone()).collect(),
             stopped: a.and_then(|a| Stopped::of(a)),
+            code: m.format == crate::migration::Format::Code,
         }
     });
-    on_disk.chain(missing.into_iter().map(|a| StatusRow {
+    let gone = |a: &AppliedMigration| StatusRow {
         version: a.version.clone(),
         name: a.name.clone(),
-        state: if a.success {
-            MigrationState::Missing
-        } else {
-            MigrationState::Failed
+        state: match (a.success, a.is_code()) {
+            (false, _) => MigrationState::Failed,
+            (true, true) => MigrationState::Applied,
+            (true, false) => MigrationState::Missing,
         },
         checksum: a.checksum.to_string(),
         applied_at: Some(a.applied_at),
         execution_time_ms: Some(a.execution_time_ms),
         depends_on: vec![],
         stopped: Stopped::of(a),
-    }))
+        code: a.is_code(),
+    };
+    // Rows of the application's code migrations take their place by version among the
+    // files; rows whose file is gone come last.
+    let (code, missing): (Vec<_>, Vec<_>) = missing.into_iter().partition(|a| a.is_code());
+    let mut code = code.into_iter().peekable();
+    let mut merged = Vec::new();
+    for row in on_disk {
+        let here = crate::version::Version::new(row.version.as_str());
+        while let Some(a) =
+            code.next_if(|a| crate::version::Version::new(a.version.as_str()) < here)
+        {
+            merged.push(gone(a));
+        }
+        merged.push(row);
+    }
+    merged.extend(code.map(gone));
+    merged.into_iter().chain(missing.into_iter().map(gone))
 }
 
 fn up_step(i: usize, m: &Migration, resume_from: usize) -> Step {
@@ -457,6 +479,14 @@ pub fn check_history(
     let cat = Catalog::new(migrations);
     for a in applied {
         match cat.find(&a.version) {
+            None if !a.success && a.is_code() => {
+                return Err(PlanError::CodeFailed {
+                    version: a.version.clone(),
+                    name: a.name.clone(),
+                })
+            }
+            // Applied by the application's code migration: nothing to check here.
+            None if a.is_code() => {}
             None if !a.success => {
                 return Err(PlanError::Failed {
                     version: a.version.clone(),
@@ -557,6 +587,20 @@ pub fn plan_up(
 fn down_step(cat: &Catalog, a: &AppliedMigration) -> Result<Step, PlanError> {
     let idx = cat.find(&a.version);
     let m = idx.map(|i| &cat.migrations[i]);
+    // A code migration's stored rollback is a stand-in: only its registered code can
+    // undo it, and a program without that code must not drop its row as if it had.
+    if a.is_code() && !m.is_some_and(|m| m.code.is_some()) {
+        return Err(PlanError::CodeNotRegistered {
+            version: a.version.clone(),
+            name: a.name.clone(),
+        });
+    }
+    if a.is_code() && m.is_some_and(|m| m.down.is_none()) {
+        return Err(PlanError::NoRollback {
+            version: a.version.clone(),
+            path: m.map(|m| m.source.clone()),
+        });
+    }
     // The rollback stored at apply time wins: the file may have changed since. When
     // the two agree the file's script is kept, so errors name its file and line.
     let file = m.and_then(|m| m.down.as_ref());

@@ -138,9 +138,14 @@ fn write_table<I: Iterator<Item = StatusRow>>(
             Some((cut, _)) => &r.name[..cut],
             None => r.name.as_str(),
         };
+        let note = if r.code {
+            "  (code migration, run by the application)"
+        } else {
+            ""
+        };
         writeln!(
             out,
-            "{:<wv$}  {:<wn$}  {state}  {:<20}  {:>8}",
+            "{:<wv$}  {:<wn$}  {state}  {:<20}  {:>8}{note}",
             r.version, name, at, ms
         )?;
     }

@@ -451,3 +451,117 @@ fn help_json_and_logs_say_what_a_user_expects() {
     let err = std::fs::read_to_string(&err_file).unwrap();
     assert!(err.contains("error:") && !err.contains('\x1b'), "{err:?}");
 }
+
+/// A code migration the application applied, met by the CLI, which does not have it:
+/// status lists it in version order as applied by the application, up applies the
+/// files around it, validate is clean, and a rollback that would reach it stops
+/// instead of dropping its row as if its stand-in script had undone it.
+#[test]
+fn code_migration_rows_written_by_the_application() {
+    struct Backfill;
+    #[async_trait::async_trait]
+    impl strata_core::CodeMigration for Backfill {
+        fn version(&self) -> &str {
+            "002"
+        }
+        fn name(&self) -> &str {
+            "backfill"
+        }
+        async fn up(
+            &self,
+            _db: &mut strata_core::CodeContext<'_>,
+        ) -> Result<(), strata_core::CodeError> {
+            Ok(())
+        }
+        async fn down(
+            &self,
+            _db: &mut strata_core::CodeContext<'_>,
+        ) -> Result<(), strata_core::CodeError> {
+            Ok(())
+        }
+    }
+    for db in engines("code_rows") {
+        let p = Project::new();
+        p.file(
+            "001_a.sql",
+            "CREATE TABLE a (id INTEGER);\n-- strata:down\nDROP TABLE a;\n",
+        )
+        .file(
+            "003_b.sql",
+            "CREATE TABLE b (id INTEGER);\n-- strata:down\nDROP TABLE b;\n",
+        );
+        // The application: files 001 and 003 plus its code migration 002, up to 002.
+        let app = strata_core::Migrator::from_dir(p.migrations())
+            .unwrap()
+            .register(Backfill)
+            .unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let mut d = strata_drivers::connect(&db.url(), &Default::default())
+                .await
+                .unwrap();
+            app.up(
+                d.as_mut(),
+                &strata_core::Target::Version("002".into()),
+                &Default::default(),
+                &mut strata_core::Silent,
+            )
+            .await
+            .unwrap();
+        });
+
+        let status = json(&p.strata(&db, &["--json", "status"]));
+        let rows: Vec<(String, String, bool)> = status["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["version"].as_str().unwrap().to_string(),
+                    r["state"].as_str().unwrap().to_string(),
+                    r["code"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("001".into(), "applied".into(), false),
+                ("002".into(), "applied".into(), true),
+                ("003".into(), "pending".into(), false),
+            ],
+            "{}: {status}",
+            db.url()
+        );
+        let text = ok(&p.strata(&db, &["status"]));
+        assert!(
+            text.contains("code migration, run by the application"),
+            "{text}"
+        );
+        assert!(!text.contains("missing"), "{text}");
+
+        let valid = p.strata(&db, &["validate"]);
+        assert_eq!(code(&valid), 0, "{}{}", stdout(&valid), stderr(&valid));
+        let up = p.strata(&db, &["up"]);
+        assert_eq!(code(&up), 0, "{}", stderr(&up));
+        assert_eq!(
+            json(&p.strata(&db, &["--json", "status"]))["current"],
+            "003"
+        );
+
+        // Rolling back 003 is fine; reaching 002 stops before anything runs.
+        ok(&p.strata(&db, &["rollback", "-1"]));
+        let refused = p.strata(&db, &["rollback", "-1"]);
+        assert_eq!(code(&refused), 3, "{}", stderr(&refused));
+        assert!(
+            stderr(&refused).contains("applied by the application's code migration"),
+            "{}",
+            stderr(&refused)
+        );
+        let after = json(&p.strata(&db, &["--json", "status"]));
+        assert_eq!(
+            after["current"], "002",
+            "the code row is still there: {after}"
+        );
+    }
+}
