@@ -14,12 +14,21 @@ pub fn init_logging(g: &GlobalArgs) {
         .log_level
         .clone()
         .or_else(|| std::env::var("RUST_LOG").ok());
+    // One event per migration (target `strata::migration`, at info) is a JSON log's
+    // main content; in text the progress lines already say it, so it shows there
+    // when a level is asked for.
+    let per_migration = match g.log_format {
+        LogFormat::Json => "info",
+        LogFormat::Text => "warn",
+    };
     let filter = match level {
         Some(l) if !l.contains('=') => EnvFilter::new(format!(
-            "warn,strata_core={l},strata_drivers={l},strata_cli={l}"
+            "warn,strata_core={l},strata_drivers={l},strata_cli={l},strata::migration={l}"
         )),
         Some(l) => EnvFilter::new(l),
-        None => EnvFilter::new("warn,strata_core=info,strata_drivers=info,strata_cli=info"),
+        None => EnvFilter::new(format!(
+            "warn,strata_core=info,strata_drivers=info,strata_cli=info,strata::migration={per_migration}"
+        )),
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -146,6 +155,9 @@ pub struct TextReporter {
     bar: Option<indicatif::ProgressBar>,
     /// With a bar: the running step's line, printed above the bar when it ends.
     running: String,
+    /// What this run did, in the words `status` uses, for a failure's JSON answer.
+    done: Vec<serde_json::Value>,
+    failed: Option<serde_json::Value>,
 }
 
 impl TextReporter {
@@ -156,6 +168,51 @@ impl TextReporter {
             terminal: std::io::stdout().is_terminal(),
             bar: None,
             running: String::new(),
+            done: Vec::new(),
+            failed: None,
+        }
+    }
+
+    /// Under `--json`, a run that failed partway answers with what it did as well as
+    /// the error: `{"error": {...}, KEY: [steps done], "failed": {step}}`, as the
+    /// REST API does. Returns the exit code; `None` without `--json` (the progress
+    /// lines already said it).
+    pub fn answer_failure(&self, e: &Error, key: &str) -> Option<i32> {
+        if !self.json {
+            return None;
+        }
+        let mut v = e.to_json();
+        v[key] = serde_json::json!(self.done);
+        if let Some(f) = &self.failed {
+            v["failed"] = f.clone();
+        }
+        print_json(&v);
+        Some(e.exit_code())
+    }
+
+    fn collect(&mut self, event: &Event<'_>) {
+        let direction = |d: Direction| if d == Direction::Up { "up" } else { "down" };
+        match event {
+            Event::StepFinished { step, elapsed } => self.done.push(serde_json::json!({
+                "version": step.version, "name": step.name,
+                "execution_time_ms": elapsed.as_millis() as u64,
+            })),
+            Event::StepRecorded { step } => self.done.push(serde_json::json!({
+                "version": step.version, "name": step.name, "execution_time_ms": 0,
+            })),
+            Event::StepFailed { step, error } => {
+                let mut f = serde_json::json!({
+                    "version": step.version, "name": step.name,
+                    "direction": direction(step.direction), "message": error.to_string(),
+                });
+                if let Some(s) = &error.statement {
+                    f["file"] = serde_json::json!(s.path.display().to_string());
+                    f["line"] = serde_json::json!(s.line);
+                    f["statement"] = serde_json::json!(s.index);
+                }
+                self.failed = Some(f);
+            }
+            _ => {}
         }
     }
 
@@ -179,6 +236,7 @@ impl TextReporter {
 
 impl Reporter for TextReporter {
     fn report(&mut self, event: Event<'_>) {
+        self.collect(&event);
         if self.json {
             return;
         }

@@ -100,6 +100,30 @@ pub struct AuditRecord {
     pub user_agent: Option<String>,
 }
 
+impl AuditRecord {
+    /// The row as `history --json` and `GET /history` show a migration event, in the
+    /// words `status` uses (`version`, `name`, `execution_time_ms`), with `at` and `by`
+    /// for when and who; `GET /audit` keeps the table's own column names.
+    pub fn to_event_json(&self) -> serde_json::Value {
+        let values = self.new_values.as_ref().or(self.old_values.as_ref());
+        let field = |k: &str| values.and_then(|v| v.get(k)).cloned();
+        serde_json::json!({
+            "id": self.id,
+            "operation": self.operation,
+            "version": self.record_id,
+            "name": field("name").unwrap_or(serde_json::Value::Null),
+            "at": self.changed_at,
+            "by": self.changed_by,
+            "execution_time_ms": field("execution_time_ms").unwrap_or(serde_json::Value::Null),
+            "error": field("error").unwrap_or(serde_json::Value::Null),
+            "ip_address": self.ip_address,
+            "user_agent": self.user_agent,
+            "old_values": self.old_values,
+            "new_values": self.new_values,
+        })
+    }
+}
+
 /// One unit of work: a script (none for `stamp`), its history change, its audit row and
 /// metadata updates, committed together (or, for non-transactional scripts, tracked
 /// statement by statement: a `success=false` row first, `statements_done` after each).

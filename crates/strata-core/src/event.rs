@@ -70,3 +70,53 @@ pub struct Silent;
 impl Reporter for Silent {
     fn report(&mut self, _: Event<'_>) {}
 }
+
+/// Forwards every event, and logs each step that finished, failed or was recorded as
+/// one structured event at info level (target `strata::migration`, fields `migration`,
+/// `version`, `direction`, `duration_ms`, `outcome`): what `--log-format json` and an
+/// application's own subscriber see of a run, whatever renders its progress.
+pub(crate) struct Logged<'a>(pub &'a mut dyn Reporter);
+
+impl Reporter for Logged<'_> {
+    fn report(&mut self, event: Event<'_>) {
+        let direction = |s: &Step| match s.direction {
+            crate::plan::Direction::Up => "up",
+            crate::plan::Direction::Down => "down",
+        };
+        match &event {
+            Event::StepFinished { step, elapsed } => tracing::info!(
+                target: "strata::migration",
+                migration = %step.id,
+                version = %step.version,
+                direction = direction(step),
+                duration_ms = elapsed.as_millis() as u64,
+                outcome = "ok",
+                "{} {}",
+                if step.direction == crate::plan::Direction::Up { "applied" } else { "rolled back" },
+                step.id
+            ),
+            Event::StepFailed { step, error } => tracing::info!(
+                target: "strata::migration",
+                migration = %step.id,
+                version = %step.version,
+                direction = direction(step),
+                outcome = "failed",
+                error = %error,
+                "{} failed",
+                step.id
+            ),
+            Event::StepRecorded { step } => tracing::info!(
+                target: "strata::migration",
+                migration = %step.id,
+                version = %step.version,
+                direction = direction(step),
+                duration_ms = 0u64,
+                outcome = "recorded",
+                "recorded {} without running it",
+                step.id
+            ),
+            _ => {}
+        }
+        self.0.report(event)
+    }
+}

@@ -164,7 +164,9 @@ pub struct HealthReport {
     pub server_version: Option<String>,
     pub history_tables: bool,
     pub current: Option<String>,
-    pub pending: usize,
+    /// Migrations waiting to run; `null` when the history could not be read (an
+    /// unreachable database has an unknown number, not zero).
+    pub pending: Option<usize>,
     /// Edited or missing migrations, and a stale `strata.sum`.
     pub drift: Vec<String>,
     pub failed: Vec<String>,
@@ -779,7 +781,7 @@ impl Migrator {
             server_version: None,
             history_tables: false,
             current: None,
-            pending: 0,
+            pending: None,
             drift: vec![],
             failed: vec![],
             stopped: vec![],
@@ -850,7 +852,7 @@ impl Migrator {
             Ok(applied) => {
                 let status = self.status_of(&applied);
                 h.current = status.current.clone();
-                h.pending = status.count(MigrationState::Pending);
+                h.pending = Some(status.count(MigrationState::Pending));
                 for row in &status.migrations {
                     match row.state {
                         MigrationState::Modified | MigrationState::Missing => {
@@ -906,8 +908,8 @@ impl Migrator {
             let p = format!("edited or missing migrations: {}", drifted.join(", "));
             worst(&mut h, HealthStatus::Degraded, p);
         }
-        if h.pending > 0 {
-            let mut p = format!("{} pending migration(s)", h.pending);
+        if let Some(pending) = h.pending.filter(|n| *n > 0) {
+            let mut p = format!("{pending} pending migration(s)");
             if let Some(why) = &h.read_only {
                 p.push_str(&format!(
                     " ({why}: they are applied on the primary and replicate here)"
@@ -1023,6 +1025,7 @@ impl Migrator {
         opts: &RunOptions,
         rep: &mut dyn Reporter,
     ) -> Result<RunReport> {
+        let rep = &mut crate::event::Logged(rep);
         self.precheck(&req)?;
         for m in &self.source.migrations {
             d.check(m)?;

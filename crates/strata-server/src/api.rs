@@ -182,6 +182,7 @@ pub async fn history(State(s): State<ApiState>, Query(q): Query<LogQuery>) -> An
             .into_iter()
             .filter(|e| !e.operation.starts_with("api_"))
             .take(want)
+            .map(|e| e.to_event_json())
             .collect();
         if events.len() == want || exhausted {
             break events;

@@ -12,6 +12,7 @@ pub async fn run(ctx: &Context, a: HistoryArgs) -> Result<i32, Error> {
     let mut db = ctx.connect().await?;
     let events = migrator.history(db.as_mut(), a.limit).await?;
     if ctx.global.json {
+        let events: Vec<_> = events.iter().map(|e| e.to_event_json()).collect();
         print_json(&json!({ "events": events }));
         return Ok(0);
     }

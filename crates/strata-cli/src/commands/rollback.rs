@@ -15,15 +15,14 @@ pub async fn down(ctx: &Context, a: DownArgs) -> Result<i32, Error> {
     let mut opts = ctx.run_options(a.dry_run, true);
     opts.up.resume = a.resume;
     opts.up.in_doubt = a.in_doubt.get();
-    let report = migrator
-        .down(
-            db.as_mut(),
-            &a.target_version,
-            a.cascade,
-            &opts,
-            &mut TextReporter::new(ctx.global.json),
-        )
-        .await?;
+    let mut rep = TextReporter::new(ctx.global.json);
+    let report = match migrator
+        .down(db.as_mut(), &a.target_version, a.cascade, &opts, &mut rep)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return rep.answer_failure(&e, "rolled_back").ok_or(e),
+    };
     print_run(&report, "rolled_back", ctx.global.json);
     Ok(0)
 }
@@ -38,14 +37,11 @@ pub async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<i32, Error> {
     let mut opts = ctx.run_options(a.dry_run, true);
     opts.up.resume = a.resume;
     opts.up.in_doubt = a.in_doubt.get();
-    let report = migrator
-        .rollback(
-            db.as_mut(),
-            &target,
-            &opts,
-            &mut TextReporter::new(ctx.global.json),
-        )
-        .await?;
+    let mut rep = TextReporter::new(ctx.global.json);
+    let report = match migrator.rollback(db.as_mut(), &target, &opts, &mut rep).await {
+        Ok(r) => r,
+        Err(e) => return rep.answer_failure(&e, "rolled_back").ok_or(e),
+    };
     print_run(&report, "rolled_back", ctx.global.json);
     Ok(0)
 }

@@ -33,14 +33,11 @@ pub async fn run(ctx: &Context, a: UpArgs) -> Result<i32, Error> {
             return Err(Error::Refused(format!("{e} (--allow-unsafe)")));
         }
     }
-    let report = migrator
-        .up(
-            db.as_mut(),
-            &target,
-            &opts,
-            &mut TextReporter::new(ctx.global.json),
-        )
-        .await?;
+    let mut rep = TextReporter::new(ctx.global.json);
+    let report = match migrator.up(db.as_mut(), &target, &opts, &mut rep).await {
+        Ok(r) => r,
+        Err(e) => return rep.answer_failure(&e, "applied").ok_or(e),
+    };
     if report.dry_run {
         // A dry run shows what lint says about the plan.
         let findings = policy::plan_findings(&ctx.config, &migrator, &report.plan);

@@ -82,7 +82,10 @@ fn up_status_rollback_round_trip() {
         let h = json(&p.strata(&db, &["history", "--json", "--limit", "2"]));
         assert_eq!(h["events"].as_array().unwrap().len(), 2);
         assert_eq!(h["events"][0]["operation"], "rollback");
-        assert_eq!(h["events"][0]["record_id"], "001");
+        assert_eq!(h["events"][0]["version"], "001");
+        // The words status uses: the same version, name and timing fields.
+        assert_eq!(h["events"][0]["name"], "users");
+        assert!(h["events"][1]["execution_time_ms"].is_i64(), "{h}");
     }
 }
 
