@@ -58,7 +58,9 @@ pub async fn run(ctx: &Context) -> Result<i32, Error> {
                 "  current        {}",
                 report.current.as_deref().unwrap_or("none")
             );
-            let pending = report.pending.map_or("unknown".to_string(), |n| n.to_string());
+            let pending = report
+                .pending
+                .map_or("unknown".to_string(), |n| n.to_string());
             println!("  pending        {pending}");
             println!("  drift          {}", list(&report.drift));
             println!("  failed         {}", list(&report.failed));

@@ -32,6 +32,15 @@ pub async fn run(cli: Cli) -> Result<i32, Error> {
     if let Command::Completions { shell } = &cli.command {
         // Needs no project: written before any configuration is read.
         use clap::CommandFactory;
+        if cli.global.json {
+            // A script is not JSON: refused as a usage error, in JSON.
+            crate::output::print_json(&serde_json::json!({ "error": {
+                "kind": "usage",
+                "message": "`completions` prints a shell script, not JSON; run it without --json",
+                "file": null, "line": null,
+            }}));
+            return Ok(2);
+        }
         let mut cmd = Cli::command();
         clap_complete::generate(*shell, &mut cmd, "strata", &mut std::io::stdout());
         return Ok(0);

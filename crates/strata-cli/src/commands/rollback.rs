@@ -38,7 +38,10 @@ pub async fn rollback(ctx: &Context, a: RollbackArgs) -> Result<i32, Error> {
     opts.up.resume = a.resume;
     opts.up.in_doubt = a.in_doubt.get();
     let mut rep = TextReporter::new(ctx.global.json);
-    let report = match migrator.rollback(db.as_mut(), &target, &opts, &mut rep).await {
+    let report = match migrator
+        .rollback(db.as_mut(), &target, &opts, &mut rep)
+        .await
+    {
         Ok(r) => r,
         Err(e) => return rep.answer_failure(&e, "rolled_back").ok_or(e),
     };

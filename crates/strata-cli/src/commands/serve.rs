@@ -38,8 +38,18 @@ pub async fn run(ctx: &Context, a: ServeArgs) -> Result<i32, Error> {
         "bearer tokens required"
     };
     let state = ApiState::new(ctx.config.clone(), tokens);
+    let json = ctx.global.json;
     strata_server::serve(state, opts, |l| {
         let scheme = if l.tls { "https" } else { "http" };
+        if json {
+            // Under --json, one line on stdout a supervisor can read the address from.
+            let line = serde_json::json!({
+                "listening": format!("{scheme}://{}", l.addr),
+                "console": format!("{scheme}://{}/", l.addr),
+                "auth": auth,
+            });
+            println!("{line}");
+        }
         // Tests and scripts read the port from this line (with --bind 127.0.0.1:0).
         eprintln!(
             "strata serve: listening on {scheme}://{} ({auth}); console at {scheme}://{}/",

@@ -568,3 +568,178 @@ fn code_migration_rows_written_by_the_application() {
         );
     }
 }
+
+/// The machine contract: every command answers `--json` with JSON on stdout whose
+/// top-level keys are the documented ones (`docs/exit-codes.md`), errors included, or
+/// refuses `--json` as a usage error in JSON. A key renamed or dropped fails here.
+#[test]
+fn every_command_answers_json_with_its_documented_keys() {
+    let db = TestDb::sqlite();
+    let p = Project::new();
+    p.file(
+        "001_a.sql",
+        "CREATE TABLE a (id INTEGER);\n-- strata:down\nDROP TABLE a;\n",
+    )
+    .file(
+        "002_b.sql",
+        "CREATE TABLE b (id INTEGER);\n-- strata:down\nDROP TABLE b;\n",
+    );
+    let error_keys = ["error"];
+    // (arguments, exit code, top-level keys), run in this order on one database.
+    let cases: &[(&[&str], i32, &[&str])] = &[
+        (&["list"], 0, &["migrations"]),
+        (
+            &["status"],
+            0,
+            &["database", "current", "head", "migrations"],
+        ),
+        (&["validate"], 0, &["valid", "migrations", "findings"]),
+        (
+            &["lint"],
+            0,
+            &[
+                "dialect",
+                "dialect_from",
+                "findings",
+                "errors",
+                "warnings",
+                "not_analysed",
+            ],
+        ),
+        (&["graph"], 0, &["migrations"]),
+        (
+            &["health"],
+            1,
+            &[
+                "status",
+                "reachable",
+                "latency_ms",
+                "server_version",
+                "history_tables",
+                "current",
+                "pending",
+                "drift",
+                "failed",
+                "stopped",
+                "lock_holder",
+                "problems",
+                "database",
+            ],
+        ),
+        (&["up", "--dry-run"], 0, &["applied", "dry_run", "lint"]),
+        (&["up", "--target", "001"], 0, &["applied", "dry_run"]),
+        (
+            &["info"],
+            0,
+            &[
+                "strata_version",
+                "database",
+                "config",
+                "settings",
+                "counts",
+                "current",
+            ],
+        ),
+        (&["history"], 0, &["events"]),
+        (&["repair"], 0, &["repaired", "missing", "dry_run"]),
+        (&["rollback"], 0, &["rolled_back", "dry_run"]),
+        (&["up"], 0, &["applied", "dry_run"]),
+        (&["down", "002"], 0, &["rolled_back", "dry_run"]),
+        (&["stamp", "002"], 0, &["applied", "dry_run"]),
+        (&["backup", "list"], 0, &["backups"]),
+        (&["create", "c"], 0, &["created", "version"]),
+        (&["sum"], 0, &["file", "migrations"]),
+        (&["up", "--target", "nope"], 2, &error_keys),
+        (&["down", "999"], 2, &error_keys),
+        (&["up", "--no-such-flag"], 2, &error_keys),
+        (&["completions", "bash"], 2, &error_keys),
+    ];
+    for (args, want_code, keys) in cases {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let o = p.strata(&db, &all);
+        assert_eq!(
+            code(&o),
+            *want_code,
+            "{args:?}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let v = json(&o);
+        let have: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        for k in *keys {
+            assert!(have.contains(k), "{args:?}: no `{k}` in {v}");
+        }
+        if *keys == error_keys {
+            let e = &v["error"];
+            for k in ["kind", "message", "file", "line"] {
+                assert!(e.get(k).is_some(), "{args:?}: error without `{k}`: {v}");
+            }
+        }
+        // Rows of migrations use one vocabulary wherever they appear.
+        for list in ["migrations", "applied", "rolled_back", "events"] {
+            for row in v[list].as_array().into_iter().flatten() {
+                assert!(
+                    row.get("version").is_some(),
+                    "{args:?}: {list} row without version: {row}"
+                );
+            }
+        }
+    }
+
+    // A run that fails partway says what it applied and which step failed.
+    for f in std::fs::read_dir(p.migrations()).unwrap() {
+        let f = f.unwrap().path();
+        if !f.ends_with("001_a.sql") && !f.ends_with("002_b.sql") {
+            std::fs::remove_file(f).unwrap();
+        }
+    }
+    p.file("003_bad.sql", "INSERT INTO nowhere VALUES (1);\n");
+    let o = p.strata(&TestDb::sqlite(), &["--json", "up"]);
+    assert_eq!(code(&o), 1);
+    let v = json(&o);
+    assert_eq!(v["error"]["kind"], "migration_failed", "{v}");
+    let applied: Vec<&str> = v["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(applied, ["001", "002"], "{v}");
+    assert_eq!(v["failed"]["version"], "003", "{v}");
+    assert_eq!(v["failed"]["line"], 1, "{v}");
+
+    // An unreachable database has an unknown number of pending migrations, not zero.
+    let h = strata_in(
+        p.root(),
+        "postgres://nobody@127.0.0.1:1/none",
+        &p.migrations(),
+        &["--json", "health"],
+    );
+    let h = json(&h);
+    assert_eq!(h["reachable"], false, "{h}");
+    assert!(h["pending"].is_null(), "{h}");
+
+    // `--log-format json`: one event per migration at info, with its fields.
+    let fresh = TestDb::sqlite();
+    let o = p.strata(&fresh, &["--log-format", "json", "up", "--target", "002"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let events: Vec<serde_json::Value> = stderr(&o)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|e: &serde_json::Value| e["fields"]["migration"].is_string())
+        .collect();
+    assert_eq!(events.len(), 2, "{}", stderr(&o));
+    for (e, (id, version)) in events.iter().zip([("001_a", "001"), ("002_b", "002")]) {
+        assert_eq!(e["level"], "INFO", "{e}");
+        let f = &e["fields"];
+        assert_eq!(f["migration"], id, "{e}");
+        assert_eq!(f["version"], version, "{e}");
+        assert_eq!(f["direction"], "up", "{e}");
+        assert_eq!(f["outcome"], "ok", "{e}");
+        assert!(f["duration_ms"].is_u64(), "{e}");
+    }
+    // In text, those events are the progress lines already on stdout: stderr stays quiet.
+    let quiet = p.strata(&TestDb::sqlite(), &["up", "--target", "002"]);
+    assert_eq!(stderr(&quiet), "", "text logs add nothing to a clean run");
+}
