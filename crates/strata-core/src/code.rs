@@ -46,7 +46,9 @@ pub const CODE_MARKER: &str = "-- strata:code";
 pub trait CodeMigration: Send + Sync {
     /// The version, ordered with the file migrations' versions.
     fn version(&self) -> &str;
+    /// A short name, part of the migration's id (`003_fill_slugs`) and history row.
     fn name(&self) -> &str;
+    /// A description shown by `list` and `status`.
     fn description(&self) -> Option<&str> {
         None
     }
@@ -64,7 +66,9 @@ pub trait CodeMigration: Send + Sync {
     fn reversible(&self) -> bool {
         true
     }
+    /// Applies the migration on the driver's own client ([`CodeContext::client`]).
     async fn up(&self, db: &mut CodeContext<'_>) -> Result<(), CodeError>;
+    /// Undoes `up` (the default refuses: a migration without a down).
     async fn down(&self, db: &mut CodeContext<'_>) -> Result<(), CodeError> {
         let _ = db;
         Err(format!("migration {} has no down", self.version()).into())

@@ -23,19 +23,28 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://strata.db";
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// Statement timeout for a migration (default 300).
     pub timeout_seconds: Option<u64>,
+    /// Times a run starts over after a transient failure (default 3).
     pub retry_attempts: Option<u32>,
+    /// The wait before the first retry, growing with each one (default 5).
     pub retry_delay_seconds: Option<u64>,
     /// Connection attempts to repeat when the database cannot be reached at the start
     /// (default 0: a database that is down fails at once, as in every command); for a
     /// deploy that races a database start-up (Flyway's `connectRetries`).
     pub connect_retries: Option<u32>,
+    /// How long a run waits for the migration lock (default 60).
     pub lock_timeout_seconds: Option<u64>,
+    /// How long one statement may wait for a table lock before failing with a retryable
+    /// error (default 2000).
     pub lock_wait_ms: Option<u64>,
     /// Statements run at the start of every migration session.
     pub init_sql: Option<InitSql>,
+    /// Apply pending migrations older than applied ones without `--allow-out-of-order`.
     pub out_of_order: Option<bool>,
+    /// Whether dry runs are allowed (default true).
     pub dry_run_enabled: Option<bool>,
+    /// Whether rollbacks are allowed (default true).
     pub rollback_enabled: Option<bool>,
     /// `session` (advisory/engine lock, the default) or `lease` (a row with an expiry).
     pub lock: Option<LockMode>,
@@ -144,7 +153,7 @@ pub struct ConfigFile {
     pub settings: Settings,
     #[serde(default)]
     pub environments: BTreeMap<String, EnvironmentConfig>,
-    /// `[databases.NAME]`, in file order (read through [`ConfigFile::databases`]).
+    /// `[databases.NAME]`, in file order (read through `ConfigFile::databases`).
     pub databases: Option<toml::Table>,
     /// `[server]`: `strata serve`'s bind address, TLS files and API tokens.
     #[serde(default)]
@@ -318,7 +327,7 @@ pub struct Config {
     pub settings: Settings,
     pub backup: BackupConfig,
     /// `[databases.NAME]` of a multi-database project, in file order; each a whole
-    /// single-database config (see [`Config::database`]). Empty otherwise.
+    /// single-database config (see `Config::database`). Empty otherwise.
     pub databases: Vec<(String, Config)>,
     pub fleet: Option<FleetConfig>,
     pub server: ServerConfig,

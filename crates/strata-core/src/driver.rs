@@ -45,6 +45,8 @@ pub struct Topology {
 }
 
 /// What a change does to the history table, in the same transaction as its script.
+// The variants are documented; their fields are the history row's columns.
+#[allow(missing_docs)]
 #[derive(Debug, Clone)]
 pub enum Record {
     /// Write the row; the driver fills in `execution_time_ms`. A plain insert, so a
@@ -64,6 +66,7 @@ pub enum Record {
 }
 
 impl Record {
+    /// The version whose row this record writes or removes.
     pub fn version(&self) -> &str {
         match self {
             Record::Apply(r) => &r.version,
@@ -79,24 +82,38 @@ pub struct AuditEntry {
     pub operation: String,
     /// The migration version.
     pub record_id: String,
+    /// The row's state before the change, as JSON.
     pub old_values: Option<serde_json::Value>,
+    /// What the change wrote, as JSON (for a failure: the error).
     pub new_values: Option<serde_json::Value>,
+    /// Who acted: the OS user, or the API token's name.
     pub changed_by: String,
+    /// The API caller's address, for requests through the REST API.
     pub ip_address: Option<String>,
+    /// The API caller's `User-Agent`.
     pub user_agent: Option<String>,
 }
 
 /// A row read back from `audit_log`.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRecord {
+    /// The row's id, increasing.
     pub id: i64,
+    /// `apply`, `rollback`, `failure`, `stamp`, `baseline`, `repair`, `api_*`.
     pub operation: String,
+    /// The migration version (a request path for `api_*` rows).
     pub record_id: String,
+    /// The state before the change, as JSON.
     pub old_values: Option<serde_json::Value>,
+    /// What the change wrote, as JSON.
     pub new_values: Option<serde_json::Value>,
+    /// Who acted.
     pub changed_by: Option<String>,
+    /// When.
     pub changed_at: DateTime<Utc>,
+    /// The API caller's address.
     pub ip_address: Option<String>,
+    /// The API caller's `User-Agent`.
     pub user_agent: Option<String>,
 }
 
@@ -129,20 +146,25 @@ impl AuditRecord {
 /// statement by statement: a `success=false` row first, `statements_done` after each).
 #[derive(Debug, Clone)]
 pub struct Change<'a> {
+    /// The script to run; `None` for a stamp, baseline or repair.
     pub script: Option<&'a Script>,
     /// The script's text, read once by the migrator just before the change ("" with no
     /// script).
     pub sql: &'a str,
+    /// Run the script and the bookkeeping in one transaction.
     pub transactional: bool,
+    /// The history change.
     pub record: Record,
     /// The version already has a history row that this change rewrites: a failed run
     /// being resumed, a repeatable migration applied again, a code migration finishing.
     pub replaces: bool,
+    /// The audit row written with the change.
     pub audit: AuditEntry,
     /// `application_metadata` keys to upsert.
     pub metadata: Vec<(&'static str, String)>,
     /// Skip this many statements (resuming a failed non-transactional run).
     pub resume_from: usize,
+    /// The statement timeout.
     pub timeout: Duration,
     /// How long one statement may wait for a table lock (`lock_wait_ms`) before failing
     /// with a retryable error, so it never queues every other query behind it.
@@ -162,6 +184,7 @@ pub struct LockOptions {
     /// False: one attempt, a held lock answers `LockTimeout` at once (the core tries
     /// so first, to report a wait only when there is one).
     pub wait: bool,
+    /// Session lock or lease ([`LockMode`]).
     pub mode: LockMode,
     /// Lease mode: the lease's length; it is renewed at a third of it while held.
     pub lease: Duration,
@@ -198,12 +221,14 @@ pub trait Driver: Send {
         let _ = sql;
         Ok(None)
     }
+    /// What the engine can do ([`Capabilities`]).
     fn capabilities(&self) -> Capabilities;
     /// The server's version string.
     async fn server_version(&mut self) -> Result<String, DriverError>;
     /// Takes the database-wide migration lock, waiting up to `opts.timeout`
     /// ([`crate::DriverErrorKind::LockTimeout`] after, naming the holder).
     async fn lock(&mut self, opts: &LockOptions) -> Result<(), DriverError>;
+    /// Releases the migration lock taken by [`Driver::lock`].
     async fn unlock(&mut self) -> Result<(), DriverError>;
     /// The server's role and connection ([`Topology`]); nothing known by default.
     async fn topology(&mut self) -> Result<Topology, DriverError> {

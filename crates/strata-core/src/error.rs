@@ -11,16 +11,20 @@ use crate::migration::Checksum;
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub struct SourceError {
+    /// The file (or directory) the problem is in.
     pub path: PathBuf,
     /// 1-based line, when the problem is on one line.
     pub line: Option<usize>,
+    /// 1-based column, when known.
     pub column: Option<usize>,
+    /// What is wrong, lower-case, without a trailing period.
     pub message: String,
     /// How to fix it, when known.
     pub help: Option<String>,
 }
 
 impl SourceError {
+    /// An error about `path`, at `line` when the problem is on one line.
     pub fn new(path: impl AsRef<Path>, line: Option<usize>, message: impl Into<String>) -> Self {
         SourceError {
             path: path.as_ref().to_path_buf(),
@@ -30,10 +34,12 @@ impl SourceError {
             help: None,
         }
     }
+    /// Adds how to fix it.
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
     }
+    /// Adds the column.
     pub fn with_column(mut self, column: Option<usize>) -> Self {
         self.column = column;
         self
@@ -56,26 +62,35 @@ impl fmt::Display for SourceError {
 /// The plan cannot be made: the request or the history is not one strata will act on.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
+// Each variant is documented; its fields (`version`, `name`, `path`, `done`, ...) are
+// the values its message names.
+#[allow(missing_docs)]
 pub enum PlanError {
+    /// The target names no migration.
     #[error("unknown target `{0}`: not a version, a migration id, head, base, -N or +N")]
     UnknownTarget(String),
+    /// The migration to roll back is not applied.
     #[error("migration {version} is not applied")]
     NotApplied { version: String },
+    /// The migration has no rollback script (or code).
     #[error("migration {version} has no rollback script")]
     NoRollback {
         version: String,
         path: Option<PathBuf>,
     },
+    /// Applied migrations depend on the one to roll back.
     #[error("applied migrations depend on {version}: {dependents}; use --cascade to roll them back first")]
     HasDependents { version: String, dependents: String },
     #[error(
         "pending migration {version} is older than applied migration {applied}: out of order (two branches merged?); use --allow-out-of-order to apply it"
     )]
+    /// A pending migration is older than an applied one.
     OutOfOrder {
         version: String,
         applied: String,
         path: PathBuf,
     },
+    /// An applied migration's file changed since it was applied.
     #[error("migration {version} was applied with checksum {applied}, file now hashes to {now}; run `strata repair` if the change is deliberate")]
     Modified {
         version: String,
@@ -83,10 +98,13 @@ pub enum PlanError {
         now: String,
         path: PathBuf,
     },
+    /// An applied migration's file is gone.
     #[error("migration {version} ({name}) is applied but its file is missing")]
     Missing { version: String, name: String },
+    /// A migration's run broke midway and left a `failed` row.
     #[error("migration {version} failed midway ({done} statements done); fix it, then `strata up --resume` or `strata repair`")]
     Failed { version: String, done: i64 },
+    /// The migration to stamp is already applied.
     #[error("migration {version} is already applied")]
     AlreadyApplied { version: String },
     /// A code migration's row, met by a program that does not register that code.
@@ -95,8 +113,10 @@ pub enum PlanError {
     /// A code migration failed when the application ran it.
     #[error("code migration {version} ({name}) failed when the application ran it; it runs again only in the application (resume), or its row is removed by a repair")]
     CodeFailed { version: String, name: String },
+    /// A statement's outcome is unknown: its run stopped while it was running.
     #[error("statement {statement} of migration {version} was running when its run stopped, so whether it took effect is unknown; check the database, then `--resume --in-doubt=done` (it did) or `--resume --in-doubt=rerun` (it did not)")]
     InDoubt { version: String, statement: i64 },
+    /// A rollback stopped midway.
     #[error("the rollback of migration {version} stopped midway ({done} statements done); finish it with `strata rollback --resume` (or by hand, then `strata repair`)")]
     RollbackStopped { version: String, done: i64 },
 }
@@ -143,6 +163,7 @@ pub struct StatementRef {
     pub index: usize,
     /// 1-based line of the file where the statement, or the server's error position, is.
     pub line: usize,
+    /// The file the statement is in.
     pub path: PathBuf,
     /// The statement's first line, for messages.
     pub excerpt: String,
@@ -182,12 +203,15 @@ impl StatementRef {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DriverError {
+    /// What kind of failure it is.
     pub kind: DriverErrorKind,
+    /// The server's (or client's) message.
     pub message: String,
     /// SQLSTATE or engine error code, when the server sent one.
     pub code: Option<String>,
     /// Server detail, hint and context lines.
     pub detail: Option<String>,
+    /// The statement that failed, with its file and line.
     pub statement: Option<StatementRef>,
     /// Worth retrying: the connection was lost or refused, or the server reported a
     /// serialization failure, deadlock, lock wait timeout or shutdown.
@@ -205,6 +229,7 @@ impl From<SourceError> for DriverError {
 }
 
 impl DriverError {
+    /// An error of `kind` with `message`.
     pub fn new(kind: DriverErrorKind, message: impl Into<String>) -> Self {
         DriverError {
             kind,
@@ -227,6 +252,7 @@ impl DriverError {
         self.transient = transient;
         self
     }
+    /// A failed statement.
     pub fn query(message: impl Into<String>) -> Self {
         Self::new(DriverErrorKind::Query, message)
     }
@@ -288,22 +314,29 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// Bad input in a migration file, manifest or config file (exit 2).
     #[error(transparent)]
     Source(#[from] SourceError),
     /// `strata.sum` does not match the directory (edited, inserted or reordered migrations).
     #[error("{0}")]
     SumMismatch(SourceError),
+    /// The history is in a state this request cannot go on from ([`PlanError`]).
     #[error(transparent)]
     Plan(#[from] PlanError),
     /// A migration failed; what ran before it in this run stays applied.
     #[error("migration {id} failed: {source}")]
     Migration {
+        /// The migration's id (`002_add_slug`).
         id: String,
+        /// Its version.
         version: String,
+        /// The statement's (or code's) failure.
         source: DriverError,
     },
+    /// A database failure outside a migration: connecting, locking, reading the history.
     #[error(transparent)]
     Driver(#[from] DriverError),
+    /// A configuration value is invalid (exit 2).
     #[error("{0}")]
     Config(String),
     /// Refused for safety (protected environment without confirmation, ...).
@@ -440,4 +473,5 @@ impl Error {
     }
 }
 
+/// A result with strata's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

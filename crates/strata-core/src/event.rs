@@ -13,55 +13,81 @@ pub enum Event<'a> {
     /// Another holder has the migration lock: this run waits for it (up to
     /// `lock_timeout`). Not reported when the lock was free.
     LockWaiting,
+    /// The migration lock was granted.
     LockAcquired {
+        /// How long the run waited for it.
         waited: Duration,
     },
+    /// The plan is made; with `dry_run`, nothing more happens.
     PlanReady {
+        /// What will run, in order.
         plan: &'a Plan,
+        /// True for a dry run.
         dry_run: bool,
     },
+    /// A step starts.
     StepStarted {
+        /// The step.
         step: &'a Step,
+        /// 0-based position in the plan.
         index: usize,
+        /// Steps in the plan.
         total: usize,
     },
+    /// A step finished and was recorded.
     StepFinished {
+        /// The step.
         step: &'a Step,
+        /// How long it took.
         elapsed: Duration,
     },
+    /// A step failed; what ran before it stays applied.
     StepFailed {
+        /// The step.
         step: &'a Step,
+        /// Why.
         error: &'a DriverError,
     },
     /// A stamp or baseline recorded a migration without running it.
     StepRecorded {
+        /// The step.
         step: &'a Step,
     },
     /// A transient failure; the run starts over (skipping what is applied) after `delay`.
     Retrying {
+        /// This retry's number, from 1.
         attempt: u32,
+        /// Retries allowed.
         of: u32,
+        /// The wait before it.
         delay: Duration,
+        /// The failure that caused it.
         error: &'a crate::Error,
     },
     /// A backup was written before the run changed anything.
     BackupCreated {
+        /// The backup.
         info: &'a crate::BackupInfo,
     },
     /// A multi-database run turns to one of its databases.
     Database {
+        /// The database's name in the project.
         name: &'a str,
+        /// Its URL, password redacted.
         url: &'a str,
     },
     /// `repair` changed a history row.
     Repaired {
+        /// The migration's version.
         version: &'a str,
+        /// `checksum` or `cleared_failed`.
         action: &'a str,
     },
 }
 
 /// Receives events.
 pub trait Reporter: Send {
+    /// Called once per event, in order.
     fn report(&mut self, event: Event<'_>);
 }
 

@@ -2,40 +2,61 @@
 //! `strata.sum`, ordering and planning, the [`Driver`] trait and the [`Migrator`] run
 //! loop. No database client crates here: drivers live in `strata-drivers`.
 
+#![warn(missing_docs)]
+
+#[doc(hidden)]
 pub mod adopt;
+#[doc(hidden)]
 pub mod backup;
 mod code;
-mod config;
+#[doc(hidden)]
+pub mod config;
+#[doc(hidden)]
 pub mod ddl;
+#[doc(hidden)]
 pub mod diff;
+#[doc(hidden)]
 pub mod docops;
 mod driver;
-mod embed;
+#[doc(hidden)]
+pub mod embed;
 mod error;
 mod event;
+#[doc(hidden)]
 pub mod fleet;
+#[doc(hidden)]
 pub mod generate;
+#[doc(hidden)]
 pub mod graph;
 mod info;
+#[doc(hidden)]
 pub mod lint;
 mod migration;
 mod migrator;
 mod plan;
+#[doc(hidden)]
 pub mod policy;
-mod project;
+#[doc(hidden)]
+pub mod project;
+#[doc(hidden)]
 pub mod schema;
+#[doc(hidden)]
 pub mod source;
+#[doc(hidden)]
 pub mod sql;
+#[doc(hidden)]
 pub mod sum;
+#[doc(hidden)]
 pub mod verify;
 mod version;
 
 pub use backup::{BackupConfig, BackupInfo, BackupStore};
 pub use code::{CodeContext, CodeError, CodeMigration, CodeRef, CODE_MARKER};
 pub use config::{
-    redact, Config, ConfigFile, EnvironmentConfig, InitSql, LockMode, Overrides, ServerConfig,
-    Settings, TokenConfig, UrlSource, DEFAULT_DATABASE_URL,
+    redact, Config, ConfigFile, EnvironmentConfig, InitSql, Overrides, ServerConfig, TokenConfig,
+    UrlSource, DEFAULT_DATABASE_URL,
 };
+pub use config::{LockMode, Settings};
 pub use driver::{
     AuditEntry, AuditRecord, Capabilities, Change, Driver, LockOptions, Record, Topology,
 };

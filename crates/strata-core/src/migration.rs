@@ -39,6 +39,7 @@ impl Checksum {
         Checksum(s.into().trim().to_ascii_lowercase())
     }
 
+    /// The version as written.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -88,6 +89,7 @@ fn sha256_lf(text: &str) -> [u8; 32] {
 /// refused instead of run unseen.
 #[derive(Clone)]
 pub struct Script {
+    /// The file the script is in (a `<...>` name for embedded and code scripts).
     pub path: Arc<Path>,
     /// 1-based line in `path` where the text starts.
     pub first_line: usize,
@@ -194,7 +196,7 @@ impl Script {
                 .count()
     }
 
-    /// True for the stand-in script of a code migration (see [`crate::code`]).
+    /// True for the stand-in script of a code migration (see [`crate::CodeMigration`]).
     pub fn is_code_marker(&self) -> bool {
         matches!(&self.body, Body::Text(t) if t.starts_with(crate::code::CODE_MARKER))
     }
@@ -230,7 +232,9 @@ fn prefix(full: &[u8; 32]) -> [u8; 16] {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MigrationKind {
+    /// Runs once, in version order.
     Versioned,
+    /// Runs again whenever its checksum changes (`R__name.sql`).
     Repeatable,
 }
 
@@ -240,7 +244,9 @@ pub struct Dependency {
     /// A version or a migration id, as written; `NAME:VERSION` names a migration of
     /// another database of the project (`docs:1.1.0`).
     pub target: String,
+    /// The file the dependency is written in.
     pub path: PathBuf,
+    /// Its 1-based line.
     pub line: usize,
 }
 
@@ -273,12 +279,19 @@ pub enum Format {
 pub struct Migration {
     /// The file stem or directory name, e.g. `002_user_preferences`.
     pub id: String,
+    /// The version that orders it.
     pub version: Version,
+    /// The name part of the id.
     pub name: String,
+    /// A `-- Description:` header, when there is one.
     pub description: Option<String>,
+    /// Versioned or repeatable.
     pub kind: MigrationKind,
+    /// The script that applies it.
     pub up: Script,
+    /// The script that rolls it back, when there is one.
     pub down: Option<Script>,
+    /// SHA-256 of the up script.
     pub checksum: Checksum,
     /// False for `-- strata:no-transaction` and its synonyms, and for a migration
     /// holding a statement that cannot run in a transaction.
@@ -286,11 +299,13 @@ pub struct Migration {
     /// Why it runs outside a transaction when no directive says so: the statement that
     /// cannot run in one (`CREATE INDEX CONCURRENTLY at line 3`).
     pub outside_transaction: Option<String>,
+    /// Migrations that must be applied first (`-- Depends:`).
     pub dependencies: Vec<Dependency>,
     /// `-- strata:timeout`, overriding the configured timeout.
     pub timeout: Option<Duration>,
     /// The file (or directory) that defines the migration.
     pub source: PathBuf,
+    /// SQL, document operations or code.
     pub format: Format,
     /// The code of a [`Format::Code`] migration.
     pub code: Option<crate::code::CodeRef>,
@@ -325,16 +340,25 @@ pub(crate) fn header_is_baseline(text: &str) -> bool {
 /// A row of the history table.
 #[derive(Clone, Debug, Serialize)]
 pub struct AppliedMigration {
+    /// The version.
     pub version: String,
+    /// The name recorded with it.
     pub name: String,
+    /// The description recorded with it.
     pub description: Option<String>,
+    /// When it was applied.
     pub applied_at: DateTime<Utc>,
+    /// The checksum of the script that ran.
     pub checksum: Checksum,
+    /// How long it took.
     pub execution_time_ms: i64,
+    /// The rollback script as it was when applied (a code migration's marker).
     pub rollback_sql: Option<String>,
     /// False while a non-transactional migration runs, and after it broke midway.
     pub success: bool,
+    /// Statements completed, for a run tracked statement by statement.
     pub statements_done: i64,
+    /// Who applied it.
     pub applied_by: Option<String>,
     /// How far a run tracked statement by statement got, beyond the count.
     pub progress: Progress,
@@ -370,7 +394,9 @@ pub struct Progress {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MigrationState {
+    /// Applied, and its file unchanged.
     Applied,
+    /// Not applied yet.
     Pending,
     /// Applied, but the file now hashes differently.
     Modified,

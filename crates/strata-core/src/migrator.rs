@@ -23,8 +23,11 @@ use crate::sum;
 /// Who is acting, for `applied_by` and `audit_log`.
 #[derive(Debug, Clone)]
 pub struct Actor {
+    /// Who: the OS user, or the API token's name.
     pub name: String,
+    /// The API caller's address.
     pub ip_address: Option<String>,
+    /// The API caller's `User-Agent`.
     pub user_agent: Option<String>,
 }
 
@@ -44,6 +47,7 @@ impl Actor {
 pub struct RunOptions {
     /// Plan and report, change nothing.
     pub dry_run: bool,
+    /// Out-of-order, resume and in-doubt choices for `up`.
     pub up: UpOptions,
     /// Log every statement (`DB_ECHO=true`).
     pub echo: bool,
@@ -54,6 +58,7 @@ pub struct RunOptions {
 /// What a run does about backups.
 #[derive(Debug, Clone)]
 pub struct BackupPolicy {
+    /// Where backups go.
     pub store: BackupStore,
     /// Back up (inside the lock, after planning) when the plan changes anything.
     pub before_run: bool,
@@ -64,9 +69,11 @@ pub struct BackupPolicy {
 /// What a state-changing command did.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
+    /// What the run planned.
     pub plan: Plan,
     /// Steps completed, in order.
     pub done: Vec<StepResult>,
+    /// True when nothing ran.
     pub dry_run: bool,
 }
 
@@ -87,16 +94,22 @@ impl RunReport {
 /// One completed step.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct StepResult {
+    /// The migration's version.
     pub version: String,
+    /// Its name.
     pub name: String,
+    /// How long it took.
     pub execution_time_ms: u64,
 }
 
 /// The answer of `status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
+    /// The last applied version, in plan order.
     pub current: Option<String>,
+    /// The last version on disk.
     pub head: Option<String>,
+    /// Every migration, in plan order, then rows whose file is gone.
     pub migrations: Vec<StatusRow>,
 }
 
@@ -105,6 +118,7 @@ impl StatusReport {
     pub fn to_json(&self, database: &str) -> serde_json::Value {
         serde_json::json!({ "database": database, "current": self.current, "head": self.head, "migrations": self.migrations })
     }
+    /// How many migrations are in `state`.
     pub fn count(&self, state: MigrationState) -> usize {
         self.migrations.iter().filter(|r| r.state == state).count()
     }
@@ -113,30 +127,40 @@ impl StatusReport {
 /// A problem `validate` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
+    /// `modified`, `missing`, `failed`, `out_of_order`, `sum_mismatch`.
     pub kind: &'static str,
+    /// The migration, when the finding is about one.
     pub version: Option<String>,
+    /// What is wrong.
     pub message: String,
+    /// The file, when there is one.
     pub file: Option<PathBuf>,
+    /// The line, when known.
     pub line: Option<usize>,
 }
 
 /// What `repair` did (or, in a dry run, would do) to one history row.
 #[derive(Debug, Clone, Serialize)]
 pub struct RepairAction {
+    /// The migration's version.
     pub version: String,
+    /// Its name.
     pub name: String,
     /// `checksum` (an edited migration re-recorded) or `cleared_failed` (a failed
     /// non-transactional row removed, so the migration is pending again).
     pub action: &'static str,
+    /// What changed, in words.
     pub detail: String,
 }
 
 /// The answer of `repair`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RepairReport {
+    /// The rows changed (or, for a dry run, to change).
     pub repaired: Vec<RepairAction>,
     /// Applied migrations whose files are gone: repair leaves them for a person.
     pub missing: Vec<String>,
+    /// True when nothing was changed.
     pub dry_run: bool,
 }
 
@@ -144,12 +168,16 @@ pub struct RepairReport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthStatus {
+    /// Reachable, nothing pending, no drift or failure.
     Healthy,
+    /// Usable, with something to look at (pending migrations, drift).
     Degraded,
+    /// Unreachable, or a failed migration.
     Unhealthy,
 }
 
 impl HealthStatus {
+    /// 0 healthy, 1 degraded, 2 unhealthy (`strata health`).
     pub fn exit_code(self) -> i32 {
         self as i32
     }
@@ -158,20 +186,28 @@ impl HealthStatus {
 /// The answer of `health`.
 #[derive(Debug, Clone, Serialize)]
 pub struct HealthReport {
+    /// The verdict.
     pub status: HealthStatus,
+    /// The database answered.
     pub reachable: bool,
+    /// How long a round trip took.
     pub latency_ms: Option<f64>,
+    /// The server's version string.
     pub server_version: Option<String>,
+    /// strata's history tables exist.
     pub history_tables: bool,
+    /// The last applied version.
     pub current: Option<String>,
     /// Migrations waiting to run; `null` when the history could not be read (an
     /// unreachable database has an unknown number, not zero).
     pub pending: Option<usize>,
     /// Edited or missing migrations, and a stale `strata.sum`.
     pub drift: Vec<String>,
+    /// Versions with a `failed` row.
     pub failed: Vec<String>,
     /// How far each failed migration's run got (a rollback, a statement in doubt).
     pub stopped: Vec<StoppedRun>,
+    /// Who holds the migration lock now, when anyone does.
     pub lock_holder: Option<String>,
     /// The server's role (`primary`, `standby`, `read-only`), when it has one.
     pub role: Option<String>,
@@ -190,7 +226,9 @@ pub struct HealthReport {
 /// A failed migration in [`HealthReport::stopped`].
 #[derive(Debug, Clone, Serialize)]
 pub struct StoppedRun {
+    /// The failed migration's version.
     pub version: String,
+    /// How far its run got.
     #[serde(flatten)]
     pub stopped: crate::plan::Stopped,
 }
@@ -282,6 +320,7 @@ impl Migrator {
         Ok(self)
     }
 
+    /// Who is acting, for the history and audit rows.
     pub fn with_actor(mut self, actor: Actor) -> Self {
         self.actor = actor;
         self
@@ -292,6 +331,7 @@ impl Migrator {
         self.actor = actor;
     }
 
+    /// Every migration, in plan order.
     pub fn migrations(&self) -> &[Migration] {
         &self.source.migrations
     }
@@ -317,10 +357,12 @@ impl Migrator {
         json
     }
 
+    /// The directory read.
     pub fn source(&self) -> &Source {
         &self.source
     }
 
+    /// The settings in effect.
     pub fn settings(&self) -> &Settings {
         &self.settings
     }

@@ -192,21 +192,28 @@ impl fmt::Display for Target {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
+    /// Applying.
     Up,
+    /// Rolling back.
     Down,
 }
 
 /// One step of a plan: which migration, which way, and the script to run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
+    /// The migration's version.
     pub version: String,
+    /// Its id.
     pub id: String,
+    /// Its name.
     pub name: String,
+    /// Up or down.
     pub direction: Direction,
     /// The script that runs (the up script, or the rollback script stored at apply
     /// time); serialized as `sql`, its text.
     #[serde(rename = "sql")]
     pub script: Script,
+    /// Runs in one transaction.
     pub transactional: bool,
     /// Why it runs outside a transaction without a directive saying so (see
     /// [`Migration::outside_transaction`]).
@@ -222,14 +229,18 @@ pub struct Step {
 /// Plain data: what a command will do. Printed by `--dry-run`, returned by the API.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
+    /// Up or down.
     pub direction: Direction,
+    /// The steps, in order.
     pub steps: Vec<Step>,
 }
 
 impl Plan {
+    /// The steps, in order.
     pub fn steps(&self) -> &[Step] {
         &self.steps
     }
+    /// True when there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }
@@ -238,6 +249,7 @@ impl Plan {
 /// Options of `up`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UpOptions {
+    /// Apply a pending migration older than an applied one.
     pub allow_out_of_order: bool,
     /// Continue a failed non-transactional migration from its first incomplete statement.
     pub resume: bool,
@@ -256,11 +268,13 @@ pub enum InDoubt {
 
 /// The catalog of migrations on disk in plan order, with lookups.
 pub struct Catalog<'a> {
+    /// The migrations, in plan order.
     pub migrations: &'a [Migration],
     by_version: HashMap<&'a str, usize>,
 }
 
 impl<'a> Catalog<'a> {
+    /// An index over `migrations`.
     pub fn new(migrations: &'a [Migration]) -> Self {
         Catalog {
             migrations,
@@ -333,12 +347,19 @@ impl<'a> Live<'a> {
 /// One line of `status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusRow {
+    /// The version.
     pub version: String,
+    /// The name.
     pub name: String,
+    /// Its state.
     pub state: MigrationState,
+    /// The checksum on disk (the recorded one for a missing file).
     pub checksum: String,
+    /// When it was applied.
     pub applied_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// How long it took.
     pub execution_time_ms: Option<i64>,
+    /// Versions it depends on.
     pub depends_on: Vec<String>,
     /// For a `failed` row: how far its run got.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -354,6 +375,7 @@ pub struct StatusRow {
 pub struct Stopped {
     /// `up`, or `down` for a rollback that stopped midway.
     pub direction: Direction,
+    /// Statements completed.
     pub statements_done: i64,
     /// The statement that was running when the run died: whether it took effect is
     /// unknown (`--resume --in-doubt=done|rerun`).
@@ -783,6 +805,7 @@ pub fn plan_exact(
     }
 }
 
+/// The plan of a stamp or baseline: record migrations as applied without running them.
 pub fn plan_mark(
     migrations: &[Migration],
     applied: &[AppliedMigration],

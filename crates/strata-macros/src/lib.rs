@@ -5,11 +5,14 @@
 //! Written without syn/quote: the input is one string literal and the output is data,
 //! so a formatted string parsed into tokens is all it takes.
 
+#![warn(missing_docs)]
+
 use proc_macro::TokenStream;
 use std::path::PathBuf;
 
 use strata_core::{Format, MigrationKind};
 
+/// `embed_migrations!("dir")` (default `migrations`, relative to `Cargo.toml`): the directory's migrations and checksums, read at build time, as a `strata::EmbeddedMigrations`. A bad file is a compile error naming it.
 #[proc_macro]
 pub fn embed_migrations(input: TokenStream) -> TokenStream {
     match expand(&input.to_string()) {

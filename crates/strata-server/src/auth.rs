@@ -24,7 +24,9 @@ use crate::ApiState;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// May read (GET) and dry-run.
     Viewer,
+    /// May also change the database (POST).
     Operator,
 }
 
@@ -103,6 +105,7 @@ impl Tokens {
         self
     }
 
+    /// True when no token is configured (the server then binds loopback only).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -146,12 +149,16 @@ fn redact_entry(entry: &str) -> String {
 
 /// Who made a request: the token's name and role, the client's address and user
 /// agent. Extracting it authenticates the request (any valid token); what the role
-/// allows is checked where the request changes something ([`Caller::may_change`]).
+/// allows is checked where the request changes something (`Caller::may_change`).
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// The token's name (`local` without tokens).
     pub name: String,
+    /// What it may do.
     pub role: Role,
+    /// The client's address.
     pub ip: Option<String>,
+    /// The client's `User-Agent`.
     pub user_agent: Option<String>,
 }
 

@@ -10,9 +10,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use strata_core::{DriverErrorKind, Error, PlanError};
 
+/// An error answer: its status and SPEC's JSON body.
 #[derive(Debug)]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// `{"error": {"kind", "message", "file", "line"}}`, with a run's partial results.
     pub body: serde_json::Value,
     /// The request was already written to `audit_log` (a run that was refused or
     /// failed); the refusal auditor leaves it alone.
@@ -24,6 +27,7 @@ pub struct ApiError {
 pub struct Audited;
 
 impl ApiError {
+    /// An error of `kind` with `message`.
     pub fn new(status: StatusCode, kind: &str, message: impl Into<String>) -> Self {
         let message: String = message.into();
         ApiError {
@@ -33,10 +37,12 @@ impl ApiError {
         }
     }
 
+    /// 400 `bad_request`.
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
+    /// 404 with `kind`.
     pub fn not_found(kind: &str, message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, kind, message)
     }
@@ -46,6 +52,7 @@ impl ApiError {
         ApiError::new(StatusCode::CONFLICT, "locked", message)
     }
 
+    /// The error's `kind`.
     pub fn kind(&self) -> &str {
         self.body["error"]["kind"].as_str().unwrap_or("")
     }

@@ -13,6 +13,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 mod api;
 mod audit;
 mod auth;

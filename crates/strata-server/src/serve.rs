@@ -21,7 +21,9 @@ pub struct ServeOptions {
 /// The address actually bound, reported before serving starts.
 #[derive(Debug, Clone, Copy)]
 pub struct Listening {
+    /// The address bound (the real port for `:0`).
     pub addr: SocketAddr,
+    /// Serving HTTPS.
     pub tls: bool,
 }
 

@@ -43,6 +43,7 @@ pub(crate) struct Db {
 }
 
 impl ApiState {
+    /// The state for `config`'s databases and these tokens.
     pub fn new(config: Config, tokens: Tokens) -> Self {
         ApiState(Arc::new(Inner {
             config,
@@ -66,10 +67,12 @@ impl ApiState {
         self
     }
 
+    /// The configuration served.
     pub fn config(&self) -> &Config {
         &self.0.config
     }
 
+    /// The API tokens.
     pub fn tokens(&self) -> &Tokens {
         &self.0.tokens
     }
