@@ -97,7 +97,7 @@ pub fn print_json(v: &serde_json::Value) {
 /// source line and a caret when the error points into a file.
 pub fn print_error(e: &Error, json_mode: bool) {
     if json_mode {
-        print_json(&e.to_json());
+        print_json(&with_hint(e.to_json(), e));
         return;
     }
     let (file, line) = e
@@ -120,6 +120,18 @@ pub fn print_error(e: &Error, json_mode: bool) {
             eprintln!("{} {h}", paint_err("help:", YELLOW));
         }
     }
+    if let Some(h) = e.hint() {
+        eprintln!("{} {h}", paint_err("help:", YELLOW));
+    }
+}
+
+/// The command's way out (`--cascade`, `strata repair`, ...) beside the library's
+/// description of the state: `{"error": {..., "hint"}}`.
+pub fn with_hint(mut v: serde_json::Value, e: &Error) -> serde_json::Value {
+    if let Some(h) = e.hint() {
+        v["error"]["hint"] = serde_json::json!(h);
+    }
+    v
 }
 
 /// `  --> file:line:col`, the source line and a caret.
@@ -181,7 +193,7 @@ impl TextReporter {
         if !self.json {
             return None;
         }
-        let mut v = e.to_json();
+        let mut v = with_hint(e.to_json(), e);
         v[key] = serde_json::json!(self.done);
         if let Some(f) = &self.failed {
             v["failed"] = f.clone();

@@ -79,10 +79,10 @@ pub enum PlanError {
         path: Option<PathBuf>,
     },
     /// Applied migrations depend on the one to roll back.
-    #[error("applied migrations depend on {version}: {dependents}; use --cascade to roll them back first")]
+    #[error("applied migrations depend on {version}: {dependents}")]
     HasDependents { version: String, dependents: String },
     #[error(
-        "pending migration {version} is older than applied migration {applied}: out of order (two branches merged?); use --allow-out-of-order to apply it"
+        "pending migration {version} is older than applied migration {applied}: out of order (two branches merged?)"
     )]
     /// A pending migration is older than an applied one.
     OutOfOrder {
@@ -91,7 +91,7 @@ pub enum PlanError {
         path: PathBuf,
     },
     /// An applied migration's file changed since it was applied.
-    #[error("migration {version} was applied with checksum {applied}, file now hashes to {now}; run `strata repair` if the change is deliberate")]
+    #[error("migration {version} was applied with checksum {applied}, file now hashes to {now}")]
     Modified {
         version: String,
         applied: String,
@@ -102,26 +102,54 @@ pub enum PlanError {
     #[error("migration {version} ({name}) is applied but its file is missing")]
     Missing { version: String, name: String },
     /// A migration's run broke midway and left a `failed` row.
-    #[error("migration {version} failed midway ({done} statements done); fix it, then `strata up --resume` or `strata repair`")]
+    #[error("migration {version} failed midway ({done} statements done)")]
     Failed { version: String, done: i64 },
     /// The migration to stamp is already applied.
     #[error("migration {version} is already applied")]
     AlreadyApplied { version: String },
     /// A code migration's row, met by a program that does not register that code.
-    #[error("migration {version} ({name}) was applied by the application's code migration, which is not registered here; only the application can roll it back")]
+    #[error("migration {version} ({name}) was applied by the application's code migration, which is not registered here")]
     CodeNotRegistered { version: String, name: String },
     /// A code migration failed when the application ran it.
-    #[error("code migration {version} ({name}) failed when the application ran it; it runs again only in the application (resume), or its row is removed by a repair")]
+    #[error("code migration {version} ({name}) failed when the application ran it")]
     CodeFailed { version: String, name: String },
     /// A statement's outcome is unknown: its run stopped while it was running.
-    #[error("statement {statement} of migration {version} was running when its run stopped, so whether it took effect is unknown; check the database, then `--resume --in-doubt=done` (it did) or `--resume --in-doubt=rerun` (it did not)")]
+    #[error("statement {statement} of migration {version} was running when its run stopped, so whether it took effect is unknown")]
     InDoubt { version: String, statement: i64 },
     /// A rollback stopped midway.
-    #[error("the rollback of migration {version} stopped midway ({done} statements done); finish it with `strata rollback --resume` (or by hand, then `strata repair`)")]
+    #[error("the rollback of migration {version} stopped midway ({done} statements done)")]
     RollbackStopped { version: String, done: i64 },
 }
 
 impl PlanError {
+    /// What the `strata` command suggests doing about it: the messages themselves only
+    /// describe the state, since an application's way out is not a command line.
+    pub fn hint(&self) -> Option<&'static str> {
+        Some(match self {
+            PlanError::HasDependents { .. } => "`--cascade` rolls them back first",
+            PlanError::OutOfOrder { .. } => "`--allow-out-of-order` applies it",
+            PlanError::Modified { .. } => {
+                "if the change is deliberate, `strata repair` re-records the checksum"
+            }
+            PlanError::Failed { .. } => {
+                "fix it, then `strata up --resume` runs the rest, or `strata repair` clears the row"
+            }
+            PlanError::InDoubt { .. } => {
+                "check the database, then `--resume --in-doubt=done` (it did) or `--resume --in-doubt=rerun` (it did not)"
+            }
+            PlanError::RollbackStopped { .. } => {
+                "`strata rollback --resume` finishes it (or finish it by hand, then `strata repair`)"
+            }
+            PlanError::CodeNotRegistered { .. } => {
+                "only the application that registers the code migration can roll it back"
+            }
+            PlanError::CodeFailed { .. } => {
+                "the application runs it again when it resumes; `strata repair` clears the row"
+            }
+            _ => return None,
+        })
+    }
+
     pub(crate) fn modified(
         version: &str,
         applied: &Checksum,
@@ -451,6 +479,14 @@ impl Error {
                 d.transient && d.kind != DriverErrorKind::LockTimeout
             }
             _ => false,
+        }
+    }
+
+    /// What the `strata` command suggests doing about it ([`PlanError::hint`]).
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Error::Plan(p) => p.hint(),
+            _ => None,
         }
     }
 

@@ -24,6 +24,7 @@ use strata_core::{
 use crate::layout::{Bookkeeping, Dialect};
 use crate::HistoryNames;
 
+/// A connection to a DuckDB database file.
 pub struct DuckDbDriver {
     /// Opened on first use; read-only commands on a missing file never create it.
     conn: Option<Connection>,
@@ -47,6 +48,7 @@ pub(crate) fn duck_error(e: &duckdb::Error) -> DriverError {
 }
 
 impl DuckDbDriver {
+    /// Opens the file a `duckdb:` URL names (created on the first change).
     pub fn open(url: &str, names: &HistoryNames) -> Result<Self, DriverError> {
         let path = path_of(url);
         let mut d = DuckDbDriver {
