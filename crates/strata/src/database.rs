@@ -26,6 +26,11 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// closed; it must not be inside a transaction. What needs a second connection of
 /// strata's own (PostgreSQL's lease lock behind a pooler, pg_dump backups, reopening
 /// after a lost connection) is refused on a borrowed PostgreSQL client.
+///
+/// Let a run on a borrowed connection finish: a PostgreSQL or MySQL session whose run
+/// was cancelled midway (its future dropped) may still hold strata's session lock or an
+/// open transaction, so discard that connection. (A borrowed SQLite connection is rolled
+/// back when the run is dropped.)
 pub trait Database<'a>: Send {
     /// Opens (or wraps) the connection, with strata's tables named by `names`.
     fn connect(self, names: &HistoryNames) -> BoxFuture<'a, Result<Connection<'a>>>;

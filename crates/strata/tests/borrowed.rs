@@ -150,6 +150,17 @@ async fn a_borrowed_postgres_client_migrates_in_its_own_schema_and_stays_usable(
     assert_eq!(n, 1);
     let status = migrator.status(&mut client).await.unwrap();
     assert_eq!(status.current.as_deref(), Some("002"));
+    // The session chose its schema: strata's history is kept there too, apart from
+    // other tenants of the database.
+    let history: i64 = client
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name LIKE '%schema_migrations'",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(history, 1, "the history table is in {schema}");
     migrator.rollback(&mut client, Target::Base).await.unwrap();
     let left: i64 = client
         .query_one(
@@ -290,4 +301,52 @@ async fn a_failing_code_migration_keeps_its_error_and_its_source_chain() {
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .await
         .unwrap();
+}
+
+/// A run that dies midway (here: a reporter that panics after the first migration)
+/// hands the application's SQLite connection back outside strata's write transaction,
+/// with what finished committed: the application's next writes are its own.
+#[test]
+fn a_run_dropped_midway_leaves_the_borrowed_sqlite_connection_usable() {
+    struct PanicAfterFirst;
+    impl strata::Reporter for PanicAfterFirst {
+        fn report(&mut self, event: strata::Event<'_>) {
+            if let strata::Event::StepFinished { .. } = event {
+                panic!("the application's reporter failed");
+            }
+        }
+    }
+    let files = five_inserts();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let dir = dir_with(&refs);
+    let db = dir.path().join("app.db");
+    let migrator = Migrator::from_dir(dir.path().join("migrations")).unwrap();
+    let mut conn = strata::rusqlite::Connection::open(&db).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(migrator.up_reporting(&mut conn, Target::Head, &mut PanicAfterFirst))
+    }));
+    assert!(died.is_err(), "the reporter's panic ended the run");
+    assert!(
+        conn.is_autocommit(),
+        "no strata transaction left open on the app's connection"
+    );
+    // Another connection can write at once: nobody holds SQLite's write lock.
+    let other = strata::rusqlite::Connection::open(&db).unwrap();
+    other
+        .execute_batch("CREATE TABLE app_own (id INTEGER)")
+        .unwrap();
+    // The next run finishes the job, and each migration took effect once.
+    rt.block_on(migrator.up(&mut conn, Target::Head)).unwrap();
+    assert_eq!(count(&db, "SELECT count(*) FROM log"), 4);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM strata_schema_migrations WHERE success = 1"
+        ),
+        5
+    );
 }

@@ -63,7 +63,9 @@ impl PgDriver<'static> {
 }
 
 impl<'a> PgDriver<'a> {
-    /// Runs on the application's own client, in its session's `search_path`. The
+    /// Runs on the application's own client, in its session's `search_path` (a session
+    /// that set its own keeps strata's tables in its first schema, as a URL's
+    /// `?search_path=` does). The
     /// migration lock is the same session advisory lock a URL run takes; behind a
     /// connection pooler (which needs a lease and a second connection) and for
     /// pg_dump backups, strata needs a URL instead.
@@ -71,7 +73,21 @@ impl<'a> PgDriver<'a> {
         client: &'a mut Client,
         names: &HistoryNames,
     ) -> Result<Self, DriverError> {
-        PgDriver::with(Handle::Borrowed(client), None, None, names).await
+        // A session that set its own search_path (`SET search_path = tenant_42`) is a
+        // tenant, as a URL's `?search_path=` is: its history lives in its first schema,
+        // not in the `strata` schema the database's other tenants share.
+        let rows = history::rows(
+            client,
+            "SELECT current_setting('search_path'), \
+             (SELECT reset_val FROM pg_settings WHERE name = 'search_path')",
+        )
+        .await?;
+        let (now, default) = match rows.into_iter().next() {
+            Some(r) => (r[0].clone(), r[1].clone()),
+            None => (None, None),
+        };
+        let search_path = now.filter(|n| Some(n) != default.as_ref());
+        PgDriver::with(Handle::Borrowed(client), None, search_path, names).await
     }
 
     async fn with(

@@ -123,6 +123,19 @@ impl<'a> SqliteDriver<'a> {
     }
 }
 
+/// A run dropped midway (its future cancelled, a panic) must not leave the
+/// application's own connection inside strata's write transaction: the application's
+/// next statements would join it, and hold SQLite's write lock.
+impl Drop for SqliteDriver<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.as_deref().filter(|_| self.is_borrowed()) {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+        }
+    }
+}
+
 /// A rusqlite error; busy/locked (another writer) is transient.
 pub(crate) fn sqlite_error(e: &rusqlite::Error) -> DriverError {
     let mut err = DriverError::query(e.to_string());
