@@ -15,18 +15,17 @@ fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
-fn five_inserts() -> Vec<(String, String)> {
-    let mut files = vec![(
-        "001_log.sql".to_string(),
-        "CREATE TABLE log (n INTEGER);\n".to_string(),
-    )];
+/// 001 creates `log`; 002 to 005 each insert one row into it.
+fn five_inserts() -> tempfile::TempDir {
+    let dir = dir_with(&[("001_log.sql", "CREATE TABLE log (n INTEGER);\n")]);
     for v in 2..=5 {
-        files.push((
-            format!("00{v}_row.sql"),
+        std::fs::write(
+            dir.path().join("migrations").join(format!("00{v}_row.sql")),
             format!("INSERT INTO log (n) VALUES ({v});\n"),
-        ));
+        )
+        .unwrap();
     }
-    files
+    dir
 }
 
 fn count(path: &Path, sql: &str) -> i64 {
@@ -36,12 +35,7 @@ fn count(path: &Path, sql: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_borrowed_sqlite_connections_apply_each_migration_once() {
-    let files = five_inserts();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let dir = dir_with(&refs);
+    let dir = five_inserts();
     let db = dir.path().join("app.db");
     let migrator = Migrator::from_dir(dir.path().join("migrations")).unwrap();
     let runs: Vec<_> = (0..6)
@@ -316,12 +310,7 @@ fn a_run_dropped_midway_leaves_the_borrowed_sqlite_connection_usable() {
             }
         }
     }
-    let files = five_inserts();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let dir = dir_with(&refs);
+    let dir = five_inserts();
     let db = dir.path().join("app.db");
     let migrator = Migrator::from_dir(dir.path().join("migrations")).unwrap();
     let mut conn = strata::rusqlite::Connection::open(&db).unwrap();
