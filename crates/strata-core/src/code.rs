@@ -97,6 +97,28 @@ impl<'a> CodeContext<'a> {
     pub fn client<T: Any>(&mut self) -> Option<&mut T> {
         self.driver.client()?.downcast_mut::<T>()
     }
+
+    /// [`client`](Self::client), or an error that says which client this database has:
+    /// a `T` from another version of the client crate is a different type, so take the
+    /// crate from `strata` (`strata::tokio_postgres::Client`, `strata::rusqlite::Connection`).
+    pub fn require<T: Any>(&mut self) -> Result<&mut T, CodeError> {
+        let kind = self.kind();
+        let native = match kind {
+            "postgres" => "strata::tokio_postgres::Client",
+            "sqlite" => "strata::rusqlite::Connection",
+            "mysql" => "strata::mysql_async::Conn",
+            "duckdb" => "strata::duckdb::Connection",
+            "mongodb" => "strata::mongodb::Database",
+            _ => "strata::drivers::elasticsearch::Client",
+        };
+        self.client::<T>().ok_or_else(|| {
+            format!(
+                "this code migration asked for a `{}`, but the {kind} driver's client is a `{native}` (of the client crate version strata uses)",
+                std::any::type_name::<T>()
+            )
+            .into()
+        })
+    }
 }
 
 /// A shared handle on registered code, so [`Migration`] stays `Clone` and `Debug`.

@@ -2,7 +2,7 @@
 //! `strata.sum`, ordering and planning, the [`Driver`] trait and the [`Migrator`] run
 //! loop. No database client crates here: drivers live in `strata-drivers`.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 #[doc(hidden)]
 pub mod adopt;

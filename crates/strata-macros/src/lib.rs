@@ -5,7 +5,7 @@
 //! Written without syn/quote: the input is one string literal and the output is data,
 //! so a formatted string parsed into tokens is all it takes.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 use proc_macro::TokenStream;
 use std::path::PathBuf;

@@ -163,3 +163,36 @@ fn a_version_taken_by_a_file_is_refused() {
     assert_eq!(err.exit_code(), 2);
     assert!(err.to_string().contains("used twice"), "{err}");
 }
+
+/// Asking for the wrong client type is an error that names the right one, not a
+/// silent `None` (a client crate of another version is another type).
+#[tokio::test]
+async fn the_wrong_client_type_is_named() {
+    struct WrongClient;
+    #[strata::async_trait]
+    impl CodeMigration for WrongClient {
+        fn version(&self) -> &str {
+            "002"
+        }
+        fn name(&self) -> &str {
+            "wrong_client"
+        }
+        async fn up(&self, db: &mut CodeContext<'_>) -> Result<(), CodeError> {
+            db.require::<String>()?;
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("m")).unwrap();
+    let migrator = Migrator::from_dir(dir.path().join("m"))
+        .unwrap()
+        .register(WrongClient)
+        .unwrap();
+    let mut conn = strata::rusqlite::Connection::open(dir.path().join("app.db")).unwrap();
+    let err = migrator.up(&mut conn, Target::Head).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("`alloc::string::String`") && text.contains("strata::rusqlite::Connection"),
+        "{text}"
+    );
+}

@@ -33,9 +33,7 @@ impl CodeMigration for FillSlugs {
     async fn up(&self, db: &mut CodeContext<'_>) -> Result<(), CodeError> {
         match db.kind() {
             "sqlite" => {
-                let conn = db
-                    .client::<strata::rusqlite::Connection>()
-                    .ok_or("no SQLite connection")?;
+                let conn = db.require::<strata::rusqlite::Connection>()?;
                 let notes: Vec<(i64, String)> = conn
                     .prepare("SELECT id, title FROM notes")?
                     .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -48,9 +46,7 @@ impl CodeMigration for FillSlugs {
                 }
             }
             "postgres" => {
-                let client = db
-                    .client::<strata::tokio_postgres::Client>()
-                    .ok_or("no PostgreSQL client")?;
+                let client = db.require::<strata::tokio_postgres::Client>()?;
                 for row in client.query("SELECT id, title FROM notes", &[]).await? {
                     let (id, title): (i32, String) = (row.get(0), row.get(1));
                     client

@@ -53,8 +53,9 @@ fn code_template(version: &str, name: &str, description: &str, down: bool) -> St
          fn name(&self) -> &str {{\n        \"{name}\"\n    }}\n\n    \
          fn description(&self) -> Option<&str> {{\n        Some({description:?})\n    }}\n\n    \
          async fn up(&self, db: &mut CodeContext<'_>) -> Result<(), CodeError> {{\n        \
-         // The driver's own client: db.client::<tokio_postgres::Client>(),\n        \
-         // db.client::<rusqlite::Connection>(), db.client::<mongodb::Database>(), ...\n        \
+         // The driver's own client, from the crates strata re-exports:\n        \
+         // db.require::<strata::tokio_postgres::Client>()?,\n        \
+         // db.require::<strata::rusqlite::Connection>()?, ...\n        \
          let _ = db.kind();\n        Ok(())\n    }}\n{down}}}\n"
     )
 }
